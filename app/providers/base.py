@@ -1,0 +1,243 @@
+"""The provider interface: who to call (ProviderTarget), what to ask (ChatRequest, EmbedRequest),
+normalised results and stream events, and the one error type adapters raise.
+
+Adapters implement `_complete`, `_stream` and `_embed`; the public methods here add the guarantees
+every caller relies on, so no adapter has to remember them:
+
+- `complete`/`embed` raise only `ProviderError`;
+- `stream` never raises (except cancellation): it yields zero or more `TextDelta`/`UsageUpdate`
+  events and then exactly one terminal event, `Finished` or `StreamFailed`.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+import httpx
+
+from app.domain.enums import ApiType, ChatRole, FinishReason, ModelGroup, Provider
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Decrypted credentials for one call. `repr` never shows them."""
+
+    token: str | None = None
+    client_key: str | None = None
+    secret_key: str | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(token={'***' if self.token else None}, "
+            f"client_key={'***' if self.client_key else None}, "
+            f"secret_key={'***' if self.secret_key else None})"
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.token, self.client_key, self.secret_key) if s)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderTarget:
+    """One model as the provider layer sees it: where it lives, how to authenticate, what it is."""
+
+    provider: Provider
+    provider_model_id: str
+    model_group: ModelGroup = ModelGroup.CHAT
+    api_type: ApiType = ApiType.CHAT_COMPLETION
+    model_url: str | None = None
+    settings: Mapping[str, str] = field(default_factory=dict)
+    credentials: Credentials = field(default_factory=Credentials)
+
+
+@dataclass(frozen=True, slots=True)
+class ChatMessage:
+    role: ChatRole
+    content: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A conversation. `system_prompt` is already composed (model's prompt, then the request's);
+    each adapter places it where its provider expects it."""
+
+    messages: tuple[ChatMessage, ...]
+    system_prompt: str | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+    def prompt_text(self) -> str:
+        """The conversation flattened for completion endpoints, which take one prompt string."""
+        parts = [self.system_prompt] if self.system_prompt else []
+        parts.extend(m.content for m in self.messages)
+        return "\n\n".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedRequest:
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Embeddings:
+    vectors: list[list[float]]
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class UsageUpdate:
+    """Usage so far; a later update replaces an earlier one."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    reason: FinishReason
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailed:
+    error: ProviderError
+
+
+StreamEvent = TextDelta | UsageUpdate | Finished | StreamFailed
+
+
+class ProviderErrorCode(StrEnum):
+    RATE_LIMITED = "RATE_LIMITED"
+    OVERLOADED = "OVERLOADED"
+    TIMEOUT = "TIMEOUT"
+    CONNECT_FAILED = "CONNECT_FAILED"
+    CONTEXT_TOO_LONG = "CONTEXT_TOO_LONG"
+    CONTENT_FILTERED = "CONTENT_FILTERED"
+    AUTH_FAILED = "AUTH_FAILED"
+    BAD_REQUEST = "BAD_REQUEST"
+    UPSTREAM_ERROR = "UPSTREAM_ERROR"
+    MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
+
+
+_RETRYABLE_BY_DEFAULT = frozenset(
+    {
+        ProviderErrorCode.RATE_LIMITED,
+        ProviderErrorCode.OVERLOADED,
+        ProviderErrorCode.TIMEOUT,
+        ProviderErrorCode.CONNECT_FAILED,
+        ProviderErrorCode.UPSTREAM_ERROR,
+    }
+)
+
+
+class ProviderError(Exception):
+    """The only exception adapters raise. `message` is safe to show a caller: it never holds
+    upstream headers, the request, or a credential."""
+
+    def __init__(
+        self,
+        code: ProviderErrorCode,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.retry_after = retry_after
+        self.retryable = code in _RETRYABLE_BY_DEFAULT if retryable is None else retryable
+
+    def __repr__(self) -> str:
+        return f"ProviderError({self.code}, {self.message!r}, status={self.status})"
+
+
+def error_from_exception(exc: BaseException) -> ProviderError:
+    """Maps whatever escaped an adapter to a ProviderError without leaking its text."""
+    if isinstance(exc, ProviderError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+        return ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time")
+    if isinstance(exc, httpx.ConnectError):
+        return ProviderError(ProviderErrorCode.CONNECT_FAILED, "could not connect to the provider")
+    if isinstance(exc, httpx.TransportError):
+        return ProviderError(ProviderErrorCode.CONNECT_FAILED, "the connection to the provider failed")
+    if isinstance(exc, KeyError | IndexError | TypeError | ValueError | json.JSONDecodeError):
+        return ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider sent a malformed response")
+    return ProviderError(ProviderErrorCode.UPSTREAM_ERROR, "the provider call failed")
+
+
+class ProviderAdapter(ABC):
+    """One wire format. Instances are cheap and made per call for one target."""
+
+    def __init__(self, target: ProviderTarget) -> None:
+        self.target = target
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        try:
+            return await self._complete(request)
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+
+    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+        finished = False
+        try:
+            async for event in self._stream(request):
+                if isinstance(event, Finished | StreamFailed):
+                    finished = True
+                    yield event
+                    return
+                yield event
+        except Exception as exc:
+            finished = True
+            yield StreamFailed(error_from_exception(exc))
+            return
+        if not finished:
+            yield StreamFailed(
+                ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended early")
+            )
+
+    async def embed(self, request: EmbedRequest) -> Embeddings:
+        try:
+            return await self._embed(request)
+        except Exception as exc:
+            raise error_from_exception(exc) from exc
+
+    @abstractmethod
+    async def _complete(self, request: ChatRequest) -> Completion: ...
+
+    @abstractmethod
+    def _stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+
+    async def _embed(self, request: EmbedRequest) -> Embeddings:
+        raise ProviderError(
+            ProviderErrorCode.BAD_REQUEST,
+            f"{self.target.provider} models do not support embeddings here",
+            retryable=False,
+        )
