@@ -1,0 +1,162 @@
+"""Command line: python -m app {serve,migrate,export-schema,create-api-key}."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from uuid import UUID
+
+import orjson
+from aiohttp import web
+
+from app.config import Settings
+from app.db import Database, EmbeddedPostgres, migrate
+from app.domain.auth import Role
+from app.logs import configure_logging
+from app.services.container import Services
+from app.services.demo import seed_demo
+
+log = logging.getLogger("modelgate")
+
+
+@contextlib.contextmanager
+def database(settings: Settings) -> Iterator[Settings]:
+    """Settings with a database URL: DATABASE_URL, else an embedded PostgreSQL in data_dir
+    (started here, stopped on the way out)."""
+    if settings.database_url:
+        yield settings
+        return
+    embedded = EmbeddedPostgres(settings.data_dir / "postgres")
+    try:
+        yield settings.model_copy(update={"database_url": embedded.dsn})
+    finally:
+        embedded.stop()
+
+
+@contextlib.asynccontextmanager
+async def services_for(settings: Settings) -> AsyncIterator[Services]:
+    assert settings.database_url
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    try:
+        yield Services(settings, db, settings.database_url)
+    finally:
+        await db.close()
+
+
+async def _prepare(settings: Settings) -> None:
+    """Migrates, then seeds the demo organization on first start and prints its keys."""
+    assert settings.database_url
+    await migrate(settings.database_url)
+    keys_file = settings.data_dir / "demo-keys.json"
+    async with services_for(settings) as services:
+        keys = await seed_demo(services)
+    if keys is not None:
+        # Development convenience: the demo keys are kept beside the embedded database so that
+        # later starts can show them again. Never done for anything but the demo organization.
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        keys_file.write_bytes(
+            orjson.dumps({"platformAdmin": keys.platform_admin, "demo": keys.demo_organization})
+        )
+        keys_file.chmod(0o600)
+    if keys_file.exists():
+        saved = orjson.loads(keys_file.read_bytes())
+        print(f"Platform-admin key: {saved['platformAdmin']}")
+        print(f"Demo organization key: {saved['demo']}")
+
+
+def serve(settings: Settings) -> None:
+    from app.server import create_app
+
+    with database(settings) as ready:
+        asyncio.run(_prepare(ready))
+        print(f"Modelgate on http://{ready.host}:{ready.port}/graphql", flush=True)
+        web.run_app(create_app(ready), host=ready.host, port=ready.port, print=None, shutdown_timeout=10)
+
+
+def run_migrations(settings: Settings) -> None:
+    with database(settings) as ready:
+        assert ready.database_url
+        applied = asyncio.run(migrate(ready.database_url))
+        print(f"applied {len(applied)} migration(s)")
+
+
+def export_schema(output: Path | None) -> None:
+    from app.api.schema import schema
+
+    sdl = schema.as_str() + "\n"
+    if output is None:
+        sys.stdout.write(sdl)
+    else:
+        output.write_text(sdl)
+
+
+async def _create_api_key(settings: Settings, args: argparse.Namespace) -> str:
+    async with services_for(settings) as services:
+        if args.platform_admin:
+            _, key = await services.api_keys.create_unchecked(
+                name=args.name, organization_id=None, platform_admin=True
+            )
+            return key
+        organization_id = UUID(args.organization)
+        if await services.repositories.organizations.get(organization_id) is None:
+            raise SystemExit(f"no organization {organization_id}")
+        project_id = UUID(args.project) if args.project else None
+        if project_id is not None:
+            project = await services.repositories.projects.get(project_id)
+            if project is None or project.organization_id != organization_id:
+                raise SystemExit(f"no project {project_id} in organization {organization_id}")
+        _, key = await services.api_keys.create_unchecked(
+            name=args.name,
+            organization_id=organization_id,
+            project_id=project_id,
+            role=Role(args.role.upper()),
+        )
+        return key
+
+
+def create_api_key(settings: Settings, args: argparse.Namespace) -> None:
+    if not args.platform_admin and not args.organization:
+        raise SystemExit("give --platform-admin or --organization ID")
+    with database(settings) as ready:
+        asyncio.run(migrate(ready.database_url or ""))
+        key = asyncio.run(_create_api_key(ready, args))
+    print(key)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m app", description="Modelgate")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="migrate, seed the demo on first start, serve")
+    serve_cmd.add_argument("--host")
+    serve_cmd.add_argument("--port", type=int)
+    commands.add_parser("migrate", help="apply pending migrations")
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export.add_argument("--output", type=Path)
+    key_cmd = commands.add_parser("create-api-key", help="create an API key; prints only the key last")
+    key_cmd.add_argument("--name", required=True)
+    key_cmd.add_argument("--platform-admin", action="store_true")
+    key_cmd.add_argument("--organization", help="organization UUID")
+    key_cmd.add_argument("--project", help="project UUID")
+    key_cmd.add_argument("--role", default="developer", choices=["admin", "developer", "viewer"])
+    args = parser.parse_args(argv)
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    if args.command == "serve":
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+        serve(settings.model_copy(update=overrides))
+    elif args.command == "migrate":
+        run_migrations(settings)
+    elif args.command == "export-schema":
+        export_schema(args.output)
+    elif args.command == "create-api-key":
+        create_api_key(settings, args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,134 @@
+"""Top-level GraphQL errors and user errors.
+
+Top-level `errors` are for client and server faults only; each carries `extensions.code` from the
+closed `ErrorCode` set and `extensions.requestId`. Anything unexpected is masked: the client sees
+"Unexpected error." and the detail goes to the log under the same request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Iterator
+from enum import Enum
+from typing import Any, Protocol, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from app.db import DatabaseUnavailable
+from app.domain.errors import AccessDenied, Unauthenticated, UserInputError
+
+log = logging.getLogger("modelgate.graphql")
+
+TOO_MANY_TOKENS_PREFIX = "Document contains more than"
+
+
+class ErrorCode(Enum):
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+
+
+class ApiError(Exception):
+    """A client or server fault whose message is safe to show."""
+
+    def __init__(self, code: ErrorCode, message: str, extensions: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.extensions = extensions or {}
+
+
+def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
+    """The public code, message and extra extensions for one error."""
+    original = error.original_error
+    if original is None:
+        preset = (error.extensions or {}).get("code")
+        if isinstance(preset, str) and preset in ErrorCode.__members__:
+            return ErrorCode[preset], error.message, dict(error.extensions or {})
+        if error.message.startswith(TOO_MANY_TOKENS_PREFIX):
+            return ErrorCode.QUERY_TOO_COMPLEX, error.message, {}
+        return ErrorCode.BAD_USER_INPUT, error.message, {}
+    if isinstance(original, ApiError):
+        return original.code, str(original), original.extensions
+    if isinstance(original, Unauthenticated):
+        return ErrorCode.UNAUTHENTICATED, "authentication required", {}
+    if isinstance(original, AccessDenied):
+        return ErrorCode.FORBIDDEN, str(original) or "forbidden", {}
+    if isinstance(original, DatabaseUnavailable):
+        return ErrorCode.SERVICE_UNAVAILABLE, "the service is temporarily unavailable", {}
+    if isinstance(original, UserInputError):
+        return ErrorCode.BAD_USER_INPUT, str(original), {}
+    if isinstance(original, GraphQLError):
+        return classify(original)
+    return ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.", {}
+
+
+def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
+    code, message, extensions = classify(error)
+    if code is ErrorCode.INTERNAL_SERVER_ERROR:
+        log.error(
+            "unexpected error in a GraphQL operation",
+            exc_info=error.original_error or error,
+            extra={"requestId": request_id, "path": error.path},
+        )
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={**extensions, "code": code.value, "requestId": request_id},
+    )
+
+
+class _HasErrors(Protocol):
+    errors: list[GraphQLError] | None
+
+
+class ErrorFormatter(SchemaExtension):
+    """Gives every error its code and request id, and masks the unexpected ones."""
+
+    def _process(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            request_id = getattr(self.execution_context.context, "request_id", "")
+            result.errors = [format_error(e, request_id) for e in errors]  # type: ignore[attr-defined]
+
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        self._process(result)
+        if initial := getattr(result, "initial_result", None):
+            self._process(initial)
+
+
+# ---- user errors ---------------------------------------------------------------------------------
+
+
+@strawberry.interface(description="An expected failure of a mutation, about one input field.")
+class UserError:
+    field: list[str] | None = strawberry.field(description="Path to the input field, e.g. [input, name].")
+    message: str
+
+
+E = TypeVar("E")
+T = TypeVar("T")
+
+
+def user_errors(exc: UserInputError, make: Callable[[str, list[str] | None, str], E]) -> list[E]:
+    return [make(e.code.value, list(e.field) if e.field else None, e.message) for e in exc.errors]
+
+
+async def attempt(
+    work: Awaitable[T], make_error: Callable[[str, list[str] | None, str], E]
+) -> tuple[T | None, list[E]]:
+    """Runs a mutation's work; expected failures become user errors, the rest propagates."""
+    try:
+        return await work, []
+    except UserInputError as exc:
+        return None, user_errors(exc, make_error)

@@ -1,0 +1,39 @@
+"""Opaque global IDs: base64url of "Type:uuid". Clients must treat them as opaque."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from uuid import UUID
+
+from app.domain.errors import NotFoundError
+
+
+def encode_id(type_name: str, value: UUID) -> str:
+    return base64.urlsafe_b64encode(f"{type_name}:{value}".encode()).decode().rstrip("=")
+
+
+def decode_any(global_id: str) -> tuple[str, UUID] | None:
+    try:
+        padded = global_id + "=" * (-len(global_id) % 4)
+        type_name, _, raw = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
+        return type_name, UUID(raw)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def decode_id(global_id: str, type_names: str | Sequence[str], field: Sequence[str]) -> UUID:
+    """The UUID inside `global_id` if it names one of `type_names`; otherwise the object reads as
+    not found (a malformed id and another type's id look the same as a missing object)."""
+    allowed = (type_names,) if isinstance(type_names, str) else tuple(type_names)
+    decoded = decode_any(global_id)
+    if decoded is None or decoded[0] not in allowed:
+        raise NotFoundError(allowed[0].lower(), field)
+    return decoded[1]
+
+
+def decode_optional(
+    global_id: str | None, type_names: str | Sequence[str], field: Sequence[str]
+) -> UUID | None:
+    return None if global_id is None else decode_id(global_id, type_names, field)

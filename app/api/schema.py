@@ -1,0 +1,70 @@
+"""The GraphQL schema: every area's queries and mutations merged, with the limits of settings.
+
+Importing this module has no side effects; `build_schema` makes a schema for given settings and
+`schema` is the default one that `export-schema` prints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import strawberry
+from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+
+from app.api.context import GraphQLInfo
+from app.api.errors import ErrorFormatter
+from app.api.limits import complexity_rule
+from app.api.node import Node, resolve_node
+from app.api.observability import OperationObserver
+from app.api.orgs.mutations import TenancyMutations
+from app.api.orgs.queries import TenancyQueries
+from app.config import Settings
+
+
+@strawberry.type
+class NodeQueries:
+    @strawberry.field(description="Any object by its global id; null when missing or not yours.")
+    async def node(self, info: GraphQLInfo, id: strawberry.ID) -> Node | None:
+        return await resolve_node(info, id)
+
+
+Query = merge_types("Query", (NodeQueries, TenancyQueries))
+Mutation = merge_types("Mutation", (TenancyMutations,))
+
+
+class ModelgateSchema(strawberry.Schema):
+    def process_errors(self, errors: Any, execution_context: Any = None) -> None:
+        """ErrorFormatter logs what is unexpected; expected errors are not worth a log line."""
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    extensions: list[Any] = [
+        OperationObserver,
+        ErrorFormatter,
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: AddValidationRules(
+            [
+                complexity_rule(
+                    max_depth=settings.max_query_depth,
+                    max_aliases=settings.max_query_aliases,
+                    max_cost=settings.max_query_cost,
+                )
+            ]
+        ),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return ModelgateSchema(
+        query=Query,
+        mutation=Mutation,
+        extensions=extensions,
+        types=[],
+        config=StrawberryConfig(
+            disable_field_suggestions=not settings.field_suggestions,
+            sort_schema=True,
+        ),
+    )
+
+
+schema = build_schema(Settings())

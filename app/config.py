@@ -1,0 +1,85 @@
+"""Settings: environment variables prefixed MODELGATE_, plus DATABASE_URL."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.providers.http import Timeouts
+from app.providers.runtime import ProviderConfig
+
+# Stytch B2B session JWTs carry the organization and roles under namespaced claims.
+STYTCH_ORGANIZATION_CLAIM = ("https://stytch.com/organization", "organization_id")
+STYTCH_ROLES_CLAIM = ("https://stytch.com/session", "roles")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELGATE_", extra="ignore")
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MODELGATE_DATABASE_URL")
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path(".data")
+    log_level: str = "INFO"
+
+    # Database pool; a request waits at most `db_acquire_timeout` seconds before SERVICE_UNAVAILABLE.
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 20
+    db_acquire_timeout: float = 5.0
+
+    # GraphQL surface and limits.
+    graphiql: bool = True
+    introspection: bool = True
+    field_suggestions: bool = True
+    max_query_depth: int = 12
+    max_query_aliases: int = 30
+    max_query_tokens: int = 5000
+    max_query_cost: int = 20000
+    max_body_bytes: int = 1_000_000
+    max_subscriptions_per_connection: int = 10
+
+    # Secrets: "kid:base64key,…"; the first key encrypts. Unset: a development key in data_dir.
+    secret_keys: SecretStr | None = None
+
+    # JWT bearer tokens (an identity provider such as Stytch B2B).
+    jwt_hs256_secret: SecretStr | None = None
+    jwt_jwks_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_organization_claim: list[str] = Field(default_factory=lambda: list(STYTCH_ORGANIZATION_CLAIM))
+    jwt_roles_claim: list[str] = Field(default_factory=lambda: list(STYTCH_ROLES_CLAIM))
+    # Maps identity-provider role names to Modelgate roles (admin, developer, viewer).
+    jwt_role_map: dict[str, str] = Field(
+        default_factory=lambda: {"stytch_admin": "admin", "stytch_member": "developer"}
+    )
+    jwks_refetch_interval: float = 60.0
+
+    # Provider calls.
+    allow_private_upstreams: bool = False
+    provider_connect_timeout: float = 5.0
+    provider_first_byte_timeout: float = 60.0
+    provider_idle_timeout: float = 30.0
+    bedrock_region: str | None = None
+    google_oauth_url: str = "https://oauth2.googleapis.com/token"
+
+    # How often buffered bookkeeping (API key last use) is written.
+    flush_interval: float = 5.0
+
+    @cached_property
+    def provider_config(self) -> ProviderConfig:
+        return ProviderConfig(
+            timeouts=Timeouts(
+                connect=self.provider_connect_timeout,
+                first_byte=self.provider_first_byte_timeout,
+                idle=self.provider_idle_timeout,
+            ),
+            allow_private_upstreams=self.allow_private_upstreams,
+            bedrock_region=self.bedrock_region,
+            google_oauth_url=self.google_oauth_url,
+        )

@@ -1,0 +1,196 @@
+"""The database: the asyncpg pool, migrations, the embedded PostgreSQL, LISTEN/NOTIFY.
+
+Repositories use `Database` rather than the pool directly so that an unreachable database is
+reported one way everywhere: `DatabaseUnavailable`, within the acquire timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import warnings
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
+_MIGRATION_LOCK_ID = 0x6D6F64656C676174  # "modelgat": one advisory lock for every instance
+_MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+
+_CONNECTIVITY_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached in time. Safe to report as SERVICE_UNAVAILABLE."""
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            type_name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+        )
+
+
+class Database:
+    def __init__(self, pool: asyncpg.Pool, acquire_timeout: float) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    @classmethod
+    async def connect(
+        cls, dsn: str, *, min_size: int = 1, max_size: int = 20, acquire_timeout: float = 5.0
+    ) -> Database:
+        pool = await asyncpg.create_pool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            timeout=acquire_timeout,
+            # Statements are small and hand-written: the default statement cache is right.
+        )
+        return cls(pool, acquire_timeout)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[asyncpg.Connection]:
+        try:
+            async with asyncio.timeout(self.acquire_timeout):
+                conn = await self.pool.acquire()
+        except _CONNECTIVITY_ERRORS as exc:
+            raise DatabaseUnavailable("the database is unavailable") from exc
+        try:
+            yield conn
+        except _CONNECTIVITY_ERRORS as exc:
+            raise DatabaseUnavailable("the database connection was lost") from exc
+        finally:
+            await self.pool.release(conn)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self.connection() as conn, conn.transaction():
+            yield conn
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self.connection() as conn:
+            rows: list[asyncpg.Record] = await conn.fetch(query, *args)
+            return rows
+
+    async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
+        async with self.connection() as conn:
+            row: asyncpg.Record | None = await conn.fetchrow(query, *args)
+            return row
+
+    async def fetchval(self, query: str, *args: Any) -> Any:
+        async with self.connection() as conn:
+            return await conn.fetchval(query, *args)
+
+    async def execute(self, query: str, *args: Any) -> str:
+        async with self.connection() as conn:
+            status: str = await conn.execute(query, *args)
+            return status
+
+    async def notify(self, channel: str, payload: str) -> None:
+        await self.execute("SELECT pg_notify($1, $2)", channel, payload)
+
+
+def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
+    files = []
+    for path in sorted(directory.glob("*.sql")):
+        match = _MIGRATION_FILE.match(path.name)
+        if not match:
+            raise RuntimeError(f"migration file name not understood: {path.name}")
+        files.append((int(match.group(1)), path))
+    return files
+
+
+async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[int]:
+    """Applies pending migrations in order, each in its own transaction, under an advisory lock so
+    that instances starting together do not both migrate. Returns the versions it applied."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
+        try:
+            await conn.execute(
+                """CREATE TABLE IF NOT EXISTS schema_migrations (
+                       version integer PRIMARY KEY,
+                       name text NOT NULL,
+                       applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            done = []
+            for version, path in migration_files(directory):
+                if version in applied:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(path.read_text())
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, path.name
+                    )
+                log.info("applied migration", extra={"migration": path.name})
+                done.append(version)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
+    finally:
+        await conn.close()
+
+
+async def pending_migrations(db: Database, directory: Path = MIGRATIONS_DIR) -> list[int]:
+    rows = await db.fetch("SELECT version FROM schema_migrations")
+    applied = {r["version"] for r in rows}
+    return [v for v, _ in migration_files(directory) if v not in applied]
+
+
+class EmbeddedPostgres:
+    """A PostgreSQL server of our own (pgserver) with its data in `data_dir`, reused across starts."""
+
+    def __init__(self, data_dir: Path) -> None:
+        from pgserver.postgres_server import get_server
+
+        data_dir.mkdir(parents=True, exist_ok=True)
+        logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every command at INFO
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            self._server = get_server(str(data_dir.resolve()), cleanup_mode="stop")
+
+    @property
+    def dsn(self) -> str:
+        return str(self._server.get_uri())
+
+    def stop(self) -> None:
+        self._server.cleanup()
+
+
+@asynccontextmanager
+async def listening(dsn: str, channel: str, callback: Callable[[str], None]) -> AsyncIterator[None]:
+    """LISTEN on `channel` on a dedicated connection for the duration of the block."""
+    conn = await asyncpg.connect(dsn)
+
+    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
+        callback(payload)
+
+    await conn.add_listener(channel, on_notify)
+    try:
+        yield
+    finally:
+        try:
+            await conn.remove_listener(channel, on_notify)
+        finally:
+            await conn.close()

@@ -1,0 +1,61 @@
+"""Organizations and projects, and the rules on their fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+from app.domain.enums import Plan
+from app.domain.errors import ErrorCollector
+
+NAME_MAX_LENGTH = 200
+
+
+class TenancyErrorCode(StrEnum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    DUPLICATE = "DUPLICATE"
+    NOT_FOUND = "NOT_FOUND"
+    CONFLICT = "CONFLICT"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: UUID
+    name: str
+    plan: Plan
+    monthly_credit_limit: Decimal | None
+    auto_migrate_end_of_life: bool
+    external_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    id: UUID
+    organization_id: UUID
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+def check_name(errors: ErrorCollector, name: str | None, *path: str) -> None:
+    """Names are 1-200 characters after trimming surrounding white space."""
+    if name is None:
+        return
+    if not name.strip():
+        errors.add(TenancyErrorCode.REQUIRED, "must not be empty", *path)
+    elif len(name) > NAME_MAX_LENGTH:
+        errors.add(TenancyErrorCode.TOO_LONG, f"must be at most {NAME_MAX_LENGTH} characters", *path)
+
+
+def check_credit_limit(errors: ErrorCollector, limit: Decimal | None, *path: str) -> None:
+    if limit is not None and (limit < 0 or not limit.is_finite() or limit >= Decimal(10) ** 14):
+        errors.add(TenancyErrorCode.OUT_OF_RANGE, "must be between 0 and 10^14", *path)

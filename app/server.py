@@ -1,0 +1,137 @@
+"""The aiohttp application: lifecycle of the pool and services, routes and middlewares."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import orjson
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from app.api.schema import build_schema
+from app.api.view import ModelgateView
+from app.config import Settings
+from app.db import Database, DatabaseUnavailable, pending_migrations
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS
+from app.services.container import Services
+
+access_log = logging.getLogger("modelgate.access")
+log = logging.getLogger("modelgate.server")
+
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _graphql_error_response(status: int, code: str, message: str, request_id: str) -> web.Response:
+    body = {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": code, "requestId": request_id}}],
+    }
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+@web.middleware
+async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Request id, body size limit, masking of unexpected failures, access log and metrics."""
+    incoming = request.headers.get("X-Request-Id", "")
+    request[REQUEST_ID] = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    started = time.perf_counter()
+    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
+    limit = request.app[SETTINGS].max_body_bytes
+    response: web.StreamResponse
+    try:
+        if request.content_length is not None and request.content_length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        response = await handler(request)
+    except web.HTTPRequestEntityTooLarge:
+        response = _graphql_error_response(
+            413, "BAD_USER_INPUT", f"the request body is larger than {limit} bytes", request[REQUEST_ID]
+        )
+    except web.HTTPException as exc:
+        response = exc
+    except DatabaseUnavailable:
+        response = _graphql_error_response(
+            503, "SERVICE_UNAVAILABLE", "the service is temporarily unavailable", request[REQUEST_ID]
+        )
+    except Exception:
+        log.exception("unhandled error", extra={"requestId": request[REQUEST_ID]})
+        response = _graphql_error_response(
+            500, "INTERNAL_SERVER_ERROR", "Unexpected error.", request[REQUEST_ID]
+        )
+    elapsed = time.perf_counter() - started
+    HTTP_REQUESTS.labels(route=route, status=str(response.status)).inc()
+    HTTP_LATENCY.labels(route=route).observe(elapsed)
+    access_log.info(
+        "request",
+        extra={
+            "requestId": request[REQUEST_ID],
+            "method": request.method,
+            "path": request.path,
+            "operation": request.get(OPERATION_NAME),
+            "caller": request.get(CALLER),
+            "status": response.status,
+            "durationMs": round(elapsed * 1000, 2),
+        },
+    )
+    return response
+
+
+async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
+    """Runs as headers are sent, so streamed and WebSocket responses carry the id too."""
+    if REQUEST_ID in request:
+        response.headers["X-Request-Id"] = request[REQUEST_ID]
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    try:
+        pending = await pending_migrations(services.db)
+    except DatabaseUnavailable:
+        return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
+    if pending:
+        return web.json_response({"status": "unavailable", "pendingMigrations": pending}, status=503)
+    return web.json_response({"status": "ready"})
+
+
+async def metrics(_request: web.Request) -> web.Response:
+    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def create_app(settings: Settings) -> web.Application:
+    if not settings.database_url:
+        raise ValueError("create_app needs settings.database_url")
+    dsn = settings.database_url
+    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        db = await Database.connect(
+            dsn,
+            min_size=settings.db_pool_min_size,
+            max_size=settings.db_pool_max_size,
+            acquire_timeout=settings.db_acquire_timeout,
+        )
+        services = Services(settings, db, dsn)
+        await services.start()
+        app[SERVICES] = services
+        yield
+        await services.stop()
+        await db.close()
+
+    app.cleanup_ctx.append(services_ctx)
+    app.on_response_prepare.append(_add_request_id)
+    view = ModelgateView(build_schema(settings), settings)
+    app.router.add_route("*", "/graphql", view)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    return app

@@ -1,0 +1,193 @@
+"""Use cases for API keys: create (secret shown once), revoke, list."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from enum import StrEnum
+from uuid import UUID
+
+from app.domain.auth import ROLE_PERMISSIONS, ApiKey, Permission, Principal, Role, generate_api_key
+from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError
+from app.domain.pagination import CreatedKey, Page, PageRequest
+from app.domain.tenancy import check_name
+from app.repositories.api_keys import ApiKeyRepository
+from app.repositories.organizations import OrganizationRepository, ProjectRepository
+from app.services.api_key_auth import API_KEYS_TOPIC
+from app.services.notifications import Notifications
+from app.services.permissions import require
+
+
+class ApiKeyErrorCode(StrEnum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    NOT_FOUND = "NOT_FOUND"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+
+
+class ApiKeyService:
+    def __init__(
+        self,
+        keys: ApiKeyRepository,
+        organizations: OrganizationRepository,
+        projects: ProjectRepository,
+        notifications: Notifications,
+    ) -> None:
+        self.keys = keys
+        self.organizations = organizations
+        self.projects = projects
+        self.notifications = notifications
+
+    async def list_for_organization(
+        self, principal: Principal, organization_id: UUID, page: PageRequest[CreatedKey]
+    ) -> Page[ApiKey]:
+        if not principal.can_access_organization(organization_id):
+            return Page([], False)
+        require(principal, Permission.KEYS_MANAGE)
+        return await self.keys.list_for_organization(organization_id, page)
+
+    async def get(self, principal: Principal, key_id: UUID) -> ApiKey | None:
+        key = await self.keys.get(key_id)
+        if key is None or key.organization_id is None:
+            return None
+        if not principal.can_access_organization(key.organization_id) or not principal.has(
+            Permission.KEYS_MANAGE
+        ):
+            return None
+        return key
+
+    async def create(
+        self,
+        principal: Principal,
+        *,
+        organization_id: UUID,
+        project_id: UUID | None,
+        name: str,
+        role: Role,
+        permissions: Iterable[str] | None,
+        expires_at: datetime | None,
+    ) -> tuple[ApiKey, str]:
+        if (
+            not principal.can_access_organization(organization_id)
+            or await self.organizations.get(organization_id) is None
+        ):
+            raise NotFoundError("organization", ["input", "organizationId"])
+        require(principal, Permission.KEYS_MANAGE)
+        errors = ErrorCollector()
+        check_name(errors, name, "input", "name")
+        if principal.project_id is not None and project_id != principal.project_id:
+            raise AccessDenied("a project key can only create keys for its own project")
+        if project_id is not None:
+            project = await self.projects.get(project_id)
+            if project is None or project.organization_id != organization_id:
+                errors.add(ApiKeyErrorCode.NOT_FOUND, "project not found", "input", "projectId")
+        granted = self._granted(errors, principal, role, permissions)
+        if expires_at is not None and expires_at <= datetime.now(UTC):
+            errors.add(ApiKeyErrorCode.INVALID, "must be in the future", "input", "expiresAt")
+        errors.raise_if_any()
+        return await self._insert(
+            organization_id=organization_id,
+            project_id=project_id,
+            name=name.strip(),
+            role=role,
+            permissions=granted,
+            expires_at=expires_at,
+        )
+
+    def _granted(
+        self, errors: ErrorCollector, principal: Principal, role: Role, permissions: Iterable[str] | None
+    ) -> frozenset[Permission]:
+        if permissions is None:
+            granted = ROLE_PERMISSIONS[role]
+        else:
+            granted_list = []
+            for index, value in enumerate(permissions):
+                if value not in Permission._value2member_map_:
+                    errors.add(
+                        ApiKeyErrorCode.INVALID,
+                        f"unknown permission {value!r}",
+                        "input",
+                        "permissions",
+                        str(index),
+                    )
+                else:
+                    granted_list.append(Permission(value))
+            granted = frozenset(granted_list)
+        if Permission.PLATFORM_ADMIN in granted:
+            errors.add(
+                ApiKeyErrorCode.PERMISSION_DENIED,
+                "platform:admin cannot be granted here",
+                "input",
+                "permissions",
+            )
+        elif not principal.is_platform_admin and not granted <= principal.permissions:
+            missing = ", ".join(sorted(p.value for p in granted - principal.permissions))
+            errors.add(
+                ApiKeyErrorCode.PERMISSION_DENIED,
+                f"you cannot grant what you do not have: {missing}",
+                "input",
+                "permissions",
+            )
+        return granted
+
+    async def create_unchecked(
+        self,
+        *,
+        name: str,
+        organization_id: UUID | None,
+        project_id: UUID | None = None,
+        role: Role | None = None,
+        platform_admin: bool = False,
+    ) -> tuple[ApiKey, str]:
+        """For the operator's CLI and the demo seed, which run with the database's authority."""
+        return await self._insert(
+            organization_id=None if platform_admin else organization_id,
+            project_id=project_id,
+            name=name,
+            role=role,
+            permissions=frozenset({Permission.PLATFORM_ADMIN})
+            if platform_admin
+            else ROLE_PERMISSIONS[role or Role.VIEWER],
+            expires_at=None,
+            platform_admin=platform_admin,
+        )
+
+    async def _insert(
+        self,
+        *,
+        organization_id: UUID | None,
+        project_id: UUID | None,
+        name: str,
+        role: Role | None,
+        permissions: frozenset[Permission],
+        expires_at: datetime | None,
+        platform_admin: bool = False,
+    ) -> tuple[ApiKey, str]:
+        new_key = generate_api_key()
+        key = await self.keys.insert(
+            key_id=uuid.uuid4(),
+            organization_id=organization_id,
+            project_id=project_id,
+            name=name,
+            prefix=new_key.prefix,
+            secret_hash=new_key.secret_hash,
+            role=role,
+            permissions=permissions,
+            is_platform_admin=platform_admin,
+            expires_at=expires_at,
+        )
+        return key, new_key.plaintext
+
+    async def revoke(self, principal: Principal, key_id: UUID) -> ApiKey:
+        key = await self.get(principal, key_id)
+        if key is None:
+            raise NotFoundError("API key", ["input", "id"])
+        if principal.project_id is not None and key.project_id != principal.project_id:
+            raise NotFoundError("API key", ["input", "id"])
+        revoked = await self.keys.revoke(key_id)
+        if revoked is None:
+            raise NotFoundError("API key", ["input", "id"])
+        await self.notifications.publish(API_KEYS_TOPIC, key.prefix)
+        return revoked

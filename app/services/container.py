@@ -1,0 +1,119 @@
+"""Builds every repository and service once per process, and runs the background bookkeeping."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+from app.config import Settings
+from app.db import Database
+from app.repositories.api_keys import ApiKeyRepository
+from app.repositories.organizations import OrganizationRepository, ProjectRepository
+from app.services.api_key_auth import API_KEYS_TOPIC, ApiKeyAuthenticator
+from app.services.api_keys import ApiKeyService
+from app.services.auth import Authenticator
+from app.services.jwt_auth import JwksCache, JwtAuthenticator
+from app.services.notifications import Notifications
+from app.services.tenancy import OrganizationService, ProjectService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Repositories:
+    organizations: OrganizationRepository
+    projects: ProjectRepository
+    api_keys: ApiKeyRepository
+
+
+class Services:
+    def __init__(self, settings: Settings, db: Database, dsn: str) -> None:
+        self.settings = settings
+        self.db = db
+        self.notifications = Notifications(db, dsn)
+        self.repositories = Repositories(
+            organizations=OrganizationRepository(db),
+            projects=ProjectRepository(db),
+            api_keys=ApiKeyRepository(db),
+        )
+        repos = self.repositories
+        self.organizations = OrganizationService(db, repos.organizations)
+        self.projects = ProjectService(db, repos.projects, self.organizations, self.notifications)
+        self.api_keys = ApiKeyService(repos.api_keys, repos.organizations, repos.projects, self.notifications)
+        self.key_auth = ApiKeyAuthenticator(repos.api_keys)
+        self.notifications.subscribe(API_KEYS_TOPIC, self.key_auth.invalidate)
+        self.auth = Authenticator(self.key_auth, _jwt_authenticator(settings, repos.organizations))
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.notifications.start()
+        self._flusher = asyncio.create_task(self._flush_periodically(), name="bookkeeping-flush")
+
+    async def stop(self) -> None:
+        if self._flusher:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
+        await self.notifications.stop()
+
+    async def flush(self) -> None:
+        """Writes buffered bookkeeping now (also done every `flush_interval` seconds)."""
+        try:
+            await self.key_auth.flush_last_use()
+        except Exception:
+            log.exception("could not record API key last use; will retry")
+
+    async def _flush_periodically(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.flush_interval)
+            await self.flush()
+
+
+def _jwt_authenticator(settings: Settings, organizations: OrganizationRepository) -> JwtAuthenticator:
+    jwks = None
+    if settings.jwt_jwks_file is not None:
+        jwks = JwksCache(
+            _file_fetcher(settings.jwt_jwks_file), refetch_interval=settings.jwks_refetch_interval
+        )
+    elif settings.jwt_jwks_url is not None:
+        jwks = JwksCache(_url_fetcher(settings.jwt_jwks_url), refetch_interval=settings.jwks_refetch_interval)
+    return JwtAuthenticator(
+        organizations,
+        hs256_secret=settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None,
+        jwks=jwks,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        organization_claim=settings.jwt_organization_claim,
+        roles_claim=settings.jwt_roles_claim,
+        role_map=settings.jwt_role_map,
+    )
+
+
+def _file_fetcher(path: Path) -> Any:
+    async def fetch() -> dict[str, Any]:
+        document: dict[str, Any] = orjson.loads(await asyncio.to_thread(path.read_bytes))
+        return document
+
+    return fetch
+
+
+def _url_fetcher(url: str) -> Any:
+    async def fetch() -> dict[str, Any]:
+        # The JWKS URL is the operator's configuration, not user input: no outbound guard needed.
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
+            session.get(url) as response,
+        ):
+            response.raise_for_status()
+            document: dict[str, Any] = await response.json(content_type=None)
+            return document
+
+    return fetch
