@@ -162,12 +162,12 @@ class EmbeddedPostgres:
     """A PostgreSQL server of our own (pgserver) with its data in `data_dir`, reused across starts."""
 
     def __init__(self, data_dir: Path) -> None:
-        from pgserver.postgres_server import get_server
-
         data_dir.mkdir(parents=True, exist_ok=True)
         logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every command at INFO
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+            from pgserver.postgres_server import get_server
+
             self._server = get_server(str(data_dir.resolve()), cleanup_mode="stop")
 
     @property

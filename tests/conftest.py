@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,16 +28,20 @@ from tests.support.postgres import create_database, drop_database, with_database
 
 
 @pytest.fixture(scope="session")
-def postgres_admin_dsn(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres_admin_dsn() -> Iterator[str]:
     url = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
     if url:
         yield url
         return
-    embedded = EmbeddedPostgres(tmp_path_factory.mktemp("postgres"))
+    # Not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user,
+    # which cannot enter pytest's private (0700) temporary directories.
+    data_dir = Path(tempfile.mkdtemp(prefix="modelgate-test-pg-"))
+    embedded = EmbeddedPostgres(data_dir)
     try:
         yield embedded.dsn
     finally:
         embedded.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -21,7 +21,7 @@ from app.domain.errors import AccessDenied, Unauthenticated, UserInputError
 
 log = logging.getLogger("modelgate.graphql")
 
-TOO_MANY_TOKENS_PREFIX = "Document contains more than"
+TOO_MANY_TOKENS = "Document contains more than"
 
 
 class ErrorCode(Enum):
@@ -50,7 +50,7 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
         preset = (error.extensions or {}).get("code")
         if isinstance(preset, str) and preset in ErrorCode.__members__:
             return ErrorCode[preset], error.message, dict(error.extensions or {})
-        if error.message.startswith(TOO_MANY_TOKENS_PREFIX):
+        if TOO_MANY_TOKENS in error.message:  # the parser token limit (MaxTokensLimiter)
             return ErrorCode.QUERY_TOO_COMPLEX, error.message, {}
         return ErrorCode.BAD_USER_INPUT, error.message, {}
     if isinstance(original, ApiError):
