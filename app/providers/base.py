@@ -11,12 +11,13 @@ every caller relies on, so no adapter has to remember them:
 
 from __future__ import annotations
 
-import json
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+import aiohttp
 import httpx
 
 from app.domain.enums import ApiType, ChatRole, FinishReason, ModelGroup, Provider
@@ -182,13 +183,16 @@ def error_from_exception(exc: BaseException) -> ProviderError:
     """Maps whatever escaped an adapter to a ProviderError without leaking its text."""
     if isinstance(exc, ProviderError):
         return exc
+    if isinstance(exc, httpx.ConnectTimeout) and isinstance(exc.__cause__, aiohttp.ClientConnectionError):
+        # httpx-aiohttp reports every aiohttp connection error, a dropped connection too, this way.
+        return ProviderError(ProviderErrorCode.CONNECT_FAILED, "the connection to the provider failed")
     if isinstance(exc, httpx.TimeoutException | TimeoutError):
         return ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time")
     if isinstance(exc, httpx.ConnectError):
         return ProviderError(ProviderErrorCode.CONNECT_FAILED, "could not connect to the provider")
     if isinstance(exc, httpx.TransportError):
         return ProviderError(ProviderErrorCode.CONNECT_FAILED, "the connection to the provider failed")
-    if isinstance(exc, KeyError | IndexError | TypeError | ValueError | json.JSONDecodeError):
+    if isinstance(exc, KeyError | IndexError | TypeError | AttributeError | ValueError):
         return ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider sent a malformed response")
     return ProviderError(ProviderErrorCode.UPSTREAM_ERROR, "the provider call failed")
 
@@ -208,12 +212,15 @@ class ProviderAdapter(ABC):
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
         finished = False
         try:
-            async for event in self._stream(request):
-                if isinstance(event, Finished | StreamFailed):
-                    finished = True
+            # aclosing: when the consumer stops early, the adapter's cleanup (closing the upstream
+            # response) runs now, not whenever the generator is collected.
+            async with aclosing(self._stream(request)) as events:
+                async for event in events:
+                    if isinstance(event, Finished | StreamFailed):
+                        finished = True
+                        yield event
+                        return
                     yield event
-                    return
-                yield event
         except Exception as exc:
             finished = True
             yield StreamFailed(error_from_exception(exc))
@@ -233,7 +240,7 @@ class ProviderAdapter(ABC):
     async def _complete(self, request: ChatRequest) -> Completion: ...
 
     @abstractmethod
-    def _stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+    def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]: ...
 
     async def _embed(self, request: EmbedRequest) -> Embeddings:
         raise ProviderError(

@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
+from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,7 +78,9 @@ class UpstreamHttp:
         self, url: str, body: Any, *, headers: Mapping[str, str], read_error: ErrorReader
     ) -> Any:
         """POST a JSON body, return the parsed JSON answer."""
-        async with self.open("POST", url, body=body, headers=headers, read_error=read_error) as response:
+        async with self.open(
+            "POST", url, body=body, headers=headers, read_error=read_error, streaming=False
+        ) as response:
             try:
                 async with asyncio.timeout(self.timeouts.first_byte):
                     content = await response.aread()
@@ -96,6 +98,7 @@ class UpstreamHttp:
         read_error: ErrorReader,
         body: Any = None,
         raw_body: bytes | None = None,
+        streaming: bool = True,
     ) -> AsyncIterator[httpx.Response]:
         """Send a request and yield the response once its status is known to be 2xx. Leaving the
         block closes the response (and, if it was not fully read, its connection)."""
@@ -104,6 +107,9 @@ class UpstreamHttp:
         request_headers = dict(headers)
         if body is not None:
             request_headers.setdefault("content-type", "application/json")
+        if streaming:
+            # A compressing proxy or server buffers an event stream, delaying every token.
+            request_headers.setdefault("accept-encoding", "identity")
         request = self.client.build_request(method, url, headers=request_headers, content=content)
         try:
             async with asyncio.timeout(self.timeouts.connect + self.timeouts.first_byte):
@@ -122,10 +128,10 @@ class UpstreamHttp:
         finally:
             await response.aclose()
 
-    async def iter_bytes(self, response: httpx.Response) -> AsyncIterator[bytes]:
-        """The body, chunk by chunk; the first chunk must come within the first-byte timeout
-        and each later one within the idle timeout."""
-        chunks = response.aiter_raw()
+    async def iter_bytes(self, response: httpx.Response) -> AsyncGenerator[bytes]:
+        """The (decoded) body, chunk by chunk; the first chunk must come within the first-byte
+        timeout and each later one within the idle timeout."""
+        chunks = response.aiter_bytes()
         limit = self.timeouts.first_byte
         while True:
             try:
@@ -141,11 +147,12 @@ class UpstreamHttp:
             if chunk:
                 yield chunk
 
-    async def iter_sse(self, response: httpx.Response) -> AsyncIterator[SseEvent]:
+    async def iter_sse(self, response: httpx.Response) -> AsyncGenerator[SseEvent]:
         parser = SseParser()
-        async for chunk in self.iter_bytes(response):
-            for event in parser.feed(chunk):
-                yield event
+        async with aclosing(self.iter_bytes(response)) as chunks:
+            async for chunk in chunks:
+                for event in parser.feed(chunk):
+                    yield event
         for event in parser.close():
             yield event
 

@@ -10,7 +10,12 @@ import re
 
 _MAX_DETAIL = 300
 _SECRET_LIKE = re.compile(
-    r"(?i)(bearer\s+\S+|sk-[a-z0-9_\-*]{4,}|(?:api[-_ ]?key|token|secret)[\"':= ]+\S+|[A-Za-z0-9+/_\-]{32,})"
+    r"(?i)("
+    r"bearer\s+\S+"
+    r"|sk-[a-z0-9_\-*]{4,}"
+    r"|(?:api[-_ ]?key|token|secret)[\"']?\s*[:=]\s*\S+"
+    r"|[A-Za-z0-9+/_\-]{32,}"
+    r")"
 )
 
 

@@ -1,0 +1,204 @@
+"""AWS Bedrock Runtime: Converse and ConverseStream for CHAT and COMPLETION models, InvokeModel with
+Amazon Titan text-embedding bodies for EMBEDDING models, through aioboto3.
+
+Which model: `bedrock://<model-id>` model URLs (an id, an inference-profile id or an ARN), else the
+target's providerModelId. Which region: the `region` setting, else the runtime's `bedrock_region`,
+else the AWS environment's. Authentication is the AWS credential chain; the model's `token` only
+says "use IAM" and is never sent anywhere. Clients and retries: see `bedrock_clients`.
+
+Factory: `bedrock_adapter(target, runtime) -> ProviderAdapter`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+
+from app.domain.enums import ChatRole, FinishReason
+from app.providers.base import (
+    ChatRequest,
+    Completion,
+    Embeddings,
+    EmbedRequest,
+    Finished,
+    ProviderAdapter,
+    ProviderError,
+    ProviderErrorCode,
+    ProviderTarget,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+)
+from app.providers.bedrock_clients import BedrockClients, bedrock_clients
+from app.providers.bedrock_errors import bedrock_errors
+from app.providers.http import Timeouts
+from app.providers.runtime import ProviderRuntime
+
+_URL_SCHEME = "bedrock://"
+# Embedding calls are one InvokeModel per text; this many run at once.
+_EMBED_CONCURRENCY = 8
+
+_FINISH_REASONS = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "content_filtered": FinishReason.CONTENT_FILTER,
+    "guardrail_intervened": FinishReason.CONTENT_FILTER,
+    "tool_use": FinishReason.TOOL_CALLS,
+}
+
+
+class BedrockAdapter(ProviderAdapter):
+    def __init__(
+        self, target: ProviderTarget, clients: BedrockClients, region: str | None, timeouts: Timeouts
+    ) -> None:
+        super().__init__(target)
+        self._clients = clients
+        self._region = region
+        self._timeouts = timeouts
+        self._secrets = target.credentials.secrets()
+
+    async def _complete(self, request: ChatRequest) -> Completion:
+        arguments = converse_arguments(self._model_id(), request)
+        with bedrock_errors(self._secrets):
+            client = await self._clients.client(self._region)
+            async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
+                response = await client.converse(**arguments)
+        text = "".join(block.get("text", "") for block in response["output"]["message"]["content"])
+        return Completion(text, _finish_reason(response.get("stopReason")), _usage(response.get("usage")))
+
+    async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
+        arguments = converse_arguments(self._model_id(), request)
+        finish: FinishReason | None = None
+        usage_seen = False
+        with bedrock_errors(self._secrets):
+            client = await self._clients.client(self._region)
+            async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
+                response = await client.converse_stream(**arguments)
+            stream = response["stream"]
+            try:
+                events = aiter(stream)
+                limit = self._timeouts.first_byte  # for the first event; each later one gets idle
+                while (event := await _next_event(events, limit)) is not None:
+                    limit = self._timeouts.idle
+                    if "contentBlockDelta" in event:
+                        if text := event["contentBlockDelta"]["delta"].get("text"):
+                            yield TextDelta(text)
+                    elif "messageStop" in event:
+                        finish = _finish_reason(event["messageStop"].get("stopReason"))
+                    elif "metadata" in event:
+                        usage_seen = True
+                        yield UsageUpdate(_usage(event["metadata"].get("usage")))
+            finally:
+                # Drops the HTTP connection at once when the consumer goes away mid-stream.
+                stream.close()
+        # The stream is complete only with messageStop and then metadata, before EOF.
+        if finish is None or not usage_seen:
+            raise ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended early")
+        yield Finished(finish)
+
+    async def _embed(self, request: EmbedRequest) -> Embeddings:
+        model_id = self._model_id()
+        with bedrock_errors(self._secrets):
+            client = await self._clients.client(self._region)
+        limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
+
+        async def embed_one(text: str) -> tuple[list[float], int]:
+            async with limit:
+                return await self._titan_embedding(client, model_id, text)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(embed_one(text)) for text in request.texts]
+        except BaseExceptionGroup as failures:
+            raise failures.exceptions[0] from None  # the first failure; the other calls were cancelled
+        results = [task.result() for task in tasks]
+        return Embeddings(
+            [vector for vector, _ in results], Usage(input_tokens=sum(tokens for _, tokens in results))
+        )
+
+    async def _titan_embedding(self, client: Any, model_id: str, text: str) -> tuple[list[float], int]:
+        with bedrock_errors(self._secrets):
+            async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
+                response = await client.invoke_model(
+                    modelId=model_id,
+                    body=orjson.dumps({"inputText": text}),
+                    contentType="application/json",
+                    accept="application/json",
+                )
+                try:
+                    body = await response["body"].read()
+                finally:
+                    response["body"].close()
+        answer = orjson.loads(body)
+        return [float(x) for x in answer["embedding"]], int(answer.get("inputTextTokenCount", 0))
+
+    def _model_id(self) -> str:
+        url = self.target.model_url
+        if not url:
+            return self.target.provider_model_id
+        if not url.startswith(_URL_SCHEME) or not url[len(_URL_SCHEME) :].strip("/"):
+            raise ProviderError(
+                ProviderErrorCode.BAD_REQUEST,
+                "a Bedrock model URL must look like bedrock://<model-id>",
+                retryable=False,
+            )
+        return unquote(url[len(_URL_SCHEME) :].strip("/"))
+
+
+def converse_arguments(model_id: str, request: ChatRequest) -> dict[str, Any]:
+    """Converse keeps system text apart from the turns, and wants the turns to alternate, so
+    consecutive messages of one role become one turn with several text blocks."""
+    system = [{"text": request.system_prompt}] if request.system_prompt else []
+    messages: list[dict[str, Any]] = []
+    for message in request.messages:
+        if message.role is ChatRole.SYSTEM:
+            system.append({"text": message.content})
+            continue
+        role = "user" if message.role is ChatRole.USER else "assistant"
+        if messages and messages[-1]["role"] == role:
+            messages[-1]["content"].append({"text": message.content})
+        else:
+            messages.append({"role": role, "content": [{"text": message.content}]})
+    arguments: dict[str, Any] = {"modelId": model_id, "messages": messages}
+    if system:
+        arguments["system"] = system
+    inference: dict[str, Any] = {}
+    if request.max_tokens is not None:
+        inference["maxTokens"] = request.max_tokens
+    if request.temperature is not None:
+        inference["temperature"] = request.temperature
+    if inference:
+        arguments["inferenceConfig"] = inference
+    return arguments
+
+
+async def _next_event(events: AsyncIterator[dict[str, Any]], limit: float) -> dict[str, Any] | None:
+    """The next stream event within `limit` seconds; None at the end of the stream."""
+    try:
+        async with asyncio.timeout(limit):
+            return await anext(events)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError as exc:
+        raise ProviderError(ProviderErrorCode.TIMEOUT, "the provider stream stalled") from exc
+
+
+def _finish_reason(stop_reason: str | None) -> FinishReason:
+    return _FINISH_REASONS.get(stop_reason or "", FinishReason.STOP)
+
+
+def _usage(usage: dict[str, Any] | None) -> Usage:
+    usage = usage or {}
+    return Usage(int(usage.get("inputTokens", 0)), int(usage.get("outputTokens", 0)))
+
+
+def bedrock_adapter(target: ProviderTarget, runtime: ProviderRuntime) -> ProviderAdapter:
+    region = target.settings.get("region") or runtime.config.bedrock_region
+    return BedrockAdapter(target, bedrock_clients(runtime), region, runtime.config.timeouts)

@@ -1,0 +1,275 @@
+"""A fake Anthropic Messages API on 127.0.0.1, faithful to the wire format (see
+shared/reference/provider-wire-formats.md §3): `POST /v1/messages` checked like the real API
+(`x-api-key`, `anthropic-version`, required `max_tokens`, no system role in `messages`), JSON answers
+or named SSE events padded with trailing spaces as the real API sends them, ending in
+`message_stop`; errors as `{"type":"error","error":{type,message},"request_id"}` with `request-id`,
+`x-should-retry` and, on 429, `retry-after`; mid-stream `event: error` under HTTP 200.
+
+    async with anthropic_fake() as fake:
+        fake.rate_limited(retry_after="7")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+API_KEY = "sk-ant-test-SECRET123456789"
+_request_ids = itertools.count(1)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    json: Any
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """Exact bytes to answer with (replaying a recording)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class AnthropicFake:
+    url: str = ""
+    api_key: str = API_KEY
+    # What the model answers.
+    reply: str = "Hello from the fake Claude."
+    chunks: int = 3  # text deltas the reply is split into
+    stop_reason: str = "end_turn"
+    input_tokens: int = 21
+    output_tokens: int = 9
+    raw: RawReply | None = None  # answer with these bytes instead (written in `write_size` pieces)
+    # Failure and timing switches.
+    error: tuple[int, str, str] | None = None  # (status, error.type, message) instead of an answer
+    error_headers: dict[str, str] = field(default_factory=dict)
+    stream_error: tuple[str, str] | None = None  # (error.type, message) as `event: error` mid-stream
+    delay: float = 0.0  # before the response headers
+    first_byte_delay: float = 0.0  # after the headers, before the first byte of the body
+    stall_after: int | None = None  # frames sent before the stream stalls for `stall_seconds`
+    stall_seconds: float = 30.0
+    disconnect_after: int | None = None  # frames sent before the connection is dropped
+    malformed_frame: bool = False  # a frame whose data is not JSON, after the first delta
+    omit_message_stop: bool = False
+    write_size: int | None = None  # split the body into writes of this many bytes
+    # What happened.
+    requests: list[RecordedRequest] = field(default_factory=list)
+    open_connections: int = 0  # responses still being written (a dropped client ends its handler)
+    all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set while none is open
+
+    # --- switches for the usual failures -------------------------------------------------------
+
+    def rate_limited(self, retry_after: str = "7") -> None:
+        self.error = (429, "rate_limit_error", "Number of request tokens has exceeded your rate limit.")
+        self.error_headers = {"retry-after": retry_after}
+
+    def server_error(self) -> None:
+        self.error = (500, "api_error", "Internal server error")
+
+    def overloaded(self) -> None:
+        self.error = (529, "overloaded_error", "Overloaded")
+
+    def overloaded_mid_stream(self) -> None:
+        self.stream_error = ("overloaded_error", "Overloaded")
+
+    def refusal(self) -> None:
+        self.reply, self.stop_reason = "I can't help with that.", "refusal"
+
+    # --- the endpoint ----------------------------------------------------------------------------
+
+    async def messages(self, request: web.Request) -> web.StreamResponse:
+        raw = await request.read()
+        body: Any = json.loads(raw) if raw else None
+        self.requests.append(
+            RecordedRequest(
+                request.method,
+                request.path,
+                dict(request.query),
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+            )
+        )
+        self.open_connections += 1
+        self.all_closed.clear()
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.raw is not None:
+                return await self._write_raw(request, self.raw)
+            if (rejection := self._check(request, body)) is not None:
+                return _error_response(*rejection)
+            if self.error is not None:
+                return _error_response(*self.error, headers=self.error_headers)
+            if body.get("stream"):
+                return await self._stream(request, body)
+            return web.json_response(self._message(body), headers={"request-id": _request_id()})
+        finally:
+            self.open_connections -= 1
+            if not self.open_connections:
+                self.all_closed.set()
+
+    def _check(self, request: web.Request, body: Any) -> tuple[int, str, str] | None:
+        """What the real API refuses before it answers."""
+        if request.headers.get("x-api-key") != self.api_key:
+            return 401, "authentication_error", "invalid x-api-key"
+        if request.headers.get("anthropic-version") is None:
+            return 400, "invalid_request_error", "anthropic-version: header is required"
+        if not isinstance(body, dict) or "max_tokens" not in body:
+            return 400, "invalid_request_error", "max_tokens: Field required"
+        for index, message in enumerate(body.get("messages", [])):
+            if message.get("role") not in ("user", "assistant"):
+                role = message.get("role")
+                return 400, "invalid_request_error", f'messages.{index}.role: unexpected role "{role}"'
+        return None
+
+    def _usage(self, output_tokens: int) -> dict[str, Any]:
+        return {
+            "input_tokens": self.input_tokens,
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+            "output_tokens": output_tokens,
+            "service_tier": "standard",
+        }
+
+    def _message(self, body: dict[str, Any], *, streaming: bool = False) -> dict[str, Any]:
+        return {
+            "model": body["model"],
+            "id": "msg_fake_0001",
+            "type": "message",
+            "role": "assistant",
+            "content": [] if streaming else [{"type": "text", "text": self.reply}],
+            "stop_reason": None if streaming else self.stop_reason,
+            "stop_sequence": None,
+            "usage": self._usage(1 if streaming else self.output_tokens),
+        }
+
+    def _pieces(self) -> list[str]:
+        size = max(1, -(-len(self.reply) // max(self.chunks, 1)))
+        return [self.reply[i : i + size] for i in range(0, len(self.reply), size)]
+
+    def _frames(self, body: dict[str, Any]) -> list[bytes]:
+        start = {"type": "message_start", "message": self._message(body, streaming=True)}
+        block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
+        frames = [
+            _event("message_start", start),
+            _event("content_block_start", block),
+            b'event: ping\ndata: {"type": "ping"}\n\n',
+        ]
+        for index, piece in enumerate(self._pieces()):
+            text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
+            frames.append(_event("content_block_delta", text))
+            if index == 0 and self.malformed_frame:
+                frames.append(b'event: content_block_delta\ndata: {"type":"content_block_delta","ind\n\n')
+            if index == 0 and self.stream_error:
+                error_type, message = self.stream_error
+                frames.append(
+                    _event("error", {"type": "error", "error": {"type": error_type, "message": message}})
+                )
+                return frames
+        frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        end = {
+            "type": "message_delta",
+            "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+            "usage": self._usage(self.output_tokens),
+        }
+        frames.append(_event("message_delta", end))
+        if not self.omit_message_stop:
+            frames.append(_event("message_stop", {"type": "message_stop"}))
+        return frames
+
+    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+        response = web.StreamResponse(
+            headers={
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "request-id": _request_id(),
+            }
+        )
+        await response.prepare(request)
+        if self.first_byte_delay:
+            await asyncio.sleep(self.first_byte_delay)
+        for index, frame in enumerate(self._frames(body)):
+            if index == self.disconnect_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if index == self.stall_after:
+                await asyncio.sleep(self.stall_seconds)
+            await self._write(response, frame)
+        with suppress(ConnectionError):
+            await response.write_eof()
+        return response
+
+    async def _write_raw(self, request: web.Request, raw: RawReply) -> web.StreamResponse:
+        # Recorded JSON answers carry their content-length; SSE answers were chunked.
+        response = web.StreamResponse(status=raw.status, headers=raw.headers)
+        await response.prepare(request)
+        await self._write(response, raw.body)
+        await response.write_eof()
+        return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        size = self.write_size or len(data)
+        for start in range(0, len(data), size):
+            await response.write(data[start : start + size])
+            if self.write_size:
+                await asyncio.sleep(0)  # let each piece leave as its own chunk
+
+
+def _request_id() -> str:
+    return f"req_fake{next(_request_ids):020d}"
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    # The real API pads every data line with trailing spaces (reference §3).
+    return f"event: {name}\ndata: {json.dumps(data, separators=(',', ':'))}      \n\n".encode()
+
+
+def _error_response(
+    status: int, error_type: str, message: str, *, headers: dict[str, str] | None = None
+) -> web.Response:
+    request_id = _request_id()
+    body = {"type": "error", "error": {"type": error_type, "message": message}, "request_id": request_id}
+    retry = status in (408, 409, 429) or status >= 500
+    return web.Response(
+        status=status,
+        body=json.dumps(body, separators=(",", ":")),
+        headers={
+            "content-type": "application/json",
+            "request-id": request_id,
+            "x-should-retry": "true" if retry else "false",
+            **(headers or {}),
+        },
+    )
+
+
+@asynccontextmanager
+async def anthropic_fake() -> AsyncIterator[AnthropicFake]:
+    fake = AnthropicFake()
+    app = web.Application()
+    app.router.add_post("/v1/messages", fake.messages)
+    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_connections`.
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.url = f"http://{host}:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,264 @@
+"""A fake AWS bedrock-runtime on 127.0.0.1, faithful to the wire format (see
+shared/reference/provider-wire-formats.md §5): Converse JSON, ConverseStream as binary
+`application/vnd.amazon.eventstream` frames with correct prelude and message CRC32s, errors as
+`{"message": …}` with `x-amzn-ErrorType`, in-stream exception frames, and InvokeModel with Titan
+embedding bodies. It does not check signatures; it records whether a SigV4 header came.
+
+    async with bedrock_fake() as fake:
+        use_fake_aws(monkeypatch, fake.url, tmp_path)
+        fake.throttle()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import hashlib
+import json
+import struct
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+_ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
+# AWS pads events with a "p" field to hide their length; clients must ignore it.
+_PADDING = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+
+def _header(name: str, value: str) -> bytes:
+    encoded_name, encoded_value = name.encode(), value.encode()
+    return (
+        struct.pack("!B", len(encoded_name))
+        + encoded_name
+        + b"\x07"  # header value type 7: string
+        + struct.pack("!H", len(encoded_value))
+        + encoded_value
+    )
+
+
+def frame(headers: dict[str, str], payload: bytes) -> bytes:
+    """One event-stream message: prelude (lengths + CRC), headers, payload, message CRC."""
+    header_bytes = b"".join(_header(k, v) for k, v in headers.items())
+    prelude = struct.pack("!II", 16 + len(header_bytes) + len(payload), len(header_bytes))
+    prelude += struct.pack("!I", binascii.crc32(prelude) & 0xFFFFFFFF)
+    message = prelude + header_bytes + payload
+    return message + struct.pack("!I", binascii.crc32(message) & 0xFFFFFFFF)
+
+
+def event(kind: str, body: dict[str, Any]) -> bytes:
+    headers = {":event-type": kind, ":content-type": "application/json", ":message-type": "event"}
+    return frame(headers, json.dumps({**body, "p": _PADDING[: len(kind) * 2]}).encode())
+
+
+def exception_frame(kind: str, message: str) -> bytes:
+    """An in-stream exception; `kind` is the lowerCamel member name, e.g. "throttlingException"."""
+    headers = {":exception-type": kind, ":content-type": "application/json", ":message-type": "exception"}
+    return frame(headers, json.dumps({"message": message}).encode())
+
+
+def corrupt(message: bytes) -> bytes:
+    """The same message with a wrong message CRC."""
+    return message[:-4] + bytes(b ^ 0xFF for b in message[-4:])
+
+
+@dataclass
+class RecordedRequest:
+    operation: str
+    model_id: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class BedrockFake:
+    url: str = ""
+    # What the model answers.
+    reply: str = "Hello from the fake Bedrock model."
+    chunks: int = 3  # text deltas the reply is split into
+    stop_reason: str = "end_turn"
+    input_tokens: int = 11
+    output_tokens: int = 7
+    # Failure and timing switches.
+    error: tuple[int, str, str] | None = None  # (status, error type, message) before any body
+    send_error_type_header: bool = True
+    delay: float = 0.0  # before the response headers
+    first_byte_delay: float = 0.0  # after the headers, before the first frame
+    stall_after: int | None = None  # frames sent before the stream stalls for `stall_seconds`
+    stall_seconds: float = 30.0
+    disconnect_after: int | None = None  # frames sent before the connection is dropped
+    corrupt_frame: int | None = None  # index of a frame sent with a bad CRC
+    stream_exception: tuple[str, str] | None = None  # (member name, message) after the first delta
+    omit_terminal: bool = False  # end without messageStop and metadata
+    write_size: int | None = None  # split the body into writes of this many bytes
+    error_headers: dict[str, str] = field(default_factory=dict)  # extra headers on error responses
+    # What happened.
+    requests: list[RecordedRequest] = field(default_factory=list)
+    open_streams: int = 0
+    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def throttle(self) -> None:
+        self.error = (429, "ThrottlingException", "Too many requests, please wait before trying again.")
+
+    def overloaded(self) -> None:
+        self.error = (503, "ServiceUnavailableException", "Bedrock is unable to process your request.")
+
+    def server_error(self) -> None:
+        self.error = (500, "InternalServerException", "An internal server error occurred. Retry.")
+
+    def content_filter(self) -> None:
+        self.stop_reason = "content_filtered"
+
+    # --- handlers -----------------------------------------------------------------------------
+
+    async def _record(self, request: web.Request, operation: str) -> RecordedRequest:
+        raw = await request.read()
+        recorded = RecordedRequest(
+            operation,
+            request.match_info["model_id"],
+            {k.lower(): v for k, v in request.headers.items()},
+            json.loads(raw) if raw else {},
+        )
+        self.requests.append(recorded)
+        return recorded
+
+    async def _error_response(self) -> web.Response | None:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.error is None:
+            return None
+        status, error_type, message = self.error
+        headers = {"content-type": "application/json", **self.error_headers}
+        if self.send_error_type_header:
+            headers["x-amzn-ErrorType"] = error_type + _ERROR_NAMESPACE
+        return web.Response(status=status, body=json.dumps({"message": message}), headers=headers)
+
+    def _pieces(self) -> list[str]:
+        words = self.reply.split(" ")
+        size = max(1, -(-len(words) // max(self.chunks, 1)))
+        groups = [words[i : i + size] for i in range(0, len(words), size)]
+        return [" ".join(g) + (" " if i < len(groups) - 1 else "") for i, g in enumerate(groups)]
+
+    async def converse(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request, "converse")
+        if (error := await self._error_response()) is not None:
+            return error
+        return web.json_response(
+            {
+                "output": {"message": {"role": "assistant", "content": [{"text": self.reply}]}},
+                "stopReason": self.stop_reason,
+                "usage": self._usage(),
+                "metrics": {"latencyMs": 5},
+            }
+        )
+
+    def _usage(self) -> dict[str, int]:
+        total = self.input_tokens + self.output_tokens
+        return {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens, "totalTokens": total}
+
+    def _frames(self) -> list[bytes]:
+        frames = [event("messageStart", {"role": "assistant"})]
+        for index, piece in enumerate(self._pieces()):
+            frames.append(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
+            if index == 0 and self.stream_exception:
+                frames.append(exception_frame(*self.stream_exception))
+                return frames
+        if self.omit_terminal:
+            return frames
+        frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+        frames.append(event("messageStop", {"stopReason": self.stop_reason}))
+        frames.append(event("metadata", {"usage": self._usage(), "metrics": {"latencyMs": 5}}))
+        return frames
+
+    async def converse_stream(self, request: web.Request) -> web.StreamResponse:
+        await self._record(request, "converse-stream")
+        if (error := await self._error_response()) is not None:
+            return error
+        self.open_streams += 1
+        try:
+            response = web.StreamResponse(headers={"content-type": "application/vnd.amazon.eventstream"})
+            await response.prepare(request)
+            if self.first_byte_delay:
+                await asyncio.sleep(self.first_byte_delay)
+            for index, message in enumerate(self._frames()):
+                if index == self.disconnect_after:
+                    assert request.transport is not None
+                    request.transport.close()
+                    return response
+                if index == self.stall_after:
+                    await asyncio.sleep(self.stall_seconds)
+                await self._write(response, corrupt(message) if index == self.corrupt_frame else message)
+            with suppress(ConnectionError):
+                await response.write_eof()
+            return response
+        finally:
+            self.open_streams -= 1
+            self.stream_closed.set()
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        size = self.write_size or len(data)
+        for start in range(0, len(data), size):
+            await response.write(data[start : start + size])
+
+    async def invoke(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self._record(request, "invoke")
+        if (error := await self._error_response()) is not None:
+            return error
+        text = recorded.body["inputText"]
+        return web.json_response({"embedding": titan_vector(text), "inputTextTokenCount": len(text.split())})
+
+
+def titan_vector(text: str, size: int = 4) -> list[float]:
+    """The fake's deterministic embedding of `text` (real Titan v2 vectors have 1024 floats)."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(b / 255, 4) for b in digest[:size]]
+
+
+def use_fake_aws(monkeypatch: pytest.MonkeyPatch, endpoint_url: str, home: Path) -> None:
+    """Points botocore at `endpoint_url` with static test credentials, and shuts every other way
+    to AWS: no config or credential files, no instance metadata, no container credentials."""
+    for name in (
+        "AWS_BEARER_TOKEN_BEDROCK",  # would switch botocore from SigV4 to bearer auth
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ENDPOINT_URL",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_ROLE_ARN",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", endpoint_url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / "aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / "aws-credentials"))
+
+
+@asynccontextmanager
+async def bedrock_fake() -> AsyncIterator[BedrockFake]:
+    fake = BedrockFake()
+    app = web.Application()
+    # Model ids arrive percent-encoded (":" as %3A, "/" in ARNs as %2F); aiohttp decodes them.
+    app.router.add_post(r"/model/{model_id:.+}/converse", fake.converse)
+    app.router.add_post(r"/model/{model_id:.+}/converse-stream", fake.converse_stream)
+    app.router.add_post(r"/model/{model_id:.+}/invoke", fake.invoke)
+    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_streams`.
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.url = f"http://{host}:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()

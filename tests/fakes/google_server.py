@@ -1,0 +1,332 @@
+"""A fake Google Gemini API, Vertex AI and OAuth token endpoint on 127.0.0.1, faithful to the wire
+format (see shared/reference/provider-wire-formats.md §4):
+
+- Gemini API: `/v1beta/models/{model}:generateContent|streamGenerateContent|batchEmbedContents`,
+  `x-goog-api-key` (a bad key is 400 INVALID_ARGUMENT "API key not valid", as for real).
+- Vertex AI: `/{v1|v1beta1}/projects/{p}/locations/{l}/publishers/{pub}/models/{model}:generateContent|
+  streamGenerateContent|predict`, `Authorization: Bearer` with a token this fake issued.
+- OAuth: `POST /token`, JWT bearer grant; the assertion's RS256 signature is checked with the test
+  service account's public key.
+
+Answers are GenerateContentResponse objects; `?alt=sse` streams are `data: …\\r\\n\\r\\n` frames with
+`usageMetadata` on every chunk and no terminator (EOF ends them); errors are google.rpc.Status
+envelopes `{"error":{code,message,status,details}}`, also as a mid-stream chunk.
+
+    async with google_fake() as fake:
+        fake.overloaded()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+API_KEY = "AIza-test-SECRET123456789"
+_JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+_response_ids = itertools.count(1)
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
+    json: Any  # the form fields, for the token endpoint
+
+
+@dataclass
+class GoogleFake:
+    url: str = ""
+    api_key: str = API_KEY
+    # OAuth: set `service_account_public_key` before a Vertex call.
+    service_account_public_key: Any = None
+    token_lifetime: int = 3599
+    token_delay: float = 0.0
+    token_error: tuple[int, str, str] | None = None  # (status, error, error_description)
+    token_requests: int = 0
+    assertions: list[dict[str, Any]] = field(default_factory=list)  # verified claims + "kid"
+    issued_tokens: list[str] = field(default_factory=list)
+    # What the model answers.
+    reply: str = "Hello from the fake Gemini."
+    chunks: int = 3  # stream chunks the reply is split into
+    finish_reason: str = "STOP"
+    prompt_tokens: int = 13
+    candidates_tokens: int = 8
+    thoughts_tokens: int = 0
+    block_reason: str | None = None  # promptFeedback.blockReason, no candidates
+    # Failure and timing switches.
+    error: tuple[int, str, str] | None = None  # (code, status, message) instead of an answer
+    error_details: list[dict[str, Any]] = field(default_factory=list)
+    error_headers: dict[str, str] = field(default_factory=dict)
+    stream_error: tuple[int, str, str] | None = None  # (code, status, message) after the first chunk
+    delay: float = 0.0  # before the response headers
+    first_byte_delay: float = 0.0  # after the headers, before the first byte of the body
+    stall_after: int | None = None  # chunks sent before the stream stalls for `stall_seconds`
+    stall_seconds: float = 30.0
+    disconnect_after: int | None = None  # chunks sent before the connection is dropped
+    malformed_frame: bool = False  # a frame whose data is not JSON, after the first chunk
+    omit_finish_reason: bool = False  # end at EOF without any chunk carrying finishReason
+    write_size: int | None = None  # split the body into writes of this many bytes
+    # What happened.
+    requests: list[RecordedRequest] = field(default_factory=list)
+    open_connections: int = 0  # responses still being written (a dropped client ends its handler)
+    all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set while none is open
+
+    # --- switches for the usual failures -------------------------------------------------------
+
+    def rate_limited(self) -> None:
+        self.error = (429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).")
+        self.error_details = [
+            {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{"quotaId": "Rpm"}]},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "26s"},
+        ]
+
+    def server_error(self) -> None:
+        self.error = (500, "INTERNAL", "An internal error has occurred. Please retry or report in …")
+
+    def overloaded(self) -> None:
+        self.error = (503, "UNAVAILABLE", "The model is overloaded. Please try again later.")
+
+    def context_too_long(self) -> None:
+        self.error = (
+            400,
+            "INVALID_ARGUMENT",
+            "The input token count (1300000) exceeds the maximum number of tokens allowed (1048575).",
+        )
+
+    def safety(self) -> None:
+        self.reply, self.finish_reason = "", "SAFETY"
+
+    # --- endpoints -------------------------------------------------------------------------------
+
+    async def gemini_api(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        if request.headers.get("x-goog-api-key") != self.api_key:
+            message = "API key not valid. Please pass a valid API key."
+            details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
+            return _error_response(400, "INVALID_ARGUMENT", message, details)
+        return await self._answer(request, body)
+
+    async def vertex(self, request: web.Request) -> web.StreamResponse:
+        body = await self._record(request)
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme != "Bearer" or token not in self.issued_tokens:
+            return _error_response(
+                401,
+                "UNAUTHENTICATED",
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login "
+                "cookie or other valid authentication credential.",
+            )
+        return await self._answer(request, body)
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = dict(await request.post())
+        self.requests.append(_recorded(request, form))
+        self.token_requests += 1
+        if self.token_delay:
+            await asyncio.sleep(self.token_delay)
+        if self.token_error is not None:
+            status, error, description = self.token_error
+            return web.json_response({"error": error, "error_description": description}, status=status)
+        if form.get("grant_type") != _JWT_BEARER_GRANT:
+            return _oauth_error("unsupported_grant_type", "Invalid grant_type.")
+        assertion = str(form.get("assertion", ""))
+        try:
+            # Signature, audience and issuer as Google checks them. Not iat/exp against the wall
+            # clock: tests drive the adapter with a fake clock; only the lifetime is checked.
+            claims = jwt.decode(
+                assertion,
+                self.service_account_public_key,
+                algorithms=["RS256"],
+                audience=f"{self.url}/token",
+                options={"verify_exp": False, "verify_iat": False, "require": ["iss", "iat", "exp", "scope"]},
+            )
+        except (jwt.PyJWTError, TypeError, ValueError):
+            return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+        if not 0 < claims["exp"] - claims["iat"] <= 3600:
+            return _oauth_error("invalid_grant", "Invalid JWT: Token must be a short-lived token.")
+        self.assertions.append({**claims, "kid": jwt.get_unverified_header(assertion).get("kid")})
+        access_token = f"ya29.fake-access-token-{len(self.issued_tokens) + 1}"
+        self.issued_tokens.append(access_token)
+        return web.json_response(
+            {"access_token": access_token, "expires_in": self.token_lifetime, "token_type": "Bearer"}
+        )
+
+    # --- answers ---------------------------------------------------------------------------------
+
+    async def _record(self, request: web.Request) -> Any:
+        raw = await request.read()
+        body = json.loads(raw) if raw else None
+        self.requests.append(_recorded(request, body))
+        return body
+
+    async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
+        self.open_connections += 1
+        self.all_closed.clear()
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            if self.error is not None:
+                return _error_response(*self.error, self.error_details, headers=self.error_headers)
+            method = request.match_info["method"]
+            if method == "streamGenerateContent":
+                return await self._stream(request)
+            if method == "generateContent":
+                return web.json_response(self._response(self.reply, last=True))
+            if method == "batchEmbedContents":
+                return web.json_response({"embeddings": [_embedding(r) for r in body["requests"]]})
+            if method == "predict":
+                return web.json_response(
+                    {"predictions": [_prediction(i["content"]) for i in body["instances"]]}
+                )
+            return _error_response(404, "NOT_FOUND", f"Method {method} not found.")
+        finally:
+            self.open_connections -= 1
+            if not self.open_connections:
+                self.all_closed.set()
+
+    def _usage(self, *, complete: bool) -> dict[str, Any]:
+        usage: dict[str, Any] = {"promptTokenCount": self.prompt_tokens}
+        if complete:
+            usage["candidatesTokenCount"] = self.candidates_tokens
+            if self.thoughts_tokens:
+                usage["thoughtsTokenCount"] = self.thoughts_tokens
+        total = self.prompt_tokens + (self.candidates_tokens + self.thoughts_tokens if complete else 0)
+        usage["totalTokenCount"] = total
+        usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": self.prompt_tokens}]
+        return usage
+
+    def _response(self, text: str, *, last: bool) -> dict[str, Any]:
+        response: dict[str, Any] = {"usageMetadata": self._usage(complete=last)}
+        if self.block_reason:
+            response["promptFeedback"] = {"blockReason": self.block_reason}
+        else:
+            candidate: dict[str, Any] = {"index": 0}
+            if text:
+                candidate["content"] = {"parts": [{"text": text}], "role": "model"}
+            if last and not self.omit_finish_reason:
+                candidate["finishReason"] = self.finish_reason
+            if self.finish_reason == "SAFETY":
+                candidate["safetyRatings"] = [
+                    {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH", "blocked": True}
+                ]
+            response["candidates"] = [candidate]
+        response["modelVersion"] = "gemini-2.0-flash"
+        response["responseId"] = f"fakeResponse{next(_response_ids):06d}"
+        return response
+
+    def _frames(self) -> list[bytes]:
+        size = max(1, -(-len(self.reply) // max(self.chunks, 1)))
+        pieces = [self.reply[i : i + size] for i in range(0, len(self.reply), size)] or [""]
+        frames = []
+        for index, piece in enumerate(pieces):
+            frames.append(_sse(self._response(piece, last=index == len(pieces) - 1)))
+            if index == 0 and self.malformed_frame:
+                frames.append(b'data: {"candidates": [{"content": \r\n\r\n')
+            if index == 0 and self.stream_error:
+                code, status, message = self.stream_error
+                frames.append(_sse({"error": {"code": code, "message": message, "status": status}}))
+                break
+        return frames
+
+    async def _stream(self, request: web.Request) -> web.StreamResponse:
+        if request.query.get("alt") != "sse":
+            return _error_response(400, "INVALID_ARGUMENT", "this fake streams only with alt=sse")
+        response = web.StreamResponse(
+            headers={"content-type": "text/event-stream", "x-content-type-options": "nosniff"}
+        )
+        await response.prepare(request)
+        if self.first_byte_delay:
+            await asyncio.sleep(self.first_byte_delay)
+        for index, frame in enumerate(self._frames()):
+            if index == self.disconnect_after:
+                assert request.transport is not None
+                request.transport.close()
+                return response
+            if index == self.stall_after:
+                await asyncio.sleep(self.stall_seconds)
+            await self._write(response, frame)
+        with suppress(ConnectionError):
+            await response.write_eof()
+        return response
+
+    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
+        size = self.write_size or len(data)
+        for start in range(0, len(data), size):
+            await response.write(data[start : start + size])
+            if self.write_size:
+                await asyncio.sleep(0)  # let each piece leave as its own chunk
+
+
+def fake_vector(text: str, size: int = 4) -> list[float]:
+    """The fake's deterministic embedding of `text`."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return [round(b / 255, 4) for b in digest[:size]]
+
+
+def _embedding(request: dict[str, Any]) -> dict[str, Any]:
+    return {"values": fake_vector("".join(part["text"] for part in request["content"]["parts"]))}
+
+
+def _prediction(text: str) -> dict[str, Any]:
+    statistics = {"token_count": len(text.split()), "truncated": False}
+    return {"embeddings": {"values": fake_vector(text), "statistics": statistics}}
+
+
+def _recorded(request: web.Request, body: Any) -> RecordedRequest:
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    return RecordedRequest(request.method, request.path, dict(request.query), headers, body)
+
+
+def _sse(data: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(data, separators=(",", ":")).encode() + b"\r\n\r\n"
+
+
+def _error_response(
+    code: int,
+    status: str,
+    message: str,
+    details: list[dict[str, Any]] | None = None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> web.Response:
+    error: dict[str, Any] = {"code": code, "message": message, "status": status}
+    if details:
+        error["details"] = details
+    return web.json_response({"error": error}, status=code, headers=headers)
+
+
+def _oauth_error(error: str, description: str) -> web.Response:
+    return web.json_response({"error": error, "error_description": description}, status=400)
+
+
+@asynccontextmanager
+async def google_fake() -> AsyncIterator[GoogleFake]:
+    fake = GoogleFake()
+    app = web.Application()
+    app.router.add_post("/v1beta/models/{model}:{method}", fake.gemini_api)
+    vertex_model = "/projects/{project}/locations/{location}/publishers/{publisher}/models/{model}:{method}"
+    for version in ("v1", "v1beta1"):
+        app.router.add_post(f"/{version}{vertex_model}", fake.vertex)
+    app.router.add_post("/token", fake.token)
+    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_connections`.
+    runner = web.AppRunner(app, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    fake.url = f"http://{host}:{port}"
+    try:
+        yield fake
+    finally:
+        await runner.cleanup()

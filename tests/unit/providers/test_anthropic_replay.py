@@ -1,0 +1,140 @@
+"""Real recorded Anthropic traffic (shared/recordings/anthropic, see its README and index.json) served
+byte for byte by the fake, also cut at odd chunk boundaries, through the Anthropic adapter."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.domain.enums import ChatRole, FinishReason, Provider
+from app.providers.anthropic import anthropic_adapter
+from app.providers.base import (
+    ChatMessage,
+    ChatRequest,
+    Credentials,
+    Finished,
+    ProviderAdapter,
+    ProviderError,
+    ProviderErrorCode,
+    ProviderTarget,
+    StreamFailed,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+)
+from app.providers.http import Timeouts, UpstreamHttp
+from app.providers.runtime import ProviderConfig, ProviderRuntime
+from tests.fakes.anthropic_server import API_KEY, AnthropicFake, RawReply, anthropic_fake
+
+RECORDINGS = Path(__file__).resolve().parents[3] / ".." / "shared" / "recordings" / "anthropic"
+REQUEST = ChatRequest(
+    messages=(ChatMessage(ChatRole.USER, "Extract order IDs from the following text:\n\nOrder 12345"),),
+    max_tokens=1024,
+)
+
+
+def recording_index() -> dict[str, dict[str, Any]]:
+    entries = json.loads((RECORDINGS / "index.json").read_text())
+    return {entry["file"]: entry for entry in entries}
+
+
+def recorded_errors(name: str) -> list[RawReply]:
+    data = json.loads((RECORDINGS / name).read_text())
+    return [
+        RawReply(item["status"], item["headers"], item["body_raw"].encode())
+        for item in (data if isinstance(data, list) else [data])
+    ]
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[AnthropicFake]:
+    async with anthropic_fake() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def adapter(fake: AnthropicFake) -> AsyncIterator[ProviderAdapter]:
+    timeouts = Timeouts(connect=2, first_byte=5, idle=5)
+    runtime = ProviderRuntime(
+        UpstreamHttp.create(timeouts, allow_private=True),
+        ProviderConfig(timeouts=timeouts, allow_private_upstreams=True),
+    )
+    target = ProviderTarget(
+        provider=Provider.ANTHROPIC,
+        provider_model_id="claude-sonnet-4-5",
+        model_url=fake.url,
+        credentials=Credentials(token=API_KEY),
+    )
+    yield anthropic_adapter(target, runtime)
+    await runtime.close()
+
+
+def test_every_recording_is_covered() -> None:
+    assert set(recording_index()) == {
+        "stream.sse",
+        "message.json",
+        "rate-limit-429.json",
+        "invalid-request-400.json",
+    }
+
+
+@pytest.mark.parametrize("write_size", [None, 1, 7, 37])
+async def test_recorded_stream(fake: AnthropicFake, adapter: ProviderAdapter, write_size: int | None) -> None:
+    entry = recording_index()["stream.sse"]
+    body = (RECORDINGS / "stream.sse").read_bytes()
+    assert len(body) == entry["bytes"]
+    fake.raw = RawReply(200, entry["response"]["headers"], body)
+    fake.write_size = write_size
+
+    events = [event async for event in adapter.stream(REQUEST)]
+
+    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == entry["expected"]["text"]
+    assert entry["expected"]["text"] == "[12345,67890]"
+    assert [e.usage for e in events if isinstance(e, UsageUpdate)][-1] == Usage(135, 10)
+    assert events[-1] == Finished(FinishReason.STOP)
+
+
+async def test_recorded_message(fake: AnthropicFake, adapter: ProviderAdapter) -> None:
+    entry = recording_index()["message.json"]
+    fake.raw = RawReply(200, entry["response"]["headers"], (RECORDINGS / "message.json").read_bytes())
+
+    completion = await adapter.complete(REQUEST)
+
+    assert completion.text == entry["expected"]["text"]
+    assert completion.text == '{"product_name": "Green Tea", "price": 5.50, "quantity": 2}'
+    assert completion.finish_reason == FinishReason.STOP
+    assert completion.usage == Usage(249, 26)
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "retryable", "status"),
+    [
+        ("rate-limit-429.json", ProviderErrorCode.RATE_LIMITED, True, 429),
+        ("invalid-request-400.json", ProviderErrorCode.BAD_REQUEST, False, 400),
+    ],
+)
+async def test_recorded_errors(
+    fake: AnthropicFake,
+    adapter: ProviderAdapter,
+    name: str,
+    code: ProviderErrorCode,
+    retryable: bool,
+    status: int,
+) -> None:
+    for reply in recorded_errors(name):
+        assert len(reply.body) == int(reply.headers["content-length"])
+        fake.raw = reply
+
+        with pytest.raises(ProviderError) as raised:
+            await adapter.complete(REQUEST)
+        [streamed] = [e async for e in adapter.stream(REQUEST)]
+
+        assert isinstance(streamed, StreamFailed)
+        for error in (raised.value, streamed.error):
+            assert (error.code, error.retryable, error.status) == (code, retryable, status)
+            assert error.retry_after is None  # the recorder kept no retry-after header
+            assert "req_" not in error.message

@@ -1,0 +1,133 @@
+"""Real recorded Chat Completions traffic (shared/recordings, see its README and index.json files)
+served byte for byte by the fake, whole and cut at odd chunk boundaries, through the adapter.
+
+What the adapter defines for recordings beyond plain text: a refusal is the answer text; with n=3
+choices the answer is choice 0 (usage counts all three, as recorded); tool calls are not relayed, so
+their text is empty and the finish reason is TOOL_CALLS.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.domain.enums import FinishReason, Provider
+from app.providers.base import Usage
+from app.providers.openai_family import openai_family_adapter
+from app.providers.runtime import ProviderRuntime
+from tests.fakes.openai_server import (
+    CHAT,
+    OpenAIFake,
+    collect,
+    make_target,
+    openai_fake_server,
+    provider_runtime,
+)
+
+RECORDINGS = Path(__file__).parents[3] / ".." / "shared" / "recordings"
+FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS}
+
+
+@dataclass(frozen=True)
+class Recording:
+    path: Path
+    provider: Provider
+    text: str
+    finish: FinishReason
+    usage: Usage
+
+    @property
+    def streamed(self) -> bool:
+        return self.path.suffix == ".sse"
+
+
+def openai_chat_recordings() -> list[Recording]:
+    recordings = []
+    for entry in json.loads((RECORDINGS / "openai-chat" / "index.json").read_text()):
+        choice: dict[str, Any] = entry["expected"]["choices"][0]
+        usage = entry["expected"]["usage"]
+        recordings.append(
+            Recording(
+                path=RECORDINGS / "openai-chat" / entry["file"],
+                provider=Provider.OPENAI,
+                text=choice["content"] or choice["refusal"] or "",
+                finish=FINISH[choice["finish_reason"]],
+                usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+            )
+        )
+    return recordings
+
+
+def aleph_chat_recording() -> Recording:
+    index = json.loads((RECORDINGS / "aleph-alpha" / "index.json").read_text())
+    expected = next(e for e in index if e["file"] == "chat-stream-usage.sse")["expected"]
+    return Recording(
+        path=RECORDINGS / "aleph-alpha" / "chat-stream-usage.sse",
+        provider=Provider.OPENAI_COMPATIBLE,
+        text=expected["text"],
+        finish=FINISH[expected["finish_reason"]],
+        usage=Usage(expected["usage"]["input_tokens"], expected["usage"]["output_tokens"]),
+    )
+
+
+RECORDED = [*openai_chat_recordings(), aleph_chat_recording()]
+CASES = [
+    pytest.param(
+        recording, split, id=f"{recording.path.parent.name}/{recording.path.name}-{split or 'whole'}"
+    )
+    for recording in RECORDED
+    # 1-byte pieces only for the small files: the parser itself is fed every recording byte by
+    # byte in test_sse.py; here the pieces go over a real socket.
+    for split in (None, 7, 37, *((1,) if recording.path.stat().st_size < 10_000 else ()))
+    if recording.streamed or split is None
+]
+
+
+@pytest.fixture
+async def openai_fake() -> AsyncIterator[OpenAIFake]:
+    async with openai_fake_server() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
+    async with provider_runtime() as runtime:
+        yield runtime
+
+
+def test_every_recording_is_covered() -> None:
+    served = {r.path.resolve() for r in RECORDED}
+    on_disk = {p.resolve() for p in (RECORDINGS / "openai-chat").glob("*.sse")}
+    on_disk |= {p.resolve() for p in (RECORDINGS / "openai-chat").glob("*.json") if p.name != "index.json"}
+    assert on_disk <= served
+    assert len(on_disk) == 26
+
+
+@pytest.mark.parametrize(("recording", "split"), CASES)
+async def test_replay(
+    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime, recording: Recording, split: int | None
+) -> None:
+    openai_fake.raw = recording.path.read_bytes()
+    openai_fake.split = split
+    adapter = openai_family_adapter(make_target(recording.provider, f"{openai_fake.url}/v1"), openai_runtime)
+    if recording.streamed:
+        result = await collect(adapter.stream(CHAT))
+        assert result.error is None
+        assert (result.text, result.finish, result.usage) == (
+            recording.text,
+            recording.finish,
+            recording.usage,
+        )
+    else:
+        openai_fake.raw_content_type = "application/json"
+        completion = await adapter.complete(CHAT)
+        assert (completion.text, completion.finish_reason, completion.usage) == (
+            recording.text,
+            recording.finish,
+            recording.usage,
+        )
