@@ -8,6 +8,7 @@ closed `ErrorCode` set and `extensions.requestId`. Anything unexpected is masked
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterator
 from enum import Enum
 from typing import Any, Protocol, TypeVar
@@ -22,6 +23,11 @@ from app.domain.errors import AccessDenied, Unauthenticated, UserInputError
 log = logging.getLogger("modelgate.graphql")
 
 TOO_MANY_TOKENS = "Document contains more than"
+# graphql-core repeats the offending input value in coercion errors; it may hold a credential.
+_ECHOED_VALUES = (
+    (re.compile(r"got invalid value .*?; (?=[A-Z'])", re.DOTALL), "got an invalid value; "),
+    (re.compile(r",? found:? .*$", re.DOTALL), "."),
+)
 
 
 class ErrorCode(Enum):
@@ -52,7 +58,7 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
             return ErrorCode[preset], error.message, dict(error.extensions or {})
         if TOO_MANY_TOKENS in error.message:  # the parser token limit (MaxTokensLimiter)
             return ErrorCode.QUERY_TOO_COMPLEX, error.message, {}
-        return ErrorCode.BAD_USER_INPUT, error.message, {}
+        return ErrorCode.BAD_USER_INPUT, _without_values(error.message), {}
     if isinstance(original, ApiError):
         return original.code, str(original), original.extensions
     if isinstance(original, Unauthenticated):
@@ -66,6 +72,12 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
     if isinstance(original, GraphQLError):
         return classify(original)
     return ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.", {}
+
+
+def _without_values(message: str) -> str:
+    for pattern, replacement in _ECHOED_VALUES:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def format_error(error: GraphQLError, request_id: str) -> GraphQLError:

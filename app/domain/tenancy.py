@@ -57,5 +57,6 @@ def check_name(errors: ErrorCollector, name: str | None, *path: str) -> None:
 
 
 def check_credit_limit(errors: ErrorCollector, limit: Decimal | None, *path: str) -> None:
-    if limit is not None and (limit < 0 or not limit.is_finite() or limit >= Decimal(10) ** 14):
+    # is_finite first: comparing a Decimal NaN raises.
+    if limit is not None and (not limit.is_finite() or limit < 0 or limit >= Decimal(10) ** 14):
         errors.add(TenancyErrorCode.OUT_OF_RANGE, "must be between 0 and 10^14", *path)

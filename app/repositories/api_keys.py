@@ -52,15 +52,17 @@ class ApiKeyRepository:
         return _api_key(row) if row else None
 
     async def list_for_organization(
-        self, organization_id: UUID, page: PageRequest[CreatedKey]
+        self, organization_id: UUID, page: PageRequest[CreatedKey], only_project: UUID | None = None
     ) -> Page[ApiKey]:
+        """The organization's keys; with `only_project`, only the keys bound to that project."""
         after = page.after
         rows = await self.db.fetch(
             f"""SELECT {_COLUMNS} FROM api_keys
-                WHERE organization_id = $1
-                  AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
-                ORDER BY created_at, id LIMIT $4""",
+                WHERE organization_id = $1 AND ($2::uuid IS NULL OR project_id = $2)
+                  AND ($3::timestamptz IS NULL OR (created_at, id) > ($3, $4))
+                ORDER BY created_at, id LIMIT $5""",
             organization_id,
+            only_project,
             after.created_at if after else None,
             after.id if after else None,
             page.first + 1,

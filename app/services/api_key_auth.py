@@ -16,7 +16,7 @@ from app.domain.auth import ApiKey, Principal, secret_matches, split_api_key
 from app.domain.errors import Unauthenticated
 from app.repositories.api_keys import ApiKeyRepository
 
-API_KEYS_TOPIC = "api_key"
+_MAX_CACHED_KEYS = 10_000
 
 
 class ApiKeyAuthenticator:
@@ -50,6 +50,11 @@ class ApiKeyAuthenticator:
         if cached is not None and self.clock() - cached[1] < self.ttl:
             return cached[0]
         key = await self.repository.get_by_prefix(prefix)
+        if len(self._cache) >= _MAX_CACHED_KEYS:
+            # Unknown prefixes are cached too (no database round trip per bad key), so a flood of
+            # random keys must not grow the cache without bound: drop the oldest entry.
+            self._cache.pop(next(iter(self._cache)))
+        self._cache.pop(prefix, None)
         self._cache[prefix] = (key, self.clock())
         return key
 

@@ -14,8 +14,7 @@ from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import check_name
 from app.repositories.api_keys import ApiKeyRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
-from app.services.api_key_auth import API_KEYS_TOPIC
-from app.services.notifications import Notifications
+from app.services.notifications import API_KEYS_TOPIC, Notifications
 from app.services.permissions import require
 
 
@@ -46,15 +45,22 @@ class ApiKeyService:
         if not principal.can_access_organization(organization_id):
             return Page([], False)
         require(principal, Permission.KEYS_MANAGE)
-        return await self.keys.list_for_organization(organization_id, page)
+        # A project key sees only its project's keys, as it may revoke only those.
+        return await self.keys.list_for_organization(organization_id, page, principal.project_id)
 
     async def get(self, principal: Principal, key_id: UUID) -> ApiKey | None:
+        """A key the caller may manage; None for a missing one and for one the caller may not see."""
+        key = await self._visible(principal, key_id)
+        return key if key is not None and principal.has(Permission.KEYS_MANAGE) else None
+
+    async def _visible(self, principal: Principal, key_id: UUID) -> ApiKey | None:
+        """A key in the caller's scope: its organization, and for a project key, its project."""
         key = await self.keys.get(key_id)
         if key is None or key.organization_id is None:
             return None
-        if not principal.can_access_organization(key.organization_id) or not principal.has(
-            Permission.KEYS_MANAGE
-        ):
+        if not principal.can_access_organization(key.organization_id):
+            return None
+        if principal.project_id is not None and key.project_id != principal.project_id:
             return None
         return key
 
@@ -128,7 +134,8 @@ class ApiKeyService:
                 ApiKeyErrorCode.PERMISSION_DENIED,
                 f"you cannot grant what you do not have: {missing}",
                 "input",
-                "permissions",
+                # The role's permissions are what was asked for when no explicit list was sent.
+                "role" if permissions is None else "permissions",
             )
         return granted
 
@@ -181,11 +188,10 @@ class ApiKeyService:
         return key, new_key.plaintext
 
     async def revoke(self, principal: Principal, key_id: UUID) -> ApiKey:
-        key = await self.get(principal, key_id)
+        key = await self._visible(principal, key_id)
         if key is None:
             raise NotFoundError("API key", ["input", "id"])
-        if principal.project_id is not None and key.project_id != principal.project_id:
-            raise NotFoundError("API key", ["input", "id"])
+        require(principal, Permission.KEYS_MANAGE)
         revoked = await self.keys.revoke(key_id)
         if revoked is None:
             raise NotFoundError("API key", ["input", "id"])

@@ -22,6 +22,9 @@ from app.db import Database
 log = logging.getLogger(__name__)
 
 CHANNEL = "modelgate_changes"
+# Topics. Catalog: models, connections and system prompts (any change may alter what a call uses).
+CATALOG_TOPIC = "catalog"
+API_KEYS_TOPIC = "api_key"
 Handler = Callable[[str | None], None]
 
 

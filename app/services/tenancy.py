@@ -24,8 +24,7 @@ from app.domain.tenancy import (
 )
 from app.domain.values import UNSET, Maybe, UnsetType, apply
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
-from app.services.api_key_auth import API_KEYS_TOPIC
-from app.services.notifications import Notifications
+from app.services.notifications import API_KEYS_TOPIC, Notifications
 from app.services.permissions import require
 
 _EXTERNAL_ID_MAX = 200
@@ -91,6 +90,8 @@ class OrganizationService:
         if current is None:
             raise NotFoundError("organization", ["input", "id"])
         require(principal, Permission.ORGANIZATION_MANAGE)
+        if principal.project_id is not None:
+            raise AccessDenied("a project key cannot change its organization")
         errors = ErrorCollector()
         if not principal.is_platform_admin:
             for value, field in (

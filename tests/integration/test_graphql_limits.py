@@ -41,7 +41,8 @@ async def test_too_deep_is_refused_before_execution(client: GraphQLClient) -> No
 
 async def test_too_costly_is_refused(client: GraphQLClient) -> None:
     query = """{ viewer { organization { projects(first: 100) { nodes { organization {
-        projects(first: 100) { nodes { organization { projects(first: 100) { nodes { name } } } } } } } } } } }"""
+        projects(first: 100) { nodes { organization { projects(first: 100) { nodes { name } } } } }
+        } } } } } }"""
     body = await client.post(query)
     assert error_codes(body) == ["QUERY_TOO_COMPLEX"]
     assert body["errors"][0]["extensions"]["cost"] > 20000
@@ -49,7 +50,8 @@ async def test_too_costly_is_refused(client: GraphQLClient) -> None:
 
 async def test_a_variable_page_size_is_costed_at_the_maximum(client: GraphQLClient) -> None:
     query = """query($n: Int) { viewer { organization { projects(first: $n) { nodes { organization {
-        projects(first: $n) { nodes { organization { projects(first: $n) { nodes { name } } } } } } } } } } }"""
+        projects(first: $n) { nodes { organization { projects(first: $n) { nodes { name } } } } }
+        } } } } } }"""
     assert error_codes(await client.post(query, {"n": 1})) == ["QUERY_TOO_COMPLEX"]
 
 
@@ -72,7 +74,9 @@ async def test_page_size_is_capped_at_100(client: GraphQLClient, tenant: Tenant)
         assert error_codes(body) == ["BAD_USER_INPUT"], first
 
 
-async def test_oversized_body_is_413_with_a_graphql_error(server: LiveServer, http: aiohttp.ClientSession) -> None:
+async def test_oversized_body_is_413_with_a_graphql_error(
+    server: LiveServer, http: aiohttp.ClientSession
+) -> None:
     payload = {"query": "{ viewer { kind } }", "variables": {"pad": "x" * 1_100_000}}
     async with http.post(f"{server.url}/graphql", json=payload) as response:
         assert response.status == 413
@@ -100,7 +104,10 @@ async def test_get_runs_queries_but_never_mutations(
 
 
 async def test_unexpected_failures_are_masked_and_logged_with_the_request_id(
-    client: GraphQLClient, server: LiveServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    client: GraphQLClient,
+    server: LiveServer,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     async def explode(*_args: object) -> None:
         raise RuntimeError("internal detail that must not leak")
@@ -113,7 +120,8 @@ async def test_unexpected_failures_are_masked_and_logged_with_the_request_id(
     assert error["extensions"] == {"code": "INTERNAL_SERVER_ERROR", "requestId": body["_request_id"]}
     assert "internal detail" not in str(body)
     logged = [r for r in caplog.records if getattr(r, "requestId", None) == body["_request_id"]]
-    assert logged and "internal detail that must not leak" in str(logged[0].exc_info)
+    assert logged
+    assert "internal detail that must not leak" in str(logged[0].exc_info)
 
 
 async def test_introspection_and_suggestions_can_be_switched_off(
@@ -131,7 +139,9 @@ async def test_introspection_and_suggestions_can_be_switched_off(
             assert response.status == 404
 
 
-async def test_graphiql_is_served_to_browsers_by_default(server: LiveServer, http: aiohttp.ClientSession) -> None:
+async def test_graphiql_is_served_to_browsers_by_default(
+    server: LiveServer, http: aiohttp.ClientSession
+) -> None:
     async with http.get(f"{server.url}/graphql", headers={"Accept": "text/html"}) as response:
         assert response.status == 200
         assert "graphiql" in (await response.text()).lower()
