@@ -1,4 +1,4 @@
-"""Command line: python -m app {serve,migrate,export-schema,create-api-key}."""
+"""Command line: python -m app {serve,migrate,export-schema,create-api-key,rotate-secrets}."""
 
 from __future__ import annotations
 
@@ -18,8 +18,11 @@ from app.config import Settings
 from app.db import Database, EmbeddedPostgres, migrate
 from app.domain.auth import Role
 from app.logs import configure_logging
+from app.repositories.secrets import SecretRepository
+from app.services.catalog_seed import SeedReport, seed_catalog
 from app.services.container import Services
 from app.services.demo import seed_demo
+from app.services.secret_rotation import DEFAULT_BATCH_SIZE, RotationReport, SecretRotation
 
 log = logging.getLogger("modelgate")
 
@@ -78,6 +81,19 @@ def serve(settings: Settings) -> None:
         web.run_app(create_app(ready), host=ready.host, port=ready.port, print=None, shutdown_timeout=10)
 
 
+async def _seed_catalog(settings: Settings) -> SeedReport:
+    async with services_for(settings) as services:
+        return await seed_catalog(services.models)
+
+
+def run_seed_catalog(settings: Settings) -> None:
+    with database(settings) as ready:
+        assert ready.database_url
+        asyncio.run(migrate(ready.database_url))
+        report = asyncio.run(_seed_catalog(ready))
+    print(f"created {len(report.created)} system model(s), {len(report.existing)} already present")
+
+
 def run_migrations(settings: Settings) -> None:
     with database(settings) as ready:
         assert ready.database_url
@@ -86,9 +102,9 @@ def run_migrations(settings: Settings) -> None:
 
 
 def export_schema(output: Path | None) -> None:
-    from app.api.schema import schema
+    from app.api.schema import export_sdl
 
-    sdl = schema.as_str() + "\n"
+    sdl = export_sdl()
     if output is None:
         sys.stdout.write(sdl)
     else:
@@ -128,6 +144,21 @@ def create_api_key(settings: Settings, args: argparse.Namespace) -> None:
     print(key)
 
 
+async def _rotate_secrets(settings: Settings, batch_size: int) -> RotationReport:
+    async with services_for(settings) as services:
+        rotation = SecretRotation(SecretRepository(services.db), services.keyring, batch_size=batch_size)
+        return await rotation.run()
+
+
+def rotate_secrets(settings: Settings, batch_size: int) -> None:
+    with database(settings) as ready:
+        report = asyncio.run(_rotate_secrets(ready, batch_size))
+    print("\n".join(report.lines()))
+    if report.failures:
+        print("\n".join(f.line() for f in report.failures), file=sys.stderr)
+        raise SystemExit(1)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m app", description="Modelgate")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -143,6 +174,11 @@ def main(argv: list[str] | None = None) -> None:
     key_cmd.add_argument("--organization", help="organization UUID")
     key_cmd.add_argument("--project", help="project UUID")
     key_cmd.add_argument("--role", default="developer", choices=["admin", "developer", "viewer"])
+    commands.add_parser("seed-catalog", help="load the starter system catalog (idempotent)")
+    rotate_cmd = commands.add_parser(
+        "rotate-secrets", help="re-encrypt every stored secret under the first key of MODELGATE_SECRET_KEYS"
+    )
+    rotate_cmd.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -156,6 +192,10 @@ def main(argv: list[str] | None = None) -> None:
         export_schema(args.output)
     elif args.command == "create-api-key":
         create_api_key(settings, args)
+    elif args.command == "seed-catalog":
+        run_seed_catalog(settings)
+    elif args.command == "rotate-secrets":
+        rotate_secrets(settings, args.batch_size)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,14 @@ async def database_url(postgres_admin_dsn: str, template_database: str) -> Async
         await drop_database(postgres_admin_dsn, name)
 
 
+# A throwaway key ring for tests only, so that no test makes a development key in .data/.
+TEST_SECRET_KEYS = "test1:1Fobe5J4/J5f3kycscsaG1V7IJ0Q60K4TJjm0EPvyp4="
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "database_url": database_url,
+        "secret_keys": TEST_SECRET_KEYS,
         "allow_private_upstreams": True,
         "flush_interval": 0.2,
         "db_acquire_timeout": 2.0,

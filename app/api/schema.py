@@ -8,17 +8,25 @@ from __future__ import annotations
 from typing import Any
 
 import strawberry
+from graphql import lexicographic_sort_schema, print_schema
 from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from app.api.connections.mutations import ConnectionMutations
+from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
 from app.api.errors import ErrorFormatter
 from app.api.limits import complexity_rule
+from app.api.models.mutations import ModelMutations
+from app.api.models.queries import ModelQueries
+from app.api.models.types import SystemModel, UserModel
 from app.api.node import Node, resolve_node
 from app.api.observability import OperationObserver
 from app.api.orgs.mutations import TenancyMutations
 from app.api.orgs.queries import TenancyQueries
+from app.api.system_prompts.mutations import SystemPromptMutations
+from app.api.system_prompts.queries import SystemPromptQueries
 from app.config import Settings
 
 
@@ -29,8 +37,12 @@ class NodeQueries:
         return await resolve_node(info, id)
 
 
-Query = merge_types("Query", (NodeQueries, TenancyQueries))
-Mutation = merge_types("Mutation", (TenancyMutations,))
+Query = merge_types(
+    "Query", (NodeQueries, TenancyQueries, ModelQueries, SystemPromptQueries, ConnectionQueries)
+)
+Mutation = merge_types(
+    "Mutation", (TenancyMutations, ModelMutations, SystemPromptMutations, ConnectionMutations)
+)
 
 
 class ModelgateSchema(strawberry.Schema):
@@ -59,12 +71,15 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         extensions=extensions,
-        types=[],
-        config=StrawberryConfig(
-            disable_field_suggestions=not settings.field_suggestions,
-            sort_schema=True,
-        ),
+        types=[SystemModel, UserModel],
+        # Not sort_schema: sorting rebuilds the types and enum inputs would arrive as plain strings.
+        config=StrawberryConfig(disable_field_suggestions=not settings.field_suggestions),
     )
 
 
 schema = build_schema(Settings())
+
+
+def export_sdl(exported: strawberry.Schema = schema) -> str:
+    """The SDL, sorted so that diffs of schema.graphql are stable."""
+    return print_schema(lexicographic_sort_schema(exported._schema)) + "\n"

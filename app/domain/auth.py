@@ -155,3 +155,7 @@ class ApiKey:
             label=f"key:{self.prefix}",
             roles=(self.role,) if self.role else (),
         )
+
+
+# The operator's own authority, for CLI commands and first-start seeding (never a request).
+OPERATOR = Principal(kind=PrincipalKind.API_KEY, permissions=ALL_PERMISSIONS, label="operator")

@@ -15,12 +15,24 @@ import orjson
 from app.config import Settings
 from app.db import Database
 from app.repositories.api_keys import ApiKeyRepository
+from app.repositories.connections import ConnectionRepository
+from app.repositories.models import ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
-from app.services.api_key_auth import API_KEYS_TOPIC, ApiKeyAuthenticator
+from app.repositories.system_prompts import SystemPromptRepository
+from app.secrets import KeyRing
+from app.services.api_key_auth import ApiKeyAuthenticator
 from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
+from app.services.connections import ConnectionService
+from app.services.credential_vault import CredentialVault
+from app.services.effective_prompts import EffectiveSystemPrompts
 from app.services.jwt_auth import JwksCache, JwtAuthenticator
-from app.services.notifications import Notifications
+from app.services.model_cache import ModelCache
+from app.services.model_checks import ReferenceChecker
+from app.services.model_credentials import ModelCredentials
+from app.services.models import ModelService
+from app.services.notifications import API_KEYS_TOPIC, CATALOG_TOPIC, Notifications
+from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
 
 log = logging.getLogger(__name__)
@@ -31,6 +43,9 @@ class Repositories:
     organizations: OrganizationRepository
     projects: ProjectRepository
     api_keys: ApiKeyRepository
+    connections: ConnectionRepository
+    system_prompts: SystemPromptRepository
+    models: ModelRepository
 
 
 class Services:
@@ -38,15 +53,44 @@ class Services:
         self.settings = settings
         self.db = db
         self.notifications = Notifications(db, dsn)
+        self.keyring = _keyring(settings)
         self.repositories = Repositories(
             organizations=OrganizationRepository(db),
             projects=ProjectRepository(db),
             api_keys=ApiKeyRepository(db),
+            connections=ConnectionRepository(db),
+            system_prompts=SystemPromptRepository(db),
+            models=ModelRepository(db),
         )
         repos = self.repositories
         self.organizations = OrganizationService(db, repos.organizations)
         self.projects = ProjectService(db, repos.projects, self.organizations, self.notifications)
         self.api_keys = ApiKeyService(repos.api_keys, repos.organizations, repos.projects, self.notifications)
+        self.system_prompts = SystemPromptService(
+            db, repos.system_prompts, repos.organizations, self.notifications
+        )
+        self.vault = CredentialVault(self.keyring)
+        self.connections = ConnectionService(
+            db, repos.connections, repos.organizations, self.vault, self.notifications
+        )
+        self.model_credentials = ModelCredentials(self.vault, repos.models, repos.connections)
+        self.models = ModelService(
+            db,
+            repos.models,
+            repos.organizations,
+            ReferenceChecker(
+                repos.models,
+                repos.projects,
+                repos.connections,
+                repos.system_prompts,
+                allow_private_upstreams=settings.allow_private_upstreams,
+            ),
+            self.model_credentials,
+            self.notifications,
+        )
+        self.system_prompt_texts = EffectiveSystemPrompts(self.system_prompts)
+        self.model_cache = ModelCache(repos.models, self.model_credentials, self.system_prompt_texts)
+        self.notifications.subscribe(CATALOG_TOPIC, self.model_cache.invalidate)
         self.key_auth = ApiKeyAuthenticator(repos.api_keys)
         self.notifications.subscribe(API_KEYS_TOPIC, self.key_auth.invalidate)
         self.auth = Authenticator(self.key_auth, _jwt_authenticator(settings, repos.organizations))
@@ -75,6 +119,12 @@ class Services:
         while True:
             await asyncio.sleep(self.settings.flush_interval)
             await self.flush()
+
+
+def _keyring(settings: Settings) -> KeyRing:
+    if settings.secret_keys is not None:
+        return KeyRing.parse(settings.secret_keys.get_secret_value())
+    return KeyRing.development(settings.data_dir)
 
 
 def _jwt_authenticator(settings: Settings, organizations: OrganizationRepository) -> JwtAuthenticator:

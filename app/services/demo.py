@@ -1,16 +1,24 @@
-"""The demo organization `make run` creates on first start, so a newcomer can call the API at once."""
+"""What `make run` creates on first start, so a newcomer can call the API at once: the starter
+catalog, a demo organization and project whose default model is a variant of the ECHO demo model
+(offline, no keys needed), and two keys."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from uuid import UUID
 
-from app.domain.auth import Role
-from app.domain.enums import Plan
+from app.domain.auth import OPERATOR, Role
+from app.domain.enums import Plan, Provider
+from app.domain.models import ModelScope
+from app.repositories.models import ModelListQuery
+from app.services.catalog_seed import seed_catalog
 from app.services.container import Services
+from app.services.model_input import ModelInput
 
 DEMO_ORGANIZATION = "Demo"
 DEMO_PROJECT = "Demo project"
+DEMO_MODEL = "Demo echo"
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,10 +28,11 @@ class DemoKeys:
 
 
 async def seed_demo(services: Services) -> DemoKeys | None:
-    """Creates the demo organization, its project and two keys; None if it exists already."""
+    """Seeds everything; None (and nothing done) if the demo organization exists already."""
     repos = services.repositories
     if await repos.organizations.get_by_name(DEMO_ORGANIZATION) is not None:
         return None
+    await seed_catalog(services.models)
     async with services.db.transaction() as conn:
         organization = await repos.organizations.insert(
             conn,
@@ -34,9 +43,22 @@ async def seed_demo(services: Services) -> DemoKeys | None:
             auto_migrate_end_of_life=True,
             external_id=None,
         )
-        await repos.projects.insert(
+        project = await repos.projects.insert(
             conn, project_id=uuid.uuid4(), organization_id=organization.id, name=DEMO_PROJECT
         )
+    await services.models.create_user(
+        OPERATOR,
+        organization_id=organization.id,
+        scope=ModelScope.PROJECT,
+        project_id=project.id,
+        parent_id=await _echo_model_id(services),
+        changes=ModelInput(
+            name=DEMO_MODEL,
+            description="The demo project's default: the ECHO model, streaming a word every 40 ms.",
+            is_default=True,
+            provider_settings={"wordDelayMs": "40"},
+        ),
+    )
     _, admin_key = await services.api_keys.create_unchecked(
         name="platform admin (demo)", organization_id=None, platform_admin=True
     )
@@ -44,3 +66,11 @@ async def seed_demo(services: Services) -> DemoKeys | None:
         name="demo", organization_id=organization.id, role=Role.ADMIN
     )
     return DemoKeys(platform_admin=admin_key, demo_organization=demo_key)
+
+
+async def _echo_model_id(services: Services) -> UUID:
+    query = ModelListQuery(organization_id=None, include_system=True, providers=[Provider.ECHO.value])
+    echo = await services.repositories.models.list_all(query, services.models.clock())
+    if not echo:
+        raise RuntimeError("the starter catalog has no ECHO model")
+    return echo[0].id

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import LiveServer
+from tests.conftest import TEST_SECRET_KEYS, LiveServer
 from tests.support.factories import make_tenant
 from tests.support.graphql import GraphQLClient
 
@@ -19,7 +19,7 @@ KEY = re.compile(r"^mg_[0-9a-f]{12}_[A-Za-z0-9_-]+$")
 
 
 async def run_cli(database_url: str, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "DATABASE_URL": database_url}
+    env = {**os.environ, "DATABASE_URL": database_url, "MODELGATE_SECRET_KEYS": TEST_SECRET_KEYS}
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",

@@ -1,0 +1,144 @@
+"""Connection mutations. Credentials are write-only: sending one replaces it, a clear flag removes it,
+leaving it out (or null) keeps it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+
+from app.api.connections.types import Connection, ConnectionUserError, Provider, connection_error
+from app.api.context import GraphQLInfo, authenticated, services
+from app.api.errors import attempt
+from app.api.ids import decode_id
+from app.api.scalars import maybe, maybe_set
+from app.domain import connections, credentials
+from app.domain.enums import Provider as DomainProvider
+from app.services.connections import ConnectionChanges
+
+_BEARER_DOC = "Bearer token or API key. Write-only."
+_CLIENT_HEADER_DOC = "Custom-header auth; always sent together with secretKey. Write-only."
+_PAIRED_HEADER_DOC = "Custom-header auth; always sent together with clientKey. Write-only."
+
+
+@strawberry.input
+class ConnectionCreateInput:
+    organization_id: strawberry.ID
+    name: str
+    provider: Provider  # type: ignore[valid-type]
+    description: str | None = None
+    token: str | None = strawberry.field(default=None, description=_BEARER_DOC)
+    client_key: str | None = strawberry.field(default=None, description=_CLIENT_HEADER_DOC)
+    secret_key: str | None = strawberry.field(default=None, description=_PAIRED_HEADER_DOC)
+
+
+@strawberry.input(
+    description="Fields left out are not changed. A credential left out or null is kept; "
+    "clearToken / clearClientKeys remove them. The provider cannot change."
+)
+class ConnectionUpdateInput:
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    description: str | None = strawberry.UNSET
+    token: str | None = strawberry.field(default=None, description=_BEARER_DOC)
+    client_key: str | None = strawberry.field(default=None, description=_CLIENT_HEADER_DOC)
+    secret_key: str | None = strawberry.field(default=None, description=_PAIRED_HEADER_DOC)
+    clear_token: bool = strawberry.field(default=False, description="Removes the token.")
+    clear_client_keys: bool = strawberry.field(default=False, description="Removes clientKey and secretKey.")
+    updated_at: datetime | None = strawberry.field(
+        default=None,
+        description="The updatedAt you last read; if the connection changed since, CONFLICT and no write.",
+    )
+
+
+@strawberry.input
+class ConnectionDeleteInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class ConnectionCreatePayload:
+    connection: Connection | None
+    user_errors: list[ConnectionUserError]
+
+
+@strawberry.type
+class ConnectionUpdatePayload:
+    connection: Connection | None
+    user_errors: list[ConnectionUserError]
+
+
+@strawberry.type
+class ConnectionDeletePayload:
+    deleted_connection_id: strawberry.ID | None
+    user_errors: list[ConnectionUserError]
+
+
+@strawberry.type
+class ConnectionMutations:
+    @strawberry.mutation(description="Needs connections:manage.")
+    async def connection_create(
+        self, info: GraphQLInfo, input: ConnectionCreateInput
+    ) -> ConnectionCreatePayload:
+        principal = authenticated(info)
+
+        async def work() -> connections.Connection:
+            organization_id = decode_id(input.organization_id, "Organization", ["input", "organizationId"])
+            return await services(info).connections.create(
+                principal,
+                organization_id=organization_id,
+                name=input.name,
+                # Enum inputs can arrive as plain strings (see app/api/orgs/mutations.py).
+                provider=DomainProvider(input.provider),
+                description=input.description,
+                credentials=credentials.CredentialChanges(
+                    token=input.token, client_key=input.client_key, secret_key=input.secret_key
+                ),
+            )
+
+        created, errors = await attempt(work(), connection_error)
+        return ConnectionCreatePayload(
+            connection=Connection.of(created) if created else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="Needs connections:manage.")
+    async def connection_update(
+        self, info: GraphQLInfo, input: ConnectionUpdateInput
+    ) -> ConnectionUpdatePayload:
+        principal = authenticated(info)
+
+        async def work() -> connections.Connection:
+            connection_id = decode_id(input.id, "Connection", ["input", "id"])
+            changes = ConnectionChanges(
+                name=maybe_set(input.name, ["input", "name"]),
+                description=maybe(input.description),
+                credentials=credentials.CredentialChanges(
+                    token=input.token,
+                    client_key=input.client_key,
+                    secret_key=input.secret_key,
+                    clear_token=input.clear_token,
+                    clear_client_keys=input.clear_client_keys,
+                ),
+                expected_updated_at=input.updated_at,
+            )
+            return await services(info).connections.update(principal, connection_id, changes)
+
+        updated, errors = await attempt(work(), connection_error)
+        return ConnectionUpdatePayload(
+            connection=Connection.of(updated) if updated else None, user_errors=errors
+        )
+
+    @strawberry.mutation(description="Needs connections:manage. Refused while models use the connection.")
+    async def connection_delete(
+        self, info: GraphQLInfo, input: ConnectionDeleteInput
+    ) -> ConnectionDeletePayload:
+        principal = authenticated(info)
+
+        async def work() -> connections.Connection:
+            connection_id = decode_id(input.id, "Connection", ["input", "id"])
+            return await services(info).connections.delete(principal, connection_id)
+
+        deleted, errors = await attempt(work(), connection_error)
+        return ConnectionDeletePayload(
+            deleted_connection_id=input.id if deleted else None, user_errors=errors
+        )

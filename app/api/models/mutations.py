@@ -1,0 +1,193 @@
+"""Model mutations: systemModelCreate/Update, userModelCreate/Update, modelDelete."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypeVar
+
+import strawberry
+
+from app.api.connections.types import Provider
+from app.api.context import GraphQLInfo, authenticated, services
+from app.api.errors import attempt
+from app.api.ids import decode_id, decode_optional
+from app.api.models.inputs import MODEL_TYPES, SystemModelFieldsInput, UserModelFieldsInput, to_model_input
+from app.api.models.types import (
+    ModelGroup,
+    ModelScope,
+    ModelUserError,
+    SystemModel,
+    UserModel,
+    model_error,
+    model_type,
+)
+from app.domain import models
+from app.domain.enums import ModelGroup as DomainModelGroup
+
+T = TypeVar("T")
+
+
+@strawberry.input(description="A platform-wide model. Platform admins only.")
+class SystemModelCreateInput(SystemModelFieldsInput):
+    name: str
+    provider: Provider  # type: ignore[valid-type]
+    model_group: ModelGroup = DomainModelGroup.CHAT  # type: ignore[valid-type]
+
+
+@strawberry.input
+class SystemModelUpdateInput(SystemModelFieldsInput):
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    expected_updated_at: datetime | None = strawberry.field(
+        default=None,
+        description="The updatedAt you last saw; if the model changed since, nothing is written.",
+    )
+    clear_token: bool = False
+    clear_client_keys: bool = False
+
+
+@strawberry.input(
+    description="An organization's model: with parentModelId a variant of a system model, without it a "
+    "bring-your-own-key endpoint of its own (provider, providerModelId, credentials)."
+)
+class UserModelCreateInput(UserModelFieldsInput):
+    organization_id: strawberry.ID
+    name: str
+    scope: ModelScope = models.ModelScope.ORGANIZATION  # type: ignore[valid-type]
+    project_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Required for PROJECT scope."
+    )
+    parent_model_id: strawberry.ID | None = None
+
+
+@strawberry.input
+class UserModelUpdateInput(UserModelFieldsInput):
+    id: strawberry.ID
+    name: str | None = strawberry.UNSET
+    expected_updated_at: datetime | None = strawberry.field(
+        default=None,
+        description="The updatedAt you last saw; if the model changed since, nothing is written.",
+    )
+    clear_token: bool = False
+    clear_client_keys: bool = False
+
+
+@strawberry.input
+class ModelDeleteInput:
+    id: strawberry.ID
+
+
+@strawberry.type
+class SystemModelCreatePayload:
+    model: SystemModel | None
+    user_errors: list[ModelUserError]
+
+
+@strawberry.type
+class SystemModelUpdatePayload:
+    model: SystemModel | None
+    user_errors: list[ModelUserError]
+
+
+@strawberry.type
+class UserModelCreatePayload:
+    model: UserModel | None
+    user_errors: list[ModelUserError]
+
+
+@strawberry.type
+class UserModelUpdatePayload:
+    model: UserModel | None
+    user_errors: list[ModelUserError]
+
+
+@strawberry.type
+class ModelDeletePayload:
+    deleted_model_id: strawberry.ID | None
+    user_errors: list[ModelUserError]
+
+
+@strawberry.type
+class ModelMutations:
+    @strawberry.mutation
+    async def system_model_create(
+        self, info: GraphQLInfo, input: SystemModelCreateInput
+    ) -> SystemModelCreatePayload:
+        principal = authenticated(info)
+
+        async def work() -> models.EffectiveModel:
+            return await services(info).models.create_system(principal, to_model_input(input))
+
+        created, errors = await attempt(work(), model_error)
+        return SystemModelCreatePayload(model=_as(SystemModel, created), user_errors=errors)
+
+    @strawberry.mutation
+    async def system_model_update(
+        self, info: GraphQLInfo, input: SystemModelUpdateInput
+    ) -> SystemModelUpdatePayload:
+        principal = authenticated(info)
+
+        async def work() -> models.EffectiveModel:
+            model_id = decode_id(input.id, "SystemModel", ["input", "id"])
+            changes = to_model_input(
+                input, clear_token=input.clear_token, clear_client_keys=input.clear_client_keys
+            )
+            return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
+
+        updated, errors = await attempt(work(), model_error)
+        return SystemModelUpdatePayload(model=_as(SystemModel, updated), user_errors=errors)
+
+    @strawberry.mutation
+    async def user_model_create(
+        self, info: GraphQLInfo, input: UserModelCreateInput
+    ) -> UserModelCreatePayload:
+        principal = authenticated(info)
+
+        async def work() -> models.EffectiveModel:
+            return await services(info).models.create_user(
+                principal,
+                organization_id=decode_id(input.organization_id, "Organization", ["input", "organizationId"]),
+                scope=input.scope,
+                project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
+                # Any model id: the service says why a user model cannot be a parent.
+                parent_id=decode_optional(input.parent_model_id, MODEL_TYPES, ["input", "parentModelId"]),
+                changes=to_model_input(input),
+            )
+
+        created, errors = await attempt(work(), model_error)
+        return UserModelCreatePayload(model=_as(UserModel, created), user_errors=errors)
+
+    @strawberry.mutation
+    async def user_model_update(
+        self, info: GraphQLInfo, input: UserModelUpdateInput
+    ) -> UserModelUpdatePayload:
+        principal = authenticated(info)
+
+        async def work() -> models.EffectiveModel:
+            model_id = decode_id(input.id, "UserModel", ["input", "id"])
+            changes = to_model_input(
+                input, clear_token=input.clear_token, clear_client_keys=input.clear_client_keys
+            )
+            return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
+
+        updated, errors = await attempt(work(), model_error)
+        return UserModelUpdatePayload(model=_as(UserModel, updated), user_errors=errors)
+
+    @strawberry.mutation(description="Refused while other models use it as parent, replacement or fallback.")
+    async def model_delete(self, info: GraphQLInfo, input: ModelDeleteInput) -> ModelDeletePayload:
+        principal = authenticated(info)
+
+        async def work() -> models.ModelRecord:
+            model_id = decode_id(input.id, MODEL_TYPES, ["input", "id"])
+            return await services(info).models.delete(principal, model_id)
+
+        deleted, errors = await attempt(work(), model_error)
+        return ModelDeletePayload(deleted_model_id=input.id if deleted else None, user_errors=errors)
+
+
+def _as(cls: type[T], model: models.EffectiveModel | None) -> T | None:
+    if model is None:
+        return None
+    typed = model_type(model)
+    assert isinstance(typed, cls)
+    return typed

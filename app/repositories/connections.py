@@ -1,0 +1,149 @@
+"""SQL for connections. Ciphertexts are written here but read back only by `credentials`: every
+other query returns whether a credential is set, never its ciphertext."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import asyncpg
+
+from app.db import Database
+from app.domain.connections import Connection
+from app.domain.credentials import EncryptedCredentials
+from app.domain.enums import Provider
+from app.domain.pagination import CreatedKey, Page, PageRequest
+from app.domain.values import Maybe, UnsetType
+
+_COLUMNS = (
+    "id, organization_id, name, provider, description, token_ciphertext IS NOT NULL AS has_token, "
+    "client_key_ciphertext IS NOT NULL AS has_client_key, created_at, updated_at"
+)
+
+
+def _connection(row: asyncpg.Record) -> Connection:
+    return Connection(
+        id=row["id"],
+        organization_id=row["organization_id"],
+        name=row["name"],
+        provider=Provider(row["provider"]),
+        description=row["description"],
+        has_token=row["has_token"],
+        has_client_key=row["has_client_key"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _change(value: Maybe[bytes | None]) -> tuple[bool, bytes | None]:
+    """(replace?, new ciphertext) for one secret column: UNSET keeps it, None clears it."""
+    return (False, None) if isinstance(value, UnsetType) else (True, value)
+
+
+class ConnectionRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def get(self, connection_id: UUID) -> Connection | None:
+        row = await self.db.fetchrow(f"SELECT {_COLUMNS} FROM connections WHERE id = $1", connection_id)
+        return _connection(row) if row else None
+
+    async def get_many(self, ids: list[UUID]) -> list[Connection]:
+        rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM connections WHERE id = ANY($1)", ids)
+        return [_connection(r) for r in rows]
+
+    async def list_for_organization(
+        self, organization_id: UUID, page: PageRequest[CreatedKey]
+    ) -> Page[Connection]:
+        after = page.after
+        rows = await self.db.fetch(
+            f"""SELECT {_COLUMNS} FROM connections
+                WHERE organization_id = $1 AND ($2::timestamptz IS NULL OR (created_at, id) > ($2, $3))
+                ORDER BY created_at, id LIMIT $4""",
+            organization_id,
+            after.created_at if after else None,
+            after.id if after else None,
+            page.first + 1,
+        )
+        return Page.from_rows([_connection(r) for r in rows], page.first)
+
+    async def credentials(self, connection_id: UUID) -> EncryptedCredentials | None:
+        row = await self.db.fetchrow(
+            """SELECT token_ciphertext, client_key_ciphertext, secret_key_ciphertext
+               FROM connections WHERE id = $1""",
+            connection_id,
+        )
+        if row is None:
+            return None
+        return EncryptedCredentials(
+            row["token_ciphertext"], row["client_key_ciphertext"], row["secret_key_ciphertext"]
+        )
+
+    async def insert(
+        self,
+        conn: asyncpg.Connection,
+        *,
+        connection_id: UUID,
+        organization_id: UUID,
+        name: str,
+        provider: Provider,
+        description: str | None,
+        credentials: EncryptedCredentials,
+    ) -> Connection:
+        row = await conn.fetchrow(
+            f"""INSERT INTO connections (id, organization_id, name, provider, description,
+                    token_ciphertext, client_key_ciphertext, secret_key_ciphertext)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+            connection_id,
+            organization_id,
+            name,
+            provider.value,
+            description,
+            credentials.token,
+            credentials.client_key,
+            credentials.secret_key,
+        )
+        return _connection(row)
+
+    async def lock(self, conn: asyncpg.Connection, connection_id: UUID) -> Connection | None:
+        """The connection, locked until the transaction ends: no model can start using it meanwhile."""
+        row = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM connections WHERE id = $1 FOR UPDATE", connection_id
+        )
+        return _connection(row) if row else None
+
+    async def update(
+        self,
+        conn: asyncpg.Connection,
+        connection_id: UUID,
+        *,
+        name: str,
+        description: str | None,
+        token: Maybe[bytes | None],
+        client_key: Maybe[bytes | None],
+        secret_key: Maybe[bytes | None],
+    ) -> Connection:
+        """Sets name and description; each secret column is kept (UNSET), replaced, or cleared (None)."""
+        row = await conn.fetchrow(
+            f"""UPDATE connections SET name = $2, description = $3,
+                    token_ciphertext = CASE WHEN $4 THEN $5 ELSE token_ciphertext END,
+                    client_key_ciphertext = CASE WHEN $6 THEN $7 ELSE client_key_ciphertext END,
+                    secret_key_ciphertext = CASE WHEN $8 THEN $9 ELSE secret_key_ciphertext END,
+                    updated_at = now()
+                WHERE id = $1 RETURNING {_COLUMNS}""",
+            connection_id,
+            name,
+            description,
+            *_change(token),
+            *_change(client_key),
+            *_change(secret_key),
+        )
+        return _connection(row)
+
+    async def delete(self, conn: asyncpg.Connection, connection_id: UUID) -> None:
+        await conn.execute("DELETE FROM connections WHERE id = $1", connection_id)
+
+    async def model_names_using(self, conn: asyncpg.Connection, connection_id: UUID) -> list[str]:
+        rows = await conn.fetch(
+            "SELECT name FROM models WHERE connection_id = $1 ORDER BY name", connection_id
+        )
+        return [r["name"] for r in rows]

@@ -1,0 +1,318 @@
+"""Use cases for models: read, list, what a caller may call now, create, update, delete.
+
+System models are the platform's (platform admins change them); user models belong to an
+organization, scoped to it or to one project. Every change is published on the "catalog" topic so
+that every instance drops its cached models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from uuid import UUID
+
+import asyncpg
+
+from app.db import Database
+from app.domain.auth import Permission, Principal
+from app.domain.enums import ModelGroup, Plan
+from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
+from app.domain.model_rules import ModelErrorCode, check_model_fields
+from app.domain.models import EffectiveModel, LifecycleState, ModelKind, ModelRecord, ModelScope
+from app.domain.pagination import Page, PageRequest
+from app.repositories.model_writes import ModelWriter
+from app.repositories.models import ModelListQuery, ModelRepository, NameKey
+from app.repositories.organizations import OrganizationRepository
+from app.services.model_checks import ReferenceChecker
+from app.services.model_credentials import ModelCredentials
+from app.services.model_input import ModelInput, apply_input, blank_record
+from app.services.notifications import CATALOG_TOPIC, Notifications
+from app.services.permissions import require
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFilter:
+    organization_id: UUID | None = None
+    project_id: UUID | None = None
+    kinds: Sequence[ModelKind] | None = None
+    scopes: Sequence[ModelScope] | None = None
+    include_system: bool = False
+    providers: Sequence[str] | None = None
+    model_groups: Sequence[ModelGroup] | None = None
+    lifecycle_states: Sequence[LifecycleState] | None = None
+    capabilities: Sequence[str] | None = None
+    search: str | None = None
+
+
+def _values(items: Sequence[object] | None) -> list[str] | None:
+    return None if items is None else [str(getattr(i, "value", i)) for i in items]
+
+
+class ModelService:
+    def __init__(
+        self,
+        db: Database,
+        models: ModelRepository,
+        organizations: OrganizationRepository,
+        checker: ReferenceChecker,
+        credentials: ModelCredentials,
+        notifications: Notifications,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.db = db
+        self.models = models
+        self.organizations = organizations
+        self.checker = checker
+        self.credentials = credentials
+        self.notifications = notifications
+        self.writer = ModelWriter()
+        self.clock = clock
+
+    # ---- reads -----------------------------------------------------------------------------
+
+    async def effective(self, records: Sequence[ModelRecord]) -> list[EffectiveModel]:
+        parent_ids = list({r.parent_id for r in records if r.parent_id})
+        parents = {p.id: p for p in await self.models.get_many(parent_ids)} if parent_ids else {}
+        return [EffectiveModel(r, parents.get(r.parent_id) if r.parent_id else None) for r in records]
+
+    def _readable(self, principal: Principal, model: EffectiveModel) -> bool:
+        record = model.record
+        if principal.is_platform_admin:
+            return True
+        if record.kind is ModelKind.SYSTEM:
+            return record.is_visible
+        if record.organization_id is None or not principal.can_access_organization(record.organization_id):
+            return False
+        return principal.project_id is None or model.usable_in_project(
+            record.organization_id, principal.project_id
+        )
+
+    async def get(self, principal: Principal, model_id: UUID) -> EffectiveModel | None:
+        require(principal, Permission.MODELS_READ)
+        record = await self.models.get(model_id)
+        if record is None:
+            return None
+        (model,) = await self.effective([record])
+        return model if self._readable(principal, model) else None
+
+    async def list_page(
+        self, principal: Principal, model_filter: ModelFilter, page: PageRequest[NameKey]
+    ) -> Page[EffectiveModel]:
+        require(principal, Permission.MODELS_READ)
+        query = self._list_query(principal, model_filter)
+        if query is None:
+            return Page([], False)
+        records = await self.models.list_page(query, page, self.clock())
+        return Page(await self.effective(records.items), records.has_next_page)
+
+    def _list_query(self, principal: Principal, f: ModelFilter) -> ModelListQuery | None:
+        """Seed semantics: an organization's models, plus visible system models with includeSystem
+        (or when the kinds filter asks for SYSTEM). Platform admins without an organization list
+        the system catalog, hidden models included."""
+        organization_id = f.organization_id or principal.organization_id
+        if organization_id is not None and not principal.can_access_organization(organization_id):
+            return None
+        project_id = f.project_id or principal.project_id
+        if principal.project_id is not None and project_id != principal.project_id:
+            return None
+        wants_system = f.include_system or (f.kinds is not None and ModelKind.SYSTEM in f.kinds)
+        return ModelListQuery(
+            organization_id=organization_id,
+            include_system=wants_system or organization_id is None,
+            include_invisible_system=principal.is_platform_admin and organization_id is None,
+            project_id=project_id,
+            kinds=_values(f.kinds),
+            scopes=_values(f.scopes),
+            providers=_values(f.providers),
+            model_groups=_values(f.model_groups),
+            lifecycle_states=_values(f.lifecycle_states),
+            capabilities=_values(f.capabilities),
+            search=f.search or None,
+        )
+
+    async def available(
+        self, principal: Principal, project_id: UUID | None, model_group: ModelGroup | None
+    ) -> list[EffectiveModel]:
+        """Exactly what the caller may call now in that project: visible, assigned, enabled, not
+        end-of-life (unless the organization migrates such calls to a replacement), and allowed by
+        the plan. Model pickers show this list."""
+        require(principal, Permission.MODELS_READ)
+        if principal.organization_id is None:
+            return []
+        organization = await self.organizations.get(principal.organization_id)
+        project_id = project_id or principal.project_id
+        if organization is None or (principal.project_id is not None and project_id != principal.project_id):
+            return []
+        query = ModelListQuery(
+            organization_id=organization.id,
+            include_system=True,
+            project_id=project_id,
+            model_groups=[model_group.value] if model_group else None,
+        )
+        now = self.clock()
+        models = await self.effective(await self.models.list_all(query, now))
+        return [
+            m
+            for m in models
+            if self.callable_now(m, organization.plan, organization.auto_migrate_end_of_life, now)
+        ]
+
+    @staticmethod
+    def callable_now(model: EffectiveModel, plan: Plan, auto_migrate: bool, now: datetime) -> bool:
+        lifecycle = model.lifecycle(now)
+        if lifecycle.state is LifecycleState.DISABLED or not model.record.is_visible:
+            return False
+        if lifecycle.state is LifecycleState.END_OF_LIFE and not (
+            auto_migrate and lifecycle.replacement_model_id
+        ):
+            return False
+        return model.allowed_for(plan)
+
+    # ---- writes ----------------------------------------------------------------------------
+
+    async def create_system(self, principal: Principal, changes: ModelInput) -> EffectiveModel:
+        require(principal, Permission.PLATFORM_ADMIN)
+        record = blank_record(
+            kind=ModelKind.SYSTEM, organization_id=None, scope=None, project_id=None, parent=None
+        )
+        return await self._save(record, None, changes, created=True, expected_updated_at=None)
+
+    async def create_user(
+        self,
+        principal: Principal,
+        *,
+        organization_id: UUID,
+        scope: ModelScope,
+        project_id: UUID | None,
+        parent_id: UUID | None,
+        changes: ModelInput,
+    ) -> EffectiveModel:
+        if not principal.can_access_organization(organization_id):
+            raise NotFoundError("organization", ["input", "organizationId"])
+        require(principal, Permission.MODELS_CREATE)
+        errors = ErrorCollector()
+        if scope is ModelScope.PROJECT and project_id is None:
+            errors.add(
+                ModelErrorCode.REQUIRED, "a project-scoped model needs its project", "input", "projectId"
+            )
+        if scope is ModelScope.ORGANIZATION and project_id is not None:
+            errors.add(
+                ModelErrorCode.INVALID,
+                "an organization-scoped model takes assignedProjectIds, not projectId",
+                "input",
+                "projectId",
+            )
+        if principal.project_id is not None and (
+            scope is not ModelScope.PROJECT or project_id != principal.project_id
+        ):
+            raise AccessDenied("a project key can only create models in its own project")
+        parent = await self._parent(errors, principal, parent_id)
+        errors.raise_if_any()
+        record = blank_record(
+            kind=ModelKind.USER,
+            organization_id=organization_id,
+            scope=scope,
+            project_id=project_id if scope is ModelScope.PROJECT else None,
+            parent=parent,
+        )
+        return await self._save(record, parent, changes, created=True, expected_updated_at=None)
+
+    async def _parent(
+        self, errors: ErrorCollector, principal: Principal, parent_id: UUID | None
+    ) -> ModelRecord | None:
+        if parent_id is None:
+            return None
+        parent = await self.models.get(parent_id)
+        if parent is None or (
+            parent.kind is ModelKind.SYSTEM and not parent.is_visible and not principal.is_platform_admin
+        ):
+            errors.add(ModelErrorCode.NOT_FOUND, "model not found", "input", "parentModelId")
+            return None
+        if parent.kind is not ModelKind.SYSTEM:
+            errors.add(ModelErrorCode.INVALID, "a parent must be a system model", "input", "parentModelId")
+            return None
+        return parent
+
+    async def update(
+        self, principal: Principal, model_id: UUID, changes: ModelInput, expected_updated_at: datetime | None
+    ) -> EffectiveModel:
+        model = await self.get(principal, model_id)
+        if model is None:
+            raise NotFoundError("model", ["input", "id"])
+        record = model.record
+        if record.kind is ModelKind.SYSTEM and not principal.is_platform_admin:
+            raise UserInputError.single(
+                ModelErrorCode.PERMISSION_DENIED,
+                "system models are changed by platform admins only",
+                ["input", "id"],
+            )
+        require(principal, Permission.MODELS_UPDATE)
+        return await self._save(
+            record, model.parent, changes, created=False, expected_updated_at=expected_updated_at
+        )
+
+    async def _save(
+        self,
+        current: ModelRecord,
+        parent: ModelRecord | None,
+        changes: ModelInput,
+        *,
+        created: bool,
+        expected_updated_at: datetime | None,
+    ) -> EffectiveModel:
+        errors = ErrorCollector()
+        candidate = apply_input(errors, current, changes, is_variant=parent is not None)
+        check_model_fields(errors, candidate, parent)
+        self.credentials.check(errors, changes.credentials)
+        await self.checker.check(errors, candidate, parent)
+        errors.raise_if_any()
+        try:
+            async with self.db.transaction() as conn:
+                if candidate.is_default and candidate.project_id is not None:
+                    await self.writer.unset_other_defaults(conn, candidate.project_id, candidate.id)
+                if created:
+                    await self.writer.insert(conn, candidate)
+                elif not await self.writer.update(conn, candidate, expected_updated_at):
+                    raise UserInputError.single(
+                        ModelErrorCode.CONFLICT,
+                        "the model changed since you read it: reload and try again",
+                        ["input", "expectedUpdatedAt"],
+                    )
+                await self.writer.set_assignments(conn, candidate.id, candidate.assigned_project_ids)
+                await self.writer.set_fallbacks(conn, candidate)
+                await self.credentials.write(conn, candidate.id, changes.credentials)
+        except asyncpg.UniqueViolationError as exc:
+            raise UserInputError.single(
+                ModelErrorCode.DUPLICATE, "a model with this name exists already", ["input", "name"]
+            ) from exc
+        await self.notifications.publish(CATALOG_TOPIC, None)
+        saved = await self.models.get(candidate.id)
+        assert saved is not None
+        return EffectiveModel(saved, parent)
+
+    async def delete(self, principal: Principal, model_id: UUID) -> ModelRecord:
+        model = await self.get(principal, model_id)
+        if model is None:
+            raise NotFoundError("model", ["input", "id"])
+        if model.record.kind is ModelKind.SYSTEM and not principal.is_platform_admin:
+            raise UserInputError.single(
+                ModelErrorCode.PERMISSION_DENIED,
+                "system models are deleted by platform admins only",
+                ["input", "id"],
+            )
+        require(principal, Permission.MODELS_DELETE)
+        dependents = await self.models.dependents(model_id)
+        if dependents:
+            raise UserInputError.single(
+                ModelErrorCode.IN_USE, f"still used by: {', '.join(dependents[:10])}", ["input", "id"]
+            )
+        try:
+            async with self.db.transaction() as conn:
+                await self.writer.delete(conn, model_id)
+        except asyncpg.ForeignKeyViolationError as exc:  # referenced meanwhile
+            raise UserInputError.single(
+                ModelErrorCode.IN_USE, "still used by other models", ["input", "id"]
+            ) from exc
+        await self.notifications.publish(CATALOG_TOPIC, None)
+        return model.record
