@@ -1,0 +1,134 @@
+"""The gateway's vocabulary: why a call was refused or failed, what it warns about, what it used.
+
+A `GatewayError` is an expected failure of a call (a policy, a quota, a provider failure after
+retries and fallbacks); the GraphQL layer shows it as a user error or a `ChatStreamError` event,
+the REST layer as an OpenAI error envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from uuid import UUID
+
+
+class GatewayErrorCode(StrEnum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    TOO_LONG = "TOO_LONG"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
+    NOT_FOUND = "NOT_FOUND"
+    NO_DEFAULT_MODEL = "NO_DEFAULT_MODEL"
+    MODEL_DISABLED = "MODEL_DISABLED"
+    MODEL_END_OF_LIFE = "MODEL_END_OF_LIFE"
+    PLAN_UPGRADE_REQUIRED = "PLAN_UPGRADE_REQUIRED"
+    MAX_TOKENS_TOO_LARGE = "MAX_TOKENS_TOO_LARGE"
+    CONTEXT_TOO_LONG = "CONTEXT_TOO_LONG"
+    MODEL_GROUP_MISMATCH = "MODEL_GROUP_MISMATCH"
+    QUOTA_EXCEEDED = "QUOTA_EXCEEDED"
+    RATE_LIMITED = "RATE_LIMITED"
+    TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
+    PROVIDER_ERROR = "PROVIDER_ERROR"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+
+
+class GatewayError(Exception):
+    """An expected failure of a call. `message` is safe to show the caller."""
+
+    def __init__(
+        self,
+        code: GatewayErrorCode,
+        message: str,
+        *,
+        field: tuple[str, ...] | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        provider_code: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.retryable = retryable
+        self.retry_after = retry_after
+        # For PROVIDER_ERROR: the provider layer's code (RATE_LIMITED, TIMEOUT, …).
+        self.provider_code = provider_code
+
+
+class WarningCode(StrEnum):
+    MODEL_DEPRECATED = "MODEL_DEPRECATED"
+    MODEL_MIGRATED = "MODEL_MIGRATED"
+    FALLBACK_USED = "FALLBACK_USED"
+
+
+@dataclass(frozen=True, slots=True)
+class CallWarning:
+    code: WarningCode
+    message: str
+    end_of_life_at: datetime | None = None
+    replacement_model_id: UUID | None = None
+
+
+class CallOperation(StrEnum):
+    GENERATE = "GENERATE"
+    CHAT = "CHAT"
+    CHAT_STREAM = "CHAT_STREAM"
+    EMBED = "EMBED"
+
+
+class CallStatus(StrEnum):
+    SUCCESS = "SUCCESS"
+    ERROR = "ERROR"
+    CANCELLED = "CANCELLED"
+
+
+@dataclass(frozen=True, slots=True)
+class UsageEvent:
+    """One call, as metered: one row per call, successes and failures alike."""
+
+    organization_id: UUID
+    project_id: UUID | None
+    api_key_id: UUID | None
+    caller: str  # the key prefix or the JWT subject, never a secret
+    operation: CallOperation
+    requested_model_id: UUID | None
+    served_model_id: UUID | None
+    provider: str | None
+    input_tokens: int
+    output_tokens: int
+    credits: Decimal
+    latency_ms: int
+    time_to_first_token_ms: int | None
+    status: CallStatus
+    error_code: str | None
+    request_id: str
+    created_at: datetime
+
+
+def credits_for(input_tokens: int, output_tokens: int, credit_multiplier: Decimal) -> Decimal:
+    """(input + output) / 1000 * the served model's credit multiplier."""
+    return (Decimal(input_tokens + output_tokens) / 1000 * credit_multiplier).quantize(Decimal("0.000001"))
+
+
+class HealthState(StrEnum):
+    HEALTHY = "HEALTHY"
+    DEGRADED = "DEGRADED"  # failing, not yet tripped
+    TRIPPED = "TRIPPED"  # skipped in favour of its fallbacks until trippedUntil
+
+
+@dataclass(frozen=True, slots=True)
+class ModelHealth:
+    state: HealthState
+    consecutive_failures: int
+    tripped_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TripPolicy:
+    """When a primary trips, from its first enabled fallback entry."""
+
+    failed_requests: int
+    duration_minutes: int
+    notify_emails: tuple[str, ...]
