@@ -14,34 +14,22 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.common import FakeServer, RawReply, split_words
+
 TOKEN = "aa-test-token-SECRET-0123456789"
+_EVENT_STREAM = {"content-type": "text/event-stream"}
 
 
 @dataclass
-class RecordedRequest:
-    path: str
-    headers: dict[str, str]  # names lower-cased
-    body: dict[str, Any]
+class AlephAlphaFake(FakeServer):
+    """Also has the switches and observations of `FakeServer` (`delay`, `stall_after`, `requests`, …)."""
 
-
-@dataclass(frozen=True)
-class RawReply:
-    """Exact bytes to answer with (replaying a recording)."""
-
-    status: int
-    content_type: str
-    body: bytes
-
-
-@dataclass
-class AlephAlphaFake:
-    url: str = ""
     # What the model answers.
     reply: str = "Hello from the fake Aleph Alpha model."
     chunks: int = 3  # stream chunks the reply is split into
@@ -49,39 +37,19 @@ class AlephAlphaFake:
     input_tokens: int = 5
     output_tokens: int = 8
     raw: RawReply | None = None  # answer with these bytes instead (written in `write_size` pieces)
-    # Failure and timing switches.
+    # Failure switches.
     error: tuple[int, str, str] | None = None  # (status, error, code) as a flat error envelope
     error_headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # before the response headers
-    first_byte_delay: float = 0.0  # after the headers, before the first frame
-    stall_after: int | None = None  # frames sent before the stream stalls for `stall_seconds`
-    stall_seconds: float = 30.0
-    disconnect_after: int | None = None  # frames sent before the connection is dropped
     omit_terminal: bool = False  # /complete without completion_summary, chat without [DONE]
-    write_size: int | None = None  # split the body into writes of this many bytes
-    # What happened.
-    requests: list[RecordedRequest] = field(default_factory=list)
-    open_streams: int = 0
-    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def _pieces(self) -> list[str]:
-        words = self.reply.split(" ")
-        size = max(1, -(-len(words) // max(self.chunks, 1)))
-        groups = [words[i : i + size] for i in range(0, len(words), size)]
-        return [" ".join(g) + (" " if i < len(groups) - 1 else "") for i, g in enumerate(groups)]
 
     async def _prelude(self, request: web.Request) -> tuple[dict[str, Any], web.StreamResponse | None]:
         """Records the request; returns its body and, when the fake must not answer normally, the
         response to send instead."""
-        raw = await request.read()
-        body = json.loads(raw) if raw else {}
-        self.requests.append(
-            RecordedRequest(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
-        )
+        body = await self.record(request) or {}
         if self.delay:
             await asyncio.sleep(self.delay)
         if self.raw is not None:
-            return body, await self._send(request, [self.raw.body], self.raw.content_type, self.raw.status)
+            return body, await self.send(request, [self.raw.body], self.raw.headers, self.raw.status)
         if request.headers.get("authorization") != f"Bearer {TOKEN}":
             return body, _error(401, "Unauthorized: the token is not valid", "UNAUTHENTICATED")
         if self.error is not None:
@@ -109,7 +77,8 @@ class AlephAlphaFake:
                     "num_tokens_generated": self.output_tokens,
                 }
             )
-        frames = [{"type": "stream_chunk", "index": 0, "completion": p} for p in self._pieces()]
+        pieces = split_words(self.reply, self.chunks)
+        frames = [{"type": "stream_chunk", "index": 0, "completion": p} for p in pieces]
         frames.append(
             {
                 "type": "stream_summary",
@@ -126,7 +95,7 @@ class AlephAlphaFake:
                     "num_tokens_generated": self.output_tokens,
                 }
             )
-        return await self._send(request, [_sse(f) for f in frames], "text/event-stream")
+        return await self.send(request, [_sse(f) for f in frames], _EVENT_STREAM)
 
     async def chat(self, request: web.Request) -> web.StreamResponse:
         body, answer = await self._prelude(request)
@@ -145,42 +114,17 @@ class AlephAlphaFake:
                 {**common, "object": "chat.completion", "choices": [choice], "usage": usage}
             )
         chunk = {**common, "object": "chat.completion.chunk", "usage": None}
+        pieces = split_words(self.reply, self.chunks)
         frames = [
             {**chunk, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
-            *({**chunk, "choices": [{"index": 0, "delta": {"content": p}}]} for p in self._pieces()),
+            *({**chunk, "choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces),
             {**chunk, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
             {**chunk, "choices": [], "usage": usage},
         ]
         encoded = [_sse(f) for f in frames]
         if not self.omit_terminal:
             encoded.append(b"data: [DONE]\n\n")
-        return await self._send(request, encoded, "text/event-stream")
-
-    async def _send(
-        self, request: web.Request, frames: list[bytes], content_type: str, status: int = 200
-    ) -> web.StreamResponse:
-        self.open_streams += 1
-        try:
-            response = web.StreamResponse(status=status, headers={"content-type": content_type})
-            await response.prepare(request)
-            if self.first_byte_delay:
-                await asyncio.sleep(self.first_byte_delay)
-            for index, frame in enumerate(frames):
-                if index == self.disconnect_after:
-                    assert request.transport is not None
-                    request.transport.close()
-                    return response
-                if index == self.stall_after:
-                    await asyncio.sleep(self.stall_seconds)
-                size = self.write_size or len(frame)
-                for start in range(0, len(frame), size):
-                    await response.write(frame[start : start + size])
-            with suppress(ConnectionError):
-                await response.write_eof()
-            return response
-        finally:
-            self.open_streams -= 1
-            self.stream_closed.set()
+        return await self.send(request, encoded, _EVENT_STREAM)
 
 
 def _sse(payload: dict[str, Any]) -> bytes:
@@ -198,14 +142,5 @@ async def aleph_alpha_fake() -> AsyncIterator[AlephAlphaFake]:
     for prefix in ("", "/v1"):
         app.router.add_post(f"{prefix}/complete", fake.complete)
         app.router.add_post(f"{prefix}/chat/completions", fake.chat)
-    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_streams`.
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    try:
+    async with fake.serve(app):
         yield fake
-    finally:
-        await runner.cleanup()

@@ -15,37 +15,22 @@ import asyncio
 import itertools
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.fakes.common import FakeServer, RawReply, split_text
 
 API_KEY = "sk-ant-test-SECRET123456789"
 _request_ids = itertools.count(1)
 
 
 @dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names lower-cased
-    json: Any
+class AnthropicFake(FakeServer):
+    """Also has the switches and observations of `FakeServer` (`delay`, `stall_after`, `requests`, …)."""
 
-
-@dataclass(frozen=True)
-class RawReply:
-    """Exact bytes to answer with (replaying a recording)."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class AnthropicFake:
-    url: str = ""
     api_key: str = API_KEY
     # What the model answers.
     reply: str = "Hello from the fake Claude."
@@ -54,22 +39,12 @@ class AnthropicFake:
     input_tokens: int = 21
     output_tokens: int = 9
     raw: RawReply | None = None  # answer with these bytes instead (written in `write_size` pieces)
-    # Failure and timing switches.
+    # Failure switches.
     error: tuple[int, str, str] | None = None  # (status, error.type, message) instead of an answer
     error_headers: dict[str, str] = field(default_factory=dict)
     stream_error: tuple[str, str] | None = None  # (error.type, message) as `event: error` mid-stream
-    delay: float = 0.0  # before the response headers
-    first_byte_delay: float = 0.0  # after the headers, before the first byte of the body
-    stall_after: int | None = None  # frames sent before the stream stalls for `stall_seconds`
-    stall_seconds: float = 30.0
-    disconnect_after: int | None = None  # frames sent before the connection is dropped
     malformed_frame: bool = False  # a frame whose data is not JSON, after the first delta
     omit_message_stop: bool = False
-    write_size: int | None = None  # split the body into writes of this many bytes
-    # What happened.
-    requests: list[RecordedRequest] = field(default_factory=list)
-    open_connections: int = 0  # responses still being written (a dropped client ends its handler)
-    all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set while none is open
 
     # --- switches for the usual failures -------------------------------------------------------
 
@@ -92,35 +67,24 @@ class AnthropicFake:
     # --- the endpoint ----------------------------------------------------------------------------
 
     async def messages(self, request: web.Request) -> web.StreamResponse:
-        raw = await request.read()
-        body: Any = json.loads(raw) if raw else None
-        self.requests.append(
-            RecordedRequest(
-                request.method,
-                request.path,
-                dict(request.query),
-                {k.lower(): v for k, v in request.headers.items()},
-                body,
-            )
-        )
-        self.open_connections += 1
-        self.all_closed.clear()
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if self.raw is not None:
-                return await self._write_raw(request, self.raw)
-            if (rejection := self._check(request, body)) is not None:
-                return _error_response(*rejection)
-            if self.error is not None:
-                return _error_response(*self.error, headers=self.error_headers)
-            if body.get("stream"):
-                return await self._stream(request, body)
-            return web.json_response(self._message(body), headers={"request-id": _request_id()})
-        finally:
-            self.open_connections -= 1
-            if not self.open_connections:
-                self.all_closed.set()
+        body = await self.record(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.raw is not None:
+            # Recorded JSON answers carry their content-length; SSE answers were chunked.
+            return await self.send(request, [self.raw.body], self.raw.headers, self.raw.status)
+        if (rejection := self._check(request, body)) is not None:
+            return _error_response(*rejection)
+        if self.error is not None:
+            return _error_response(*self.error, headers=self.error_headers)
+        if body.get("stream"):
+            headers = {
+                "content-type": "text/event-stream; charset=utf-8",
+                "cache-control": "no-cache",
+                "request-id": _request_id(),
+            }
+            return await self.send(request, self._frames(body), headers)
+        return web.json_response(self._message(body), headers={"request-id": _request_id()})
 
     def _check(self, request: web.Request, body: Any) -> tuple[int, str, str] | None:
         """What the real API refuses before it answers."""
@@ -157,10 +121,6 @@ class AnthropicFake:
             "usage": self._usage(1 if streaming else self.output_tokens),
         }
 
-    def _pieces(self) -> list[str]:
-        size = max(1, -(-len(self.reply) // max(self.chunks, 1)))
-        return [self.reply[i : i + size] for i in range(0, len(self.reply), size)]
-
     def _frames(self, body: dict[str, Any]) -> list[bytes]:
         start = {"type": "message_start", "message": self._message(body, streaming=True)}
         block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
@@ -169,7 +129,7 @@ class AnthropicFake:
             _event("content_block_start", block),
             b'event: ping\ndata: {"type": "ping"}\n\n',
         ]
-        for index, piece in enumerate(self._pieces()):
+        for index, piece in enumerate(split_text(self.reply, self.chunks)):
             text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
             frames.append(_event("content_block_delta", text))
             if index == 0 and self.malformed_frame:
@@ -190,44 +150,6 @@ class AnthropicFake:
         if not self.omit_message_stop:
             frames.append(_event("message_stop", {"type": "message_stop"}))
         return frames
-
-    async def _stream(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        response = web.StreamResponse(
-            headers={
-                "content-type": "text/event-stream; charset=utf-8",
-                "cache-control": "no-cache",
-                "request-id": _request_id(),
-            }
-        )
-        await response.prepare(request)
-        if self.first_byte_delay:
-            await asyncio.sleep(self.first_byte_delay)
-        for index, frame in enumerate(self._frames(body)):
-            if index == self.disconnect_after:
-                assert request.transport is not None
-                request.transport.close()
-                return response
-            if index == self.stall_after:
-                await asyncio.sleep(self.stall_seconds)
-            await self._write(response, frame)
-        with suppress(ConnectionError):
-            await response.write_eof()
-        return response
-
-    async def _write_raw(self, request: web.Request, raw: RawReply) -> web.StreamResponse:
-        # Recorded JSON answers carry their content-length; SSE answers were chunked.
-        response = web.StreamResponse(status=raw.status, headers=raw.headers)
-        await response.prepare(request)
-        await self._write(response, raw.body)
-        await response.write_eof()
-        return response
-
-    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
-        size = self.write_size or len(data)
-        for start in range(0, len(data), size):
-            await response.write(data[start : start + size])
-            if self.write_size:
-                await asyncio.sleep(0)  # let each piece leave as its own chunk
 
 
 def _request_id() -> str:
@@ -262,14 +184,5 @@ async def anthropic_fake() -> AsyncIterator[AnthropicFake]:
     fake = AnthropicFake()
     app = web.Application()
     app.router.add_post("/v1/messages", fake.messages)
-    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_connections`.
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    try:
+    async with fake.serve(app):
         yield fake
-    finally:
-        await runner.cleanup()

@@ -17,13 +17,15 @@ import hashlib
 import json
 import struct
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from tests.fakes.common import FakeServer, RecordedRequest, json_body, recorded, split_words
 
 _ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 # AWS pads events with a "p" field to hide their length; clients must ignore it.
@@ -67,39 +69,29 @@ def corrupt(message: bytes) -> bytes:
 
 
 @dataclass
-class RecordedRequest:
-    operation: str
-    model_id: str
-    headers: dict[str, str]
-    body: dict[str, Any]
+class BedrockRequest(RecordedRequest):
+    operation: str = ""  # converse, converse-stream or invoke
+    model_id: str = ""
 
 
 @dataclass
-class BedrockFake:
-    url: str = ""
+class BedrockFake(FakeServer):
+    """Also has the switches and observations of `FakeServer` (`delay`, `stall_after`, `requests`, …);
+    the requests are `BedrockRequest`s."""
+
     # What the model answers.
     reply: str = "Hello from the fake Bedrock model."
     chunks: int = 3  # text deltas the reply is split into
     stop_reason: str = "end_turn"
     input_tokens: int = 11
     output_tokens: int = 7
-    # Failure and timing switches.
+    # Failure switches.
     error: tuple[int, str, str] | None = None  # (status, error type, message) before any body
     send_error_type_header: bool = True
-    delay: float = 0.0  # before the response headers
-    first_byte_delay: float = 0.0  # after the headers, before the first frame
-    stall_after: int | None = None  # frames sent before the stream stalls for `stall_seconds`
-    stall_seconds: float = 30.0
-    disconnect_after: int | None = None  # frames sent before the connection is dropped
     corrupt_frame: int | None = None  # index of a frame sent with a bad CRC
     stream_exception: tuple[str, str] | None = None  # (member name, message) after the first delta
     omit_terminal: bool = False  # end without messageStop and metadata
-    write_size: int | None = None  # split the body into writes of this many bytes
     error_headers: dict[str, str] = field(default_factory=dict)  # extra headers on error responses
-    # What happened.
-    requests: list[RecordedRequest] = field(default_factory=list)
-    open_streams: int = 0
-    stream_closed: asyncio.Event = field(default_factory=asyncio.Event)
 
     def throttle(self) -> None:
         self.error = (429, "ThrottlingException", "Too many requests, please wait before trying again.")
@@ -115,16 +107,12 @@ class BedrockFake:
 
     # --- handlers -----------------------------------------------------------------------------
 
-    async def _record(self, request: web.Request, operation: str) -> RecordedRequest:
-        raw = await request.read()
-        recorded = RecordedRequest(
-            operation,
-            request.match_info["model_id"],
-            {k.lower(): v for k, v in request.headers.items()},
-            json.loads(raw) if raw else {},
-        )
-        self.requests.append(recorded)
-        return recorded
+    async def _record(self, request: web.Request, operation: str) -> BedrockRequest:
+        body = await json_body(request) or {}
+        model_id = request.match_info["model_id"]
+        call = BedrockRequest(**vars(recorded(request, body)), operation=operation, model_id=model_id)
+        self.requests.append(call)
+        return call
 
     async def _error_response(self) -> web.Response | None:
         if self.delay:
@@ -136,12 +124,6 @@ class BedrockFake:
         if self.send_error_type_header:
             headers["x-amzn-ErrorType"] = error_type + _ERROR_NAMESPACE
         return web.Response(status=status, body=json.dumps({"message": message}), headers=headers)
-
-    def _pieces(self) -> list[str]:
-        words = self.reply.split(" ")
-        size = max(1, -(-len(words) // max(self.chunks, 1)))
-        groups = [words[i : i + size] for i in range(0, len(words), size)]
-        return [" ".join(g) + (" " if i < len(groups) - 1 else "") for i, g in enumerate(groups)]
 
     async def converse(self, request: web.Request) -> web.StreamResponse:
         await self._record(request, "converse")
@@ -162,7 +144,7 @@ class BedrockFake:
 
     def _frames(self) -> list[bytes]:
         frames = [event("messageStart", {"role": "assistant"})]
-        for index, piece in enumerate(self._pieces()):
+        for index, piece in enumerate(split_words(self.reply, self.chunks)):
             frames.append(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
             if index == 0 and self.stream_exception:
                 frames.append(exception_frame(*self.stream_exception))
@@ -178,37 +160,14 @@ class BedrockFake:
         await self._record(request, "converse-stream")
         if (error := await self._error_response()) is not None:
             return error
-        self.open_streams += 1
-        try:
-            response = web.StreamResponse(headers={"content-type": "application/vnd.amazon.eventstream"})
-            await response.prepare(request)
-            if self.first_byte_delay:
-                await asyncio.sleep(self.first_byte_delay)
-            for index, message in enumerate(self._frames()):
-                if index == self.disconnect_after:
-                    assert request.transport is not None
-                    request.transport.close()
-                    return response
-                if index == self.stall_after:
-                    await asyncio.sleep(self.stall_seconds)
-                await self._write(response, corrupt(message) if index == self.corrupt_frame else message)
-            with suppress(ConnectionError):
-                await response.write_eof()
-            return response
-        finally:
-            self.open_streams -= 1
-            self.stream_closed.set()
-
-    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
-        size = self.write_size or len(data)
-        for start in range(0, len(data), size):
-            await response.write(data[start : start + size])
+        frames = [corrupt(f) if i == self.corrupt_frame else f for i, f in enumerate(self._frames())]
+        return await self.send(request, frames, {"content-type": "application/vnd.amazon.eventstream"})
 
     async def invoke(self, request: web.Request) -> web.StreamResponse:
-        recorded = await self._record(request, "invoke")
+        call = await self._record(request, "invoke")
         if (error := await self._error_response()) is not None:
             return error
-        text = recorded.body["inputText"]
+        text = call.body["inputText"]
         return web.json_response({"embedding": titan_vector(text), "inputTextTokenCount": len(text.split())})
 
 
@@ -251,14 +210,5 @@ async def bedrock_fake() -> AsyncIterator[BedrockFake]:
     app.router.add_post(r"/model/{model_id:.+}/converse", fake.converse)
     app.router.add_post(r"/model/{model_id:.+}/converse-stream", fake.converse_stream)
     app.router.add_post(r"/model/{model_id:.+}/invoke", fake.invoke)
-    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_streams`.
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    try:
+    async with fake.serve(app):
         yield fake
-    finally:
-        await runner.cleanup()

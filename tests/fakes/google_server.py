@@ -23,12 +23,14 @@ import hashlib
 import itertools
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 from aiohttp import web
+
+from tests.fakes.common import FakeServer, recorded, split_text
 
 API_KEY = "AIza-test-SECRET123456789"
 _JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -36,17 +38,10 @@ _response_ids = itertools.count(1)
 
 
 @dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names lower-cased
-    json: Any  # the form fields, for the token endpoint
+class GoogleFake(FakeServer):
+    """Also has the switches and observations of `FakeServer` (`delay`, `stall_after`, `requests`, …);
+    a token request is recorded with its form fields as the body."""
 
-
-@dataclass
-class GoogleFake:
-    url: str = ""
     api_key: str = API_KEY
     # OAuth: set `service_account_public_key` before a Vertex call.
     service_account_public_key: Any = None
@@ -64,23 +59,13 @@ class GoogleFake:
     candidates_tokens: int = 8
     thoughts_tokens: int = 0
     block_reason: str | None = None  # promptFeedback.blockReason, no candidates
-    # Failure and timing switches.
+    # Failure switches.
     error: tuple[int, str, str] | None = None  # (code, status, message) instead of an answer
     error_details: list[dict[str, Any]] = field(default_factory=list)
     error_headers: dict[str, str] = field(default_factory=dict)
     stream_error: tuple[int, str, str] | None = None  # (code, status, message) after the first chunk
-    delay: float = 0.0  # before the response headers
-    first_byte_delay: float = 0.0  # after the headers, before the first byte of the body
-    stall_after: int | None = None  # chunks sent before the stream stalls for `stall_seconds`
-    stall_seconds: float = 30.0
-    disconnect_after: int | None = None  # chunks sent before the connection is dropped
     malformed_frame: bool = False  # a frame whose data is not JSON, after the first chunk
     omit_finish_reason: bool = False  # end at EOF without any chunk carrying finishReason
-    write_size: int | None = None  # split the body into writes of this many bytes
-    # What happened.
-    requests: list[RecordedRequest] = field(default_factory=list)
-    open_connections: int = 0  # responses still being written (a dropped client ends its handler)
-    all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set while none is open
 
     # --- switches for the usual failures -------------------------------------------------------
 
@@ -110,7 +95,7 @@ class GoogleFake:
     # --- endpoints -------------------------------------------------------------------------------
 
     async def gemini_api(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         if request.headers.get("x-goog-api-key") != self.api_key:
             message = "API key not valid. Please pass a valid API key."
             details = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID"}]
@@ -118,7 +103,7 @@ class GoogleFake:
         return await self._answer(request, body)
 
     async def vertex(self, request: web.Request) -> web.StreamResponse:
-        body = await self._record(request)
+        body = await self.record(request)
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self.issued_tokens:
             return _error_response(
@@ -131,7 +116,7 @@ class GoogleFake:
 
     async def token(self, request: web.Request) -> web.Response:
         form = dict(await request.post())
-        self.requests.append(_recorded(request, form))
+        self.requests.append(recorded(request, form))
         self.token_requests += 1
         if self.token_delay:
             await asyncio.sleep(self.token_delay)
@@ -164,36 +149,24 @@ class GoogleFake:
 
     # --- answers ---------------------------------------------------------------------------------
 
-    async def _record(self, request: web.Request) -> Any:
-        raw = await request.read()
-        body = json.loads(raw) if raw else None
-        self.requests.append(_recorded(request, body))
-        return body
-
     async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
-        self.open_connections += 1
-        self.all_closed.clear()
-        try:
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            if self.error is not None:
-                return _error_response(*self.error, self.error_details, headers=self.error_headers)
-            method = request.match_info["method"]
-            if method == "streamGenerateContent":
-                return await self._stream(request)
-            if method == "generateContent":
-                return web.json_response(self._response(self.reply, last=True))
-            if method == "batchEmbedContents":
-                return web.json_response({"embeddings": [_embedding(r) for r in body["requests"]]})
-            if method == "predict":
-                return web.json_response(
-                    {"predictions": [_prediction(i["content"]) for i in body["instances"]]}
-                )
-            return _error_response(404, "NOT_FOUND", f"Method {method} not found.")
-        finally:
-            self.open_connections -= 1
-            if not self.open_connections:
-                self.all_closed.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.error is not None:
+            return _error_response(*self.error, self.error_details, headers=self.error_headers)
+        method = request.match_info["method"]
+        if method == "streamGenerateContent":
+            if request.query.get("alt") != "sse":
+                return _error_response(400, "INVALID_ARGUMENT", "this fake streams only with alt=sse")
+            headers = {"content-type": "text/event-stream", "x-content-type-options": "nosniff"}
+            return await self.send(request, self._frames(), headers)
+        if method == "generateContent":
+            return web.json_response(self._response(self.reply, last=True))
+        if method == "batchEmbedContents":
+            return web.json_response({"embeddings": [_embedding(r) for r in body["requests"]]})
+        if method == "predict":
+            return web.json_response({"predictions": [_prediction(i["content"]) for i in body["instances"]]})
+        return _error_response(404, "NOT_FOUND", f"Method {method} not found.")
 
     def _usage(self, *, complete: bool) -> dict[str, Any]:
         usage: dict[str, Any] = {"promptTokenCount": self.prompt_tokens}
@@ -226,8 +199,7 @@ class GoogleFake:
         return response
 
     def _frames(self) -> list[bytes]:
-        size = max(1, -(-len(self.reply) // max(self.chunks, 1)))
-        pieces = [self.reply[i : i + size] for i in range(0, len(self.reply), size)] or [""]
+        pieces = split_text(self.reply, self.chunks) or [""]
         frames = []
         for index, piece in enumerate(pieces):
             frames.append(_sse(self._response(piece, last=index == len(pieces) - 1)))
@@ -238,34 +210,6 @@ class GoogleFake:
                 frames.append(_sse({"error": {"code": code, "message": message, "status": status}}))
                 break
         return frames
-
-    async def _stream(self, request: web.Request) -> web.StreamResponse:
-        if request.query.get("alt") != "sse":
-            return _error_response(400, "INVALID_ARGUMENT", "this fake streams only with alt=sse")
-        response = web.StreamResponse(
-            headers={"content-type": "text/event-stream", "x-content-type-options": "nosniff"}
-        )
-        await response.prepare(request)
-        if self.first_byte_delay:
-            await asyncio.sleep(self.first_byte_delay)
-        for index, frame in enumerate(self._frames()):
-            if index == self.disconnect_after:
-                assert request.transport is not None
-                request.transport.close()
-                return response
-            if index == self.stall_after:
-                await asyncio.sleep(self.stall_seconds)
-            await self._write(response, frame)
-        with suppress(ConnectionError):
-            await response.write_eof()
-        return response
-
-    async def _write(self, response: web.StreamResponse, data: bytes) -> None:
-        size = self.write_size or len(data)
-        for start in range(0, len(data), size):
-            await response.write(data[start : start + size])
-            if self.write_size:
-                await asyncio.sleep(0)  # let each piece leave as its own chunk
 
 
 def fake_vector(text: str, size: int = 4) -> list[float]:
@@ -281,11 +225,6 @@ def _embedding(request: dict[str, Any]) -> dict[str, Any]:
 def _prediction(text: str) -> dict[str, Any]:
     statistics = {"token_count": len(text.split()), "truncated": False}
     return {"embeddings": {"values": fake_vector(text), "statistics": statistics}}
-
-
-def _recorded(request: web.Request, body: Any) -> RecordedRequest:
-    headers = {k.lower(): v for k, v in request.headers.items()}
-    return RecordedRequest(request.method, request.path, dict(request.query), headers, body)
 
 
 def _sse(data: dict[str, Any]) -> bytes:
@@ -319,14 +258,5 @@ async def google_fake() -> AsyncIterator[GoogleFake]:
     for version in ("v1", "v1beta1"):
         app.router.add_post(f"/{version}{vertex_model}", fake.vertex)
     app.router.add_post("/token", fake.token)
-    # Cancels a handler when its client disconnects, so a dropped stream shows in `open_connections`.
-    runner = web.AppRunner(app, handler_cancellation=True)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    fake.url = f"http://{host}:{port}"
-    try:
+    async with fake.serve(app):
         yield fake
-    finally:
-        await runner.cleanup()

@@ -15,9 +15,9 @@ shared/reference/provider-wire-formats.md §1, 2, 6, 8, 10:
   events, no `[DONE]`).
 
 Every request is recorded (`requests`); `open_connections` counts the TCP connections the server
-holds. Switches are fields of `OpenAIFake`, set per test. The scripted answer is deterministic: `reply`
-cut into `chunks` equal pieces, one piece per content frame and per output token, cut short (finish
-`length`) when the request's token limit is smaller.
+holds. Switches are fields of `OpenAIFake` (the timing ones come from `FakeServer`), set per test.
+The scripted answer is deterministic: `reply` cut into `chunks` equal pieces, one piece per content
+frame and per output token, cut short (finish `length`) when the request's token limit is smaller.
 
 The end of this module holds small helpers the OpenAI-family tests share.
 """
@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
 import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -36,37 +35,14 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain.enums import ApiType, ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    Finished,
-    ProviderError,
-    ProviderTarget,
-    StreamEvent,
-    StreamFailed,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.domain.enums import ApiType, ChatRole, ModelGroup, Provider
+from app.providers.base import ChatMessage, ChatRequest, Credentials, ProviderTarget
+from tests.fakes.common import FakeServer, split_text
 
 TOKEN = "sk-test-SECRET123456789"
 CREATED = 1727346142
 _OPERATIONS = ("chat/completions", "completions", "embeddings", "responses")
 _MISTRAL_UNKNOWN_FIELDS = ("stream_options", "max_completion_tokens")
-
-
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]  # names lower-cased
-    body: Any  # parsed JSON, or None
-    client_port: int  # tells connections apart: a reused connection keeps its port
 
 
 @dataclass
@@ -133,8 +109,7 @@ class FakeError:
 
 
 @dataclass
-class OpenAIFake:
-    url: str = ""
+class OpenAIFake(FakeServer):
     flavor: str = "openai"  # or "mistral"; Azure is chosen by the /openai/… path
     # What the model answers.
     reply: str = "Hello from the fake OpenAI server."
@@ -146,22 +121,13 @@ class OpenAIFake:
     raw: bytes | None = None  # answer 200 with exactly these bytes (replays)
     raw_content_type: str = "text/event-stream; charset=utf-8"
     expected_headers: dict[str, str] = field(default_factory=dict)  # else 401 echoing what came
-    # Failure and timing switches.
+    # Failure switches.
     error: FakeError | None = None
     error_times: int | None = None  # the error answers only the first N requests
-    headers_delay: float = 0.0  # before the status line
-    first_byte_delay: float = 0.0  # after the headers, before the body
-    stall_after: int | None = None  # frames written before the stream stalls (for `stall_seconds`)
-    stall_seconds: float = 60.0
-    disconnect_after: int | None = None  # frames written before the connection is dropped
     malformed_after: int | None = None  # frames written before a frame that is not JSON
     stream_error_after: int | None = None  # frames written before an in-stream error (then EOF)
     response_failed: bool = False  # Responses: end with `response.failed`
     omit_terminal: bool = False  # no `[DONE]` (Responses: no terminal event)
-    split: int | None = None  # write the body in pieces of this many bytes
-    # Observations.
-    requests: list[RecordedRequest] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @property
@@ -181,23 +147,9 @@ class OpenAIFake:
     # --- request handling -------------------------------------------------------------------
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        raw_body = await request.read()
-        try:
-            body = json.loads(raw_body) if raw_body else None
-        except ValueError:
-            body = None
-        self.requests.append(
-            RecordedRequest(
-                method=request.method,
-                path=request.path,
-                query=dict(request.query),
-                headers={k.lower(): v for k, v in request.headers.items()},
-                body=body,
-                client_port=request.transport.get_extra_info("peername")[1] if request.transport else 0,
-            )
-        )
-        if self.headers_delay:
-            await asyncio.sleep(self.headers_delay)
+        body = await self.record(request)
+        if self.delay:
+            await asyncio.sleep(self.delay)
         operation = next((op for op in _OPERATIONS if request.path.endswith("/" + op)), None)
         flavor = "azure" if request.path.startswith("/openai/") else self.flavor
         headers = {"x-request-id": f"req_{next(self._ids):012d}", "openai-version": "2020-10-01"}
@@ -206,14 +158,12 @@ class OpenAIFake:
         assert operation is not None
         assert isinstance(body, dict)
         if self.raw is not None:
-            return await self._write(request, [self.raw], {**headers, "content-type": self.raw_content_type})
+            return await self.send(request, [self.raw], {**headers, "content-type": self.raw_content_type})
         if not body.get("stream") or operation == "embeddings":
             answer = _ANSWERS[operation](self, body, flavor)
-            return await self._write(
-                request, [_json(answer)], {**headers, "content-type": "application/json"}, streamed=False
-            )
+            return await self.send(request, [_json(answer)], {**headers, "content-type": "application/json"})
         frames = _STREAMS[operation](self, body, flavor)
-        return await self._write(
+        return await self.send(
             request, frames, {**headers, "content-type": "text/event-stream; charset=utf-8"}
         )
 
@@ -251,35 +201,11 @@ class OpenAIFake:
             )
         return None
 
-    async def _write(
-        self, request: web.Request, frames: list[bytes], headers: Mapping[str, str], *, streamed: bool = True
-    ) -> web.StreamResponse:
-        response = web.StreamResponse(status=200, headers=headers)
-        await response.prepare(request)
-        if self.first_byte_delay:
-            await asyncio.sleep(self.first_byte_delay)
-        if self.split:
-            data = b"".join(frames)
-            frames = [data[i : i + self.split] for i in range(0, len(data), self.split)]
-        for written, frame in enumerate(frames):
-            if streamed and written == self.stall_after:
-                await asyncio.sleep(self.stall_seconds)
-            if streamed and written == self.disconnect_after:
-                assert request.transport is not None
-                request.transport.close()
-                return response
-            await response.write(frame)
-            if self.split:
-                await asyncio.sleep(0)  # let the client read this piece before the next one is sent
-        await response.write_eof()
-        return response
-
     # --- scripted answers -------------------------------------------------------------------
 
     def pieces(self, body: Mapping[str, Any]) -> tuple[list[str], str]:
         """The reply pieces to send and the finish reason, honouring the request's token limit."""
-        size = max(1, math.ceil(len(self.reply) / max(1, self.chunks)))
-        pieces = [self.reply[i : i + size] for i in range(0, len(self.reply), size)]
+        pieces = split_text(self.reply, self.chunks)
         if self.content_filter:
             return pieces[:1], "content_filter"
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
@@ -597,23 +523,12 @@ async def openai_fake_server(**switches: Any) -> AsyncIterator[OpenAIFake]:
     fake = OpenAIFake(**switches)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", fake.handle)
-    # handler_cancellation: a handler stops (and its connection closes) when the client goes away;
-    # a short shutdown_timeout: a test that leaves a stalled handler behind still ends quickly.
-    runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    fake._runner = runner
-    fake.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    try:
+    async with fake.serve(app):
         yield fake
-    finally:
-        await runner.cleanup()
 
 
 # --- test helpers -------------------------------------------------------------------------------
 
-TEST_TIMEOUTS = Timeouts(connect=2.0, first_byte=3.0, idle=3.0)
 CHAT = ChatRequest(
     messages=(
         ChatMessage(ChatRole.USER, "What is the capital of France?"),
@@ -645,48 +560,6 @@ def make_target(
         settings=dict(settings or {}),
         credentials=credentials or Credentials(token=TOKEN),
     )
-
-
-@dataclass
-class StreamResult:
-    events: list[StreamEvent]
-
-    @property
-    def text(self) -> str:
-        return "".join(e.text for e in self.events if isinstance(e, TextDelta))
-
-    @property
-    def usage(self) -> Usage | None:
-        updates = [e.usage for e in self.events if isinstance(e, UsageUpdate)]
-        return updates[-1] if updates else None
-
-    @property
-    def finish(self) -> FinishReason | None:
-        return self.events[-1].reason if isinstance(self.events[-1], Finished) else None
-
-    @property
-    def error(self) -> ProviderError | None:
-        return self.events[-1].error if isinstance(self.events[-1], StreamFailed) else None
-
-
-async def collect(events: AsyncIterator[StreamEvent]) -> StreamResult:
-    result = StreamResult([event async for event in events])
-    terminals = [e for e in result.events if isinstance(e, Finished | StreamFailed)]
-    assert terminals == result.events[-1:], "exactly one terminal event, and it comes last"
-    return result
-
-
-@asynccontextmanager
-async def provider_runtime(
-    timeouts: Timeouts = TEST_TIMEOUTS, *, allow_private: bool = True
-) -> AsyncIterator[ProviderRuntime]:
-    """A runtime whose UpstreamHttp may call the fake on 127.0.0.1 over http."""
-    http = UpstreamHttp.create(timeouts, allow_private=allow_private)
-    runtime = ProviderRuntime(http, ProviderConfig(timeouts=timeouts, allow_private_upstreams=allow_private))
-    try:
-        yield runtime
-    finally:
-        await runtime.close()
 
 
 def assert_no_secret(error: BaseException | None, secret: str = TOKEN) -> None:

@@ -20,15 +20,14 @@ from app.providers.base import (
     ProviderError,
     ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
     StreamFailed,
     TextDelta,
     Usage,
     UsageUpdate,
 )
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.runtime import ProviderRuntime
 from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, aleph_alpha_fake
+from tests.support.streams import collect, consumer_cancelled_on_exit, text_of
 
 REQUEST = ChatRequest(
     messages=(ChatMessage(ChatRole.USER, "Hello, World!"),),
@@ -42,25 +41,6 @@ REQUEST = ChatRequest(
 async def fake() -> AsyncIterator[AlephAlphaFake]:
     async with aleph_alpha_fake() as fake:
         yield fake
-
-
-def make_runtime(timeouts: Timeouts) -> ProviderRuntime:
-    config = ProviderConfig(timeouts=timeouts, allow_private_upstreams=True)
-    return ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config)
-
-
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    runtime = make_runtime(Timeouts(connect=2, first_byte=5, idle=5))
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
-async def quick_runtime() -> AsyncIterator[ProviderRuntime]:
-    runtime = make_runtime(Timeouts(connect=0.3, first_byte=0.3, idle=0.3))
-    yield runtime
-    await runtime.close()
 
 
 def completion_model(fake: AlephAlphaFake, **changes: object) -> ProviderTarget:
@@ -79,14 +59,6 @@ def chat_model(fake: AlephAlphaFake, **changes: object) -> ProviderTarget:
     return completion_model(
         fake, model_group=ModelGroup.CHAT, provider_model_id="llama-3.1-8b-instruct", **changes
     )
-
-
-async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in events]
-
-
-def text_of(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
 
 
 async def test_complete_request_and_result(fake: AlephAlphaFake, runtime: ProviderRuntime) -> None:
@@ -300,19 +272,9 @@ async def test_cancelling_the_consumer_closes_the_upstream_stream(
     fake: AlephAlphaFake, runtime: ProviderRuntime, make_target: object
 ) -> None:
     fake.stall_after = 2
-    first_delta = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in aleph_alpha_adapter(make_target(fake), runtime).stream(REQUEST):  # type: ignore[operator]
-            if isinstance(event, TextDelta):
-                first_delta.set()
-
-    consumer = asyncio.create_task(consume())
-    await asyncio.wait_for(first_delta.wait(), 5)
-    assert fake.open_streams == 1
-    fake.stream_closed.clear()
-    consumer.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await consumer
-    await asyncio.wait_for(fake.stream_closed.wait(), 1)
+    stream = aleph_alpha_adapter(make_target(fake), runtime).stream(REQUEST)  # type: ignore[operator]
+    async with consumer_cancelled_on_exit(stream, first_text_within=5):
+        assert fake.open_streams == 1
+        fake.all_closed.clear()
+    await asyncio.wait_for(fake.all_closed.wait(), 1)
     assert fake.open_streams == 0

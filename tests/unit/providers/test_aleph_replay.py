@@ -21,13 +21,13 @@ from app.providers.base import (
     ProviderErrorCode,
     ProviderTarget,
     StreamFailed,
-    TextDelta,
     Usage,
     UsageUpdate,
 )
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
-from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, RawReply, aleph_alpha_fake
+from app.providers.runtime import ProviderRuntime
+from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, aleph_alpha_fake
+from tests.fakes.common import RawReply
+from tests.support.streams import collect, text_of
 
 RECORDINGS = Path(__file__).resolve().parents[3] / ".." / "shared" / "recordings" / "aleph-alpha"
 REQUEST = ChatRequest(messages=(ChatMessage(ChatRole.USER, "Hello, how are you?"),), max_tokens=7)
@@ -37,15 +37,6 @@ REQUEST = ChatRequest(messages=(ChatMessage(ChatRole.USER, "Hello, how are you?"
 async def fake() -> AsyncIterator[AlephAlphaFake]:
     async with aleph_alpha_fake() as fake:
         yield fake
-
-
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    timeouts = Timeouts(connect=2, first_byte=5, idle=5)
-    config = ProviderConfig(timeouts=timeouts, allow_private_upstreams=True)
-    runtime = ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config)
-    yield runtime
-    await runtime.close()
 
 
 def recording_index() -> dict[str, dict[str, object]]:
@@ -68,13 +59,13 @@ async def test_complete_stream_recording(
 ) -> None:
     recorded = (RECORDINGS / "complete-stream.sse").read_bytes()
     assert hashlib.sha256(recorded).hexdigest() == recording_index()["complete-stream.sse"]["sha256"]
-    fake.raw = RawReply(200, "text/event-stream", recorded)
+    fake.raw = RawReply(200, {"content-type": "text/event-stream"}, recorded)
     fake.write_size = write_size
 
     adapter = aleph_alpha_adapter(target(fake, ModelGroup.COMPLETION, "luminous-base"), runtime)
-    events = [event async for event in adapter.stream(REQUEST)]
+    events = await collect(adapter.stream(REQUEST))
 
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == " The New York Times, May 15"
+    assert text_of(events) == " The New York Times, May 15"
     assert events[-2:] == [UsageUpdate(Usage(1, 7)), Finished(FinishReason.LENGTH)]
     assert fake.requests[0].path == "/v1/complete"
 
@@ -85,13 +76,14 @@ async def test_chat_missing_capability_recording(
 ) -> None:
     recording = json.loads((RECORDINGS / "chat-400-missing-capability.json").read_text())
     body = recording["body_raw"].encode()
-    fake.raw = RawReply(recording["status"], recording["headers"]["content-type"], body)
+    content_type = recording["headers"]["content-type"]
+    fake.raw = RawReply(recording["status"], {"content-type": content_type}, body)
     fake.write_size = write_size
     adapter = aleph_alpha_adapter(target(fake, ModelGroup.CHAT, "luminous-base"), runtime)
 
     with pytest.raises(ProviderError) as raised:
         await adapter.complete(REQUEST)
-    events = [event async for event in adapter.stream(REQUEST)]
+    events = await collect(adapter.stream(REQUEST))
     assert isinstance(events[-1], StreamFailed)
 
     for error in (raised.value, events[-1].error):

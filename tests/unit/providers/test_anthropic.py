@@ -22,15 +22,13 @@ from app.providers.base import (
     ProviderError,
     ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
-    StreamFailed,
     TextDelta,
     Usage,
     UsageUpdate,
 )
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.runtime import ProviderRuntime
 from tests.fakes.anthropic_server import API_KEY, AnthropicFake, anthropic_fake
+from tests.support.streams import collect, consumer_cancelled_on_exit, failure, last_usage, text_of
 
 MODEL = "claude-sonnet-4-5"
 REQUEST = ChatRequest(
@@ -45,25 +43,12 @@ REQUEST = ChatRequest(
     temperature=0.2,
     max_tokens=64,
 )
-FAST_TIMEOUTS = Timeouts(connect=0.2, first_byte=0.2, idle=0.2)
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[AnthropicFake]:
     async with anthropic_fake() as fake:
         yield fake
-
-
-def make_runtime(timeouts: Timeouts) -> ProviderRuntime:
-    config = ProviderConfig(timeouts=timeouts, allow_private_upstreams=True)
-    return ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config)
-
-
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    runtime = make_runtime(Timeouts(connect=2, first_byte=5, idle=5))
-    yield runtime
-    await runtime.close()
 
 
 def adapter(fake: AnthropicFake, runtime: ProviderRuntime, **changes: Any) -> ProviderAdapter:
@@ -75,23 +60,6 @@ def adapter(fake: AnthropicFake, runtime: ProviderRuntime, **changes: Any) -> Pr
         **changes,
     }
     return anthropic_adapter(ProviderTarget(**fields), runtime)
-
-
-async def collect(stream: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in stream]
-
-
-def text_of(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def last_usage(events: list[StreamEvent]) -> Usage:
-    return [e.usage for e in events if isinstance(e, UsageUpdate)][-1]
-
-
-def failure(events: list[StreamEvent]) -> ProviderError:
-    assert isinstance(events[-1], StreamFailed), events[-1]
-    return events[-1].error
 
 
 async def test_complete_sends_the_messages_request(fake: AnthropicFake, runtime: ProviderRuntime) -> None:
@@ -106,7 +74,7 @@ async def test_complete_sends_the_messages_request(fake: AnthropicFake, runtime:
     assert sent.headers["anthropic-version"] == "2023-06-01"
     assert sent.headers["content-type"] == "application/json"
     assert "authorization" not in sent.headers
-    assert sent.json == {
+    assert sent.body == {
         "model": MODEL,
         "max_tokens": 64,
         "system": "You are terse.\n\nAnswer in English.",
@@ -127,7 +95,7 @@ async def test_defaults_max_tokens_and_honours_custom_model(
 
     await target.complete(request)
 
-    assert fake.requests[0].json == {
+    assert fake.requests[0].body == {
         "model": "claude-haiku-4-5",
         "max_tokens": 4096,
         "messages": [{"role": "user", "content": "Hi"}],
@@ -162,8 +130,8 @@ async def test_stream_yields_text_usage_and_finish(fake: AnthropicFake, runtime:
     assert len([e for e in events if isinstance(e, TextDelta)]) == 3
     assert last_usage(events) == Usage(input_tokens=21, output_tokens=9)
     assert events[-1] == Finished(FinishReason.STOP)
-    assert fake.requests[0].json["stream"] is True
-    assert fake.requests[0].json["system"] == "You are terse.\n\nAnswer in English."
+    assert fake.requests[0].body["stream"] is True
+    assert fake.requests[0].body["system"] == "You are terse.\n\nAnswer in English."
 
 
 @pytest.mark.parametrize("write_size", [1, 7, 37])
@@ -311,17 +279,13 @@ async def test_dropped_connection_mid_stream_fails_retryably(
     assert error.retryable
 
 
-async def test_slow_headers_time_out(fake: AnthropicFake) -> None:
+async def test_slow_headers_time_out(fake: AnthropicFake, quick_runtime: ProviderRuntime) -> None:
     fake.delay = 5.0
-    runtime = make_runtime(FAST_TIMEOUTS)
-    try:
-        started = time.monotonic()
-        with pytest.raises(ProviderError) as raised:
-            await adapter(fake, runtime).complete(REQUEST)
-        streamed = failure(await collect(adapter(fake, runtime).stream(REQUEST)))
-        elapsed = time.monotonic() - started
-    finally:
-        await runtime.close()
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        await adapter(fake, quick_runtime).complete(REQUEST)
+    streamed = failure(await collect(adapter(fake, quick_runtime).stream(REQUEST)))
+    elapsed = time.monotonic() - started
 
     assert raised.value.code == ProviderErrorCode.TIMEOUT
     assert streamed.code == ProviderErrorCode.TIMEOUT
@@ -329,29 +293,21 @@ async def test_slow_headers_time_out(fake: AnthropicFake) -> None:
     assert elapsed < 3.0
 
 
-async def test_slow_first_byte_times_out(fake: AnthropicFake) -> None:
+async def test_slow_first_byte_times_out(fake: AnthropicFake, quick_runtime: ProviderRuntime) -> None:
     fake.first_byte_delay = 5.0
-    runtime = make_runtime(FAST_TIMEOUTS)
-    try:
-        started = time.monotonic()
-        events = await collect(adapter(fake, runtime).stream(REQUEST))
-        elapsed = time.monotonic() - started
-    finally:
-        await runtime.close()
+    started = time.monotonic()
+    events = await collect(adapter(fake, quick_runtime).stream(REQUEST))
+    elapsed = time.monotonic() - started
 
     assert failure(events).code == ProviderErrorCode.TIMEOUT
     assert elapsed < 1.5
 
 
-async def test_stalled_stream_times_out(fake: AnthropicFake) -> None:
+async def test_stalled_stream_times_out(fake: AnthropicFake, quick_runtime: ProviderRuntime) -> None:
     fake.stall_after = 4
-    runtime = make_runtime(FAST_TIMEOUTS)
-    try:
-        started = time.monotonic()
-        events = await collect(adapter(fake, runtime).stream(REQUEST))
-        elapsed = time.monotonic() - started
-    finally:
-        await runtime.close()
+    started = time.monotonic()
+    events = await collect(adapter(fake, quick_runtime).stream(REQUEST))
+    elapsed = time.monotonic() - started
 
     assert isinstance(events[1], TextDelta)
     assert failure(events).code == ProviderErrorCode.TIMEOUT
@@ -362,19 +318,9 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(
     fake: AnthropicFake, runtime: ProviderRuntime
 ) -> None:
     fake.stall_after = 4
-    first_text = asyncio.Event()
 
-    async def consume() -> None:
-        async for event in adapter(fake, runtime).stream(REQUEST):
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_text.wait(), 2)
-    assert fake.open_connections == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    async with consumer_cancelled_on_exit(adapter(fake, runtime).stream(REQUEST), first_text_within=2):
+        assert fake.open_streams == 1
 
     await asyncio.wait_for(fake.all_closed.wait(), 2)
 
@@ -387,7 +333,7 @@ async def test_closing_the_stream_early_closes_the_upstream_connection(
     async for event in stream:
         if isinstance(event, TextDelta):
             break
-    assert fake.open_connections == 1
+    assert fake.open_streams == 1
 
     await stream.aclose()  # type: ignore[attr-defined]
 

@@ -22,13 +22,12 @@ from app.providers.base import (
     ProviderErrorCode,
     ProviderTarget,
     StreamFailed,
-    TextDelta,
     Usage,
-    UsageUpdate,
 )
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
-from tests.fakes.anthropic_server import API_KEY, AnthropicFake, RawReply, anthropic_fake
+from app.providers.runtime import ProviderRuntime
+from tests.fakes.anthropic_server import API_KEY, AnthropicFake, anthropic_fake
+from tests.fakes.common import RawReply
+from tests.support.streams import collect, last_usage, text_of
 
 RECORDINGS = Path(__file__).resolve().parents[3] / ".." / "shared" / "recordings" / "anthropic"
 REQUEST = ChatRequest(
@@ -57,20 +56,14 @@ async def fake() -> AsyncIterator[AnthropicFake]:
 
 
 @pytest.fixture
-async def adapter(fake: AnthropicFake) -> AsyncIterator[ProviderAdapter]:
-    timeouts = Timeouts(connect=2, first_byte=5, idle=5)
-    runtime = ProviderRuntime(
-        UpstreamHttp.create(timeouts, allow_private=True),
-        ProviderConfig(timeouts=timeouts, allow_private_upstreams=True),
-    )
+def adapter(fake: AnthropicFake, runtime: ProviderRuntime) -> ProviderAdapter:
     target = ProviderTarget(
         provider=Provider.ANTHROPIC,
         provider_model_id="claude-sonnet-4-5",
         model_url=fake.url,
         credentials=Credentials(token=API_KEY),
     )
-    yield anthropic_adapter(target, runtime)
-    await runtime.close()
+    return anthropic_adapter(target, runtime)
 
 
 def test_every_recording_is_covered() -> None:
@@ -90,11 +83,11 @@ async def test_recorded_stream(fake: AnthropicFake, adapter: ProviderAdapter, wr
     fake.raw = RawReply(200, entry["response"]["headers"], body)
     fake.write_size = write_size
 
-    events = [event async for event in adapter.stream(REQUEST)]
+    events = await collect(adapter.stream(REQUEST))
 
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == entry["expected"]["text"]
+    assert text_of(events) == entry["expected"]["text"]
     assert entry["expected"]["text"] == "[12345,67890]"
-    assert [e.usage for e in events if isinstance(e, UsageUpdate)][-1] == Usage(135, 10)
+    assert last_usage(events) == Usage(135, 10)
     assert events[-1] == Finished(FinishReason.STOP)
 
 
@@ -131,7 +124,7 @@ async def test_recorded_errors(
 
         with pytest.raises(ProviderError) as raised:
             await adapter.complete(REQUEST)
-        [streamed] = [e async for e in adapter.stream(REQUEST)]
+        [streamed] = await collect(adapter.stream(REQUEST))
 
         assert isinstance(streamed, StreamFailed)
         for error in (raised.value, streamed.error):

@@ -3,41 +3,18 @@ auth, the prompt-filter preamble, content filtering, and Azure's error envelope.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from app.domain.enums import ApiType, FinishReason, ModelGroup, Provider
 from app.providers.base import EmbedRequest, ProviderError, ProviderErrorCode, Usage
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    TOKEN,
-    FakeError,
-    OpenAIFake,
-    RecordedRequest,
-    collect,
-    embedding_for,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
+from tests.fakes.common import RecordedRequest
+from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, embedding_for, make_target
+from tests.support.streams import collect_result
 
 REPLY = "Hello from the fake OpenAI server."
 DEPLOYMENT = {"deploymentName": "gpt4o-prod", "apiVersion": "2024-10-21"}
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
 
 
 def assert_azure_auth(request: RecordedRequest) -> None:
@@ -61,7 +38,7 @@ def assert_azure_auth(request: RecordedRequest) -> None:
 )
 async def test_chat(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     settings: dict[str, str],
     model_url: str | None,
     path: str,
@@ -72,10 +49,10 @@ async def test_chat(
     else:
         model_url = openai_fake.url + model_url
     target = make_target(Provider.AZURE_OPENAI, model_url, model="gpt-4o", settings=settings)
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
 
     completion = await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
 
     assert (completion.text, completion.finish_reason, completion.usage) == (
         REPLY,
@@ -92,22 +69,22 @@ async def test_chat(
 
 
 async def test_preamble_and_usage_chunks_both_have_empty_choices(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     """Told apart by `usage`, not by the empty `choices` (reference §2)."""
     target = make_target(
         Provider.AZURE_OPENAI, None, settings={**DEPLOYMENT, "baseCustomUrl": openai_fake.url}
     )
-    result = await collect(openai_family_adapter(target, openai_runtime).stream(CHAT))
+    result = await collect_result(openai_family_adapter(target, runtime).stream(CHAT))
     assert [type(e).__name__ for e in result.events] == ["TextDelta"] * 4 + ["UsageUpdate", "Finished"]
 
 
-async def test_completion_filter(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_completion_filter(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     openai_fake.content_filter = True
     target = make_target(Provider.AZURE_OPENAI, None, settings={"baseCustomUrl": openai_fake.url})
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
     assert (await adapter.complete(CHAT)).finish_reason is FinishReason.CONTENT_FILTER
-    assert (await collect(adapter.stream(CHAT))).finish is FinishReason.CONTENT_FILTER
+    assert (await collect_result(adapter.stream(CHAT))).finish is FinishReason.CONTENT_FILTER
 
 
 @pytest.mark.parametrize(
@@ -136,7 +113,7 @@ async def test_completion_filter(openai_fake: OpenAIFake, openai_runtime: Provid
 )
 async def test_errors(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     error: FakeError,
     code: ProviderErrorCode,
     retry_after: float | None,
@@ -145,10 +122,10 @@ async def test_errors(
     target = make_target(
         Provider.AZURE_OPENAI, None, settings={**DEPLOYMENT, "baseCustomUrl": openai_fake.url}
     )
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
     with pytest.raises(ProviderError) as caught:
         await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
     for failure in (caught.value, streamed.error):
         assert failure is not None
         assert (failure.code, failure.status, failure.retry_after) == (code, error.status, retry_after)
@@ -168,7 +145,7 @@ async def test_errors(
 )
 async def test_responses(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     settings: dict[str, str],
     path: str,
     query: str | None,
@@ -180,7 +157,7 @@ async def test_responses(
         api_type=ApiType.RESPONSES,
         settings={**settings, "baseCustomUrl": openai_fake.url},
     )
-    streamed = await collect(openai_family_adapter(target, openai_runtime).stream(CHAT))
+    streamed = await collect_result(openai_family_adapter(target, runtime).stream(CHAT))
     assert (streamed.text, streamed.finish) == (REPLY, FinishReason.STOP)
     [request] = openai_fake.requests
     assert (request.path, request.query.get("api-version")) == (path, query)
@@ -188,7 +165,7 @@ async def test_responses(
     assert_azure_auth(request)
 
 
-async def test_embeddings_on_a_deployment(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_embeddings_on_a_deployment(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     target = make_target(
         Provider.AZURE_OPENAI,
         None,
@@ -196,7 +173,7 @@ async def test_embeddings_on_a_deployment(openai_fake: OpenAIFake, openai_runtim
         group=ModelGroup.EMBEDDING,
         settings={"baseCustomUrl": openai_fake.url, "deploymentName": "emb", "apiVersion": "2024-10-21"},
     )
-    result = await openai_family_adapter(target, openai_runtime).embed(EmbedRequest(("a b", "c")))
+    result = await openai_family_adapter(target, runtime).embed(EmbedRequest(("a b", "c")))
     assert result.vectors == [embedding_for("a b"), embedding_for("c")]
     [request] = openai_fake.requests
     assert (request.path, request.query) == (

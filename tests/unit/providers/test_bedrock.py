@@ -16,16 +16,15 @@ from app.providers.base import (
     EmbedRequest,
     Finished,
     ProviderTarget,
-    StreamEvent,
     TextDelta,
     Usage,
     UsageUpdate,
 )
 from app.providers.bedrock import bedrock_adapter
 from app.providers.bedrock_clients import bedrock_clients
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.runtime import ProviderRuntime
 from tests.fakes.bedrock_server import BedrockFake, bedrock_fake, titan_vector, use_fake_aws
+from tests.support.streams import collect
 
 MODEL = "us.amazon.nova-micro-v1:0"
 REQUEST = ChatRequest(
@@ -48,15 +47,6 @@ async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator
         yield fake
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    timeouts = Timeouts(connect=2, first_byte=5, idle=5)
-    config = ProviderConfig(timeouts=timeouts, allow_private_upstreams=True, bedrock_region="us-east-1")
-    runtime = ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config)
-    yield runtime
-    await runtime.close()
-
-
 def target(**changes: object) -> ProviderTarget:
     values: dict[str, object] = {
         "provider": Provider.AWS_BEDROCK,
@@ -66,10 +56,6 @@ def target(**changes: object) -> ProviderTarget:
     }
     values.update(changes)
     return ProviderTarget(**values)  # type: ignore[arg-type]
-
-
-async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in events]
 
 
 async def test_converse_request_and_result(fake: BedrockFake, runtime: ProviderRuntime) -> None:

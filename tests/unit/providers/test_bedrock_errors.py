@@ -21,13 +21,14 @@ from app.providers.base import (
     ProviderErrorCode,
     ProviderTarget,
     StreamEvent,
-    StreamFailed,
     TextDelta,
 )
 from app.providers.bedrock import bedrock_adapter
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.http import Timeouts
+from app.providers.runtime import ProviderRuntime
 from tests.fakes.bedrock_server import BedrockFake, bedrock_fake, use_fake_aws
+from tests.support.streams import collect, consumer_cancelled_on_exit, failure, text_of
+from tests.unit.providers.conftest import MakeRuntime
 
 REQUEST = ChatRequest(messages=(ChatMessage(ChatRole.USER, "Hi"),), max_tokens=16)
 TOKEN = "bedrock-token-that-must-never-leak"
@@ -45,30 +46,9 @@ async def fake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator
         yield fake
 
 
-def make_runtime(timeouts: Timeouts, region: str | None = "us-east-1") -> ProviderRuntime:
-    config = ProviderConfig(timeouts=timeouts, allow_private_upstreams=True, bedrock_region=region)
-    return ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config)
-
-
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    runtime = make_runtime(Timeouts(connect=2, first_byte=5, idle=5))
-    yield runtime
-    await runtime.close()
-
-
-@pytest.fixture
-async def quick_runtime() -> AsyncIterator[ProviderRuntime]:
-    runtime = make_runtime(Timeouts(connect=0.3, first_byte=0.3, idle=0.3))
-    yield runtime
-    await runtime.close()
-
-
 async def stream_failure(runtime: ProviderRuntime) -> tuple[list[StreamEvent], ProviderError]:
-    events = [event async for event in bedrock_adapter(TARGET, runtime).stream(REQUEST)]
-    last = events[-1]
-    assert isinstance(last, StreamFailed)
-    return events[:-1], last.error
+    events = await collect(bedrock_adapter(TARGET, runtime).stream(REQUEST))
+    return events[:-1], failure(events)
 
 
 @pytest.mark.parametrize(
@@ -178,7 +158,7 @@ async def test_eof_without_message_stop_is_a_malformed_response(
 ) -> None:
     fake.omit_terminal = True
     events, error = await stream_failure(runtime)
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == fake.reply
+    assert text_of(events) == fake.reply
     assert error.code is ProviderErrorCode.MALFORMED_RESPONSE
 
 
@@ -213,17 +193,16 @@ async def test_slow_stream_times_out(
     assert time.monotonic() - started < 2
 
 
-async def test_unreachable_endpoint(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+async def test_unreachable_endpoint(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, make_runtime: MakeRuntime
+) -> None:
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     use_fake_aws(monkeypatch, f"http://127.0.0.1:{port}", tmp_path)
     runtime = make_runtime(Timeouts(connect=0.5, first_byte=1, idle=1))
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await bedrock_adapter(TARGET, runtime).complete(REQUEST)
-    finally:
-        await runtime.close()
+    with pytest.raises(ProviderError) as raised:
+        await bedrock_adapter(TARGET, runtime).complete(REQUEST)
     assert (raised.value.code, raised.value.retryable) == (ProviderErrorCode.CONNECT_FAILED, True)
 
 
@@ -251,21 +230,11 @@ async def test_cancelling_the_consumer_closes_the_upstream_stream(
     fake: BedrockFake, runtime: ProviderRuntime
 ) -> None:
     fake.stall_after = 2
-    first_delta = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in bedrock_adapter(TARGET, runtime).stream(REQUEST):
-            if isinstance(event, TextDelta):
-                first_delta.set()
-
-    consumer = asyncio.create_task(consume())
-    await asyncio.wait_for(first_delta.wait(), 5)
-    assert fake.open_streams == 1
-    fake.stream_closed.clear()
-    consumer.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await consumer
-    await asyncio.wait_for(fake.stream_closed.wait(), 1)
+    stream = bedrock_adapter(TARGET, runtime).stream(REQUEST)
+    async with consumer_cancelled_on_exit(stream, first_text_within=5):
+        assert fake.open_streams == 1
+        fake.all_closed.clear()
+    await asyncio.wait_for(fake.all_closed.wait(), 1)
     assert fake.open_streams == 0
 
 
@@ -276,7 +245,7 @@ async def test_closing_the_stream_early_closes_the_upstream_stream(
     stream = bedrock_adapter(TARGET, runtime).stream(REQUEST)
     assert isinstance(await anext(stream), TextDelta)
     await stream.aclose()  # type: ignore[attr-defined]
-    await asyncio.wait_for(fake.stream_closed.wait(), 1)
+    await asyncio.wait_for(fake.all_closed.wait(), 1)
     assert fake.open_streams == 0
 
 
@@ -307,12 +276,9 @@ async def test_embedding_errors(fake: BedrockFake, runtime: ProviderRuntime) -> 
     assert (raised.value.code, raised.value.status) == (ProviderErrorCode.RATE_LIMITED, 429)
 
 
-async def test_no_region_anywhere(fake: BedrockFake) -> None:
-    runtime = make_runtime(Timeouts(connect=1, first_byte=1, idle=1), region=None)
-    try:
-        with pytest.raises(ProviderError) as raised:
-            await bedrock_adapter(TARGET, runtime).complete(REQUEST)
-    finally:
-        await runtime.close()
+async def test_no_region_anywhere(fake: BedrockFake, make_runtime: MakeRuntime) -> None:
+    runtime = make_runtime(Timeouts(connect=1, first_byte=1, idle=1), bedrock_region=None)
+    with pytest.raises(ProviderError) as raised:
+        await bedrock_adapter(TARGET, runtime).complete(REQUEST)
     assert (raised.value.code, raised.value.retryable) == (ProviderErrorCode.BAD_REQUEST, False)
     assert fake.requests == []

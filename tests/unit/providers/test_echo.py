@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -19,15 +18,14 @@ from app.providers.base import (
     ProviderError,
     ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
     StreamFailed,
     TextDelta,
     Usage,
     UsageUpdate,
 )
 from app.providers.echo import echo_adapter
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.runtime import ProviderRuntime
+from tests.support.streams import collect
 
 REQUEST = ChatRequest(
     messages=(
@@ -39,25 +37,14 @@ REQUEST = ChatRequest(
 )
 
 
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    # ECHO never uses the HTTP client; the runtime is only the factories' common argument.
-    runtime = ProviderRuntime(UpstreamHttp.create(Timeouts(), allow_private=False), ProviderConfig())
-    yield runtime
-    await runtime.close()
-
-
 def echo(
     runtime: ProviderRuntime, group: ModelGroup = ModelGroup.CHAT, /, **settings: str
 ) -> ProviderAdapter:
+    # ECHO never uses the runtime (conftest.py's); it is only the factories' common argument.
     target = ProviderTarget(
         provider=Provider.ECHO, provider_model_id="echo", model_group=group, settings=settings
     )
     return echo_adapter(target, runtime)
-
-
-async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in events]
 
 
 async def test_chat_echoes_the_last_user_message(runtime: ProviderRuntime) -> None:

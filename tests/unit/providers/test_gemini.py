@@ -22,17 +22,14 @@ from app.providers.base import (
     ProviderError,
     ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
-    StreamFailed,
     TextDelta,
     Usage,
-    UsageUpdate,
 )
 from app.providers.gemini import google_adapter
 from app.providers.google_auth import GeminiApiConnection
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.runtime import ProviderRuntime
 from tests.fakes.google_server import API_KEY, GoogleFake, fake_vector, google_fake
+from tests.support.streams import collect, consumer_cancelled_on_exit, failure, text_of, usages
 
 MODEL = "gemini-2.0-flash"
 EMBEDDING_MODEL = "text-embedding-004"
@@ -57,25 +54,12 @@ EXPECTED_BODY = {
     "systemInstruction": {"parts": [{"text": "You are a helpful chatbot.\n\nAnswer in English."}]},
     "generationConfig": {"temperature": 0.0, "maxOutputTokens": 256},
 }
-FAST_TIMEOUTS = Timeouts(connect=0.2, first_byte=0.2, idle=0.2)
 
 
 @pytest.fixture
 async def fake() -> AsyncIterator[GoogleFake]:
     async with google_fake() as fake:
         yield fake
-
-
-def make_runtime(timeouts: Timeouts) -> ProviderRuntime:
-    config = ProviderConfig(timeouts=timeouts, allow_private_upstreams=True)
-    return ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config)
-
-
-@pytest.fixture
-async def runtime() -> AsyncIterator[ProviderRuntime]:
-    runtime = make_runtime(Timeouts(connect=2, first_byte=5, idle=5))
-    yield runtime
-    await runtime.close()
 
 
 def gemini_target(fake: GoogleFake, **changes: Any) -> ProviderTarget:
@@ -93,19 +77,6 @@ def adapter(fake: GoogleFake, runtime: ProviderRuntime, **changes: Any) -> Provi
     return google_adapter(gemini_target(fake, **changes), runtime)
 
 
-async def collect(stream: AsyncIterator[StreamEvent]) -> list[StreamEvent]:
-    return [event async for event in stream]
-
-
-def text_of(events: list[StreamEvent]) -> str:
-    return "".join(e.text for e in events if isinstance(e, TextDelta))
-
-
-def failure(events: list[StreamEvent]) -> ProviderError:
-    assert isinstance(events[-1], StreamFailed), events[-1]
-    return events[-1].error
-
-
 async def test_complete_sends_generate_content(fake: GoogleFake, runtime: ProviderRuntime) -> None:
     completion = await adapter(fake, runtime).complete(REQUEST)
 
@@ -117,13 +88,13 @@ async def test_complete_sends_generate_content(fake: GoogleFake, runtime: Provid
     assert sent.headers["x-goog-api-key"] == API_KEY
     assert "authorization" not in sent.headers
     assert sent.headers["content-type"] == "application/json"
-    assert sent.json == EXPECTED_BODY
+    assert sent.body == EXPECTED_BODY
 
 
 async def test_minimal_request_has_no_config(fake: GoogleFake, runtime: ProviderRuntime) -> None:
     await adapter(fake, runtime).complete(ChatRequest(messages=(ChatMessage(ChatRole.USER, "Hi"),)))
 
-    assert fake.requests[0].json == {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
+    assert fake.requests[0].body == {"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}
 
 
 async def test_thinking_counts_as_output(fake: GoogleFake, runtime: ProviderRuntime) -> None:
@@ -164,12 +135,12 @@ async def test_stream_yields_text_usage_and_finish(fake: GoogleFake, runtime: Pr
     assert text_of(events) == fake.reply
     assert len([e for e in events if isinstance(e, TextDelta)]) == 3
     # Early chunks carry only the prompt count; the last one is complete.
-    assert [e.usage for e in events if isinstance(e, UsageUpdate)] == [Usage(13, 0), Usage(13, 8)]
+    assert usages(events) == [Usage(13, 0), Usage(13, 8)]
     assert events[-1] == Finished(FinishReason.STOP)
     [sent] = fake.requests
     assert (sent.path, sent.query) == (f"/v1beta/models/{MODEL}:streamGenerateContent", {"alt": "sse"})
     assert sent.headers["x-goog-api-key"] == API_KEY
-    assert sent.json == EXPECTED_BODY
+    assert sent.body == EXPECTED_BODY
 
 
 @pytest.mark.parametrize("write_size", [1, 7, 37])
@@ -324,35 +295,29 @@ async def test_dropped_connection_mid_stream_fails_retryably(
     assert (error.code, error.retryable) == (ProviderErrorCode.CONNECT_FAILED, True)
 
 
-async def test_slow_headers_time_out(fake: GoogleFake) -> None:
+async def test_slow_headers_time_out(fake: GoogleFake, quick_runtime: ProviderRuntime) -> None:
     fake.delay = 5.0
-    runtime = make_runtime(FAST_TIMEOUTS)
-    try:
-        started = time.monotonic()
-        with pytest.raises(ProviderError) as raised:
-            await adapter(fake, runtime).complete(REQUEST)
-        streamed = failure(await collect(adapter(fake, runtime).stream(REQUEST)))
-        elapsed = time.monotonic() - started
-    finally:
-        await runtime.close()
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        await adapter(fake, quick_runtime).complete(REQUEST)
+    streamed = failure(await collect(adapter(fake, quick_runtime).stream(REQUEST)))
+    elapsed = time.monotonic() - started
 
     assert raised.value.code == streamed.code == ProviderErrorCode.TIMEOUT
     assert elapsed < 3.0
 
 
 @pytest.mark.parametrize("switch", ["first_byte_delay", "stall_after"])
-async def test_slow_or_stalled_stream_times_out(fake: GoogleFake, switch: str) -> None:
+async def test_slow_or_stalled_stream_times_out(
+    fake: GoogleFake, quick_runtime: ProviderRuntime, switch: str
+) -> None:
     if switch == "first_byte_delay":
         fake.first_byte_delay = 5.0
     else:
         fake.stall_after = 1
-    runtime = make_runtime(FAST_TIMEOUTS)
-    try:
-        started = time.monotonic()
-        events = await collect(adapter(fake, runtime).stream(REQUEST))
-        elapsed = time.monotonic() - started
-    finally:
-        await runtime.close()
+    started = time.monotonic()
+    events = await collect(adapter(fake, quick_runtime).stream(REQUEST))
+    elapsed = time.monotonic() - started
 
     assert (failure(events).code, failure(events).retryable) == (ProviderErrorCode.TIMEOUT, True)
     assert elapsed < 1.5
@@ -362,19 +327,9 @@ async def test_cancelling_the_consumer_closes_the_upstream_connection(
     fake: GoogleFake, runtime: ProviderRuntime
 ) -> None:
     fake.stall_after = 1
-    first_text = asyncio.Event()
 
-    async def consume() -> None:
-        async for event in adapter(fake, runtime).stream(REQUEST):
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_text.wait(), 2)
-    assert fake.open_connections == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    async with consumer_cancelled_on_exit(adapter(fake, runtime).stream(REQUEST), first_text_within=2):
+        assert fake.open_streams == 1
 
     await asyncio.wait_for(fake.all_closed.wait(), 2)
 
@@ -404,7 +359,7 @@ async def test_embeddings_use_batch_embed_contents(fake: GoogleFake, runtime: Pr
     [sent] = fake.requests
     assert sent.path == "/v1beta/models/text-embedding-004:batchEmbedContents"
     assert sent.headers["x-goog-api-key"] == API_KEY
-    assert sent.json == {
+    assert sent.body == {
         "requests": [
             {"model": "models/text-embedding-004", "content": {"parts": [{"text": "hi"}]}},
             {"model": "models/text-embedding-004", "content": {"parts": [{"text": "there"}]}},

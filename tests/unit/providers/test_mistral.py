@@ -22,16 +22,8 @@ from app.providers.base import (
 )
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    TOKEN,
-    FakeError,
-    OpenAIFake,
-    collect,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
+from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, make_target, openai_fake_server
+from tests.support.streams import collect_result
 
 
 @pytest.fixture
@@ -40,21 +32,15 @@ async def mistral_fake() -> AsyncIterator[OpenAIFake]:
         yield fake
 
 
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
-
-
 def mistral(fake: OpenAIFake, runtime: ProviderRuntime, group: ModelGroup = ModelGroup.CHAT) -> Any:
     target = make_target(Provider.MISTRAL, f"{fake.url}/v1", model="mistral-small-latest", group=group)
     return openai_family_adapter(target, runtime)
 
 
-async def test_complete_and_stream(mistral_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
-    adapter = mistral(mistral_fake, openai_runtime)
+async def test_complete_and_stream(mistral_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    adapter = mistral(mistral_fake, runtime)
     completion = await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
 
     assert (completion.text, completion.finish_reason, completion.usage) == (
         "Hello from the fake OpenAI server.",
@@ -85,11 +71,11 @@ async def test_complete_and_stream(mistral_fake: OpenAIFake, openai_runtime: Pro
 
 
 async def test_the_fake_rejects_openai_only_fields(
-    mistral_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    mistral_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     target = make_target(Provider.OPENAI, f"{mistral_fake.url}/v1")
     with pytest.raises(ProviderError) as caught:
-        await openai_family_adapter(target, openai_runtime).complete(CHAT)
+        await openai_family_adapter(target, runtime).complete(CHAT)
     assert (caught.value.code, caught.value.status) == (ProviderErrorCode.BAD_REQUEST, 422)
     assert "Extra inputs are not permitted" in caught.value.message
 
@@ -107,9 +93,7 @@ def chunk(delta: dict[str, Any], finish: str | None = None, usage: dict[str, int
     return f"data: {json.dumps(body)}\n\n".encode()
 
 
-async def test_typed_content_parts_keep_only_text(
-    mistral_fake: OpenAIFake, openai_runtime: ProviderRuntime
-) -> None:
+async def test_typed_content_parts_keep_only_text(mistral_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     thinking = {"type": "thinking", "thinking": [{"type": "text", "text": "Let me think."}]}
     mistral_fake.raw = b"".join(
         [
@@ -123,7 +107,7 @@ async def test_typed_content_parts_keep_only_text(
             b"data: [DONE]\n\n",
         ]
     )
-    result = await collect(mistral(mistral_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(mistral(mistral_fake, runtime).stream(CHAT))
     assert (result.text, result.finish, result.usage) == ("Madrid.", FinishReason.STOP, Usage(10, 232))
 
 
@@ -132,10 +116,10 @@ async def test_typed_content_parts_keep_only_text(
     [("model_length", FinishReason.LENGTH), ("error", ProviderErrorCode.UPSTREAM_ERROR)],
 )
 async def test_mistral_finish_reasons(
-    mistral_fake: OpenAIFake, openai_runtime: ProviderRuntime, finish: str, outcome: object
+    mistral_fake: OpenAIFake, runtime: ProviderRuntime, finish: str, outcome: object
 ) -> None:
     mistral_fake.finish_reason = finish
-    result = await collect(mistral(mistral_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(mistral(mistral_fake, runtime).stream(CHAT))
     assert (result.finish or (result.error and result.error.code)) == outcome
 
 
@@ -175,23 +159,23 @@ async def test_mistral_finish_reasons(
 )
 async def test_errors(
     mistral_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     error: FakeError,
     code: ProviderErrorCode,
     detail: str,
 ) -> None:
     mistral_fake.error = error
     with pytest.raises(ProviderError) as caught:
-        await mistral(mistral_fake, openai_runtime).complete(CHAT)
+        await mistral(mistral_fake, runtime).complete(CHAT)
     assert (caught.value.code, caught.value.status) == (code, error.status)
     assert detail in caught.value.message
 
 
-async def test_embeddings(mistral_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_embeddings(mistral_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     target = make_target(
         Provider.MISTRAL, f"{mistral_fake.url}/v1", model="mistral-embed", group=ModelGroup.EMBEDDING
     )
-    result = await openai_family_adapter(target, openai_runtime).embed(EmbedRequest(("bonjour le monde",)))
+    result = await openai_family_adapter(target, runtime).embed(EmbedRequest(("bonjour le monde",)))
     assert len(result.vectors) == 1
     assert result.usage == Usage(3, 0)
     assert mistral_fake.requests[0].body == {"model": "mistral-embed", "input": ["bonjour le monde"]}

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import struct
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -26,29 +25,8 @@ from app.providers.openai_embeddings import OpenAIEmbeddingsAdapter
 from app.providers.openai_family import openai_family_adapter
 from app.providers.openai_responses import OpenAIResponsesAdapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    TOKEN,
-    OpenAIFake,
-    collect,
-    embedding_for,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
-
+from tests.fakes.openai_server import CHAT, TOKEN, OpenAIFake, embedding_for, make_target
+from tests.support.streams import collect_result
 
 REPLY = "Hello from the fake OpenAI server."
 EXPECTED_MESSAGES = [
@@ -69,8 +47,8 @@ def chat(
     return adapter
 
 
-async def test_complete(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
-    completion = await chat(openai_fake, openai_runtime).complete(CHAT)
+async def test_complete(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    completion = await chat(openai_fake, runtime).complete(CHAT)
 
     assert completion.text == REPLY
     assert completion.finish_reason is FinishReason.STOP
@@ -87,8 +65,8 @@ async def test_complete(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
     }
 
 
-async def test_stream(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
-    result = await collect(chat(openai_fake, openai_runtime).stream(CHAT))
+async def test_stream(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    result = await collect_result(chat(openai_fake, runtime).stream(CHAT))
 
     assert result.events == [
         TextDelta("Hello fro"),
@@ -113,10 +91,10 @@ async def test_stream(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) 
 
 
 async def test_minimal_request_sends_only_what_is_set(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     request = ChatRequest(messages=(ChatMessage(ChatRole.USER, "Hi"),))
-    await chat(openai_fake, openai_runtime, settings={"customModel": "ft:gpt-4o:acme::x1"}).complete(request)
+    await chat(openai_fake, runtime, settings={"customModel": "ft:gpt-4o:acme::x1"}).complete(request)
     assert openai_fake.requests[0].body == {
         "model": "ft:gpt-4o:acme::x1",
         "messages": [{"role": "user", "content": "Hi"}],
@@ -133,25 +111,25 @@ async def test_minimal_request_sends_only_what_is_set(
 )
 async def test_finish_reasons(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     switches: dict[str, object],
     finish: FinishReason,
     text: str,
 ) -> None:
     for name, value in switches.items():
         setattr(openai_fake, name, value)
-    adapter = chat(openai_fake, openai_runtime)
+    adapter = chat(openai_fake, runtime)
     completion = await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
     assert (completion.text, completion.finish_reason) == (text, finish)
     assert (streamed.text, streamed.finish) == (text, finish)
 
 
-async def test_max_tokens_cut_gives_length(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_max_tokens_cut_gives_length(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     request = ChatRequest(messages=CHAT.messages, max_tokens=2)
-    adapter = chat(openai_fake, openai_runtime)
+    adapter = chat(openai_fake, runtime)
     completion = await adapter.complete(request)
-    streamed = await collect(adapter.stream(request))
+    streamed = await collect_result(adapter.stream(request))
     assert (completion.text, completion.finish_reason) == ("Hello from the fak", FinishReason.LENGTH)
     assert (streamed.text, streamed.finish, streamed.usage) == (
         "Hello from the fak",
@@ -162,16 +140,16 @@ async def test_max_tokens_cut_gives_length(openai_fake: OpenAIFake, openai_runti
 
 
 async def test_completion_group_uses_legacy_completions(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     target = make_target(
         Provider.OPENAI, f"{openai_fake.url}/v1", model="gpt-3.5-turbo-instruct", group=ModelGroup.COMPLETION
     )
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
     assert isinstance(adapter, OpenAICompletionsAdapter)
 
     completion = await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
 
     assert (completion.text, completion.finish_reason, completion.usage) == (
         REPLY,
@@ -201,11 +179,11 @@ def embedder(fake: OpenAIFake, runtime: ProviderRuntime) -> OpenAIEmbeddingsAdap
 
 @pytest.mark.parametrize("reversed_order", [False, True])
 async def test_embeddings_in_input_order(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime, reversed_order: bool
+    openai_fake: OpenAIFake, runtime: ProviderRuntime, reversed_order: bool
 ) -> None:
     openai_fake.embeddings_reversed = reversed_order
     texts = ("first text", "the second one", "3")
-    result = await embedder(openai_fake, openai_runtime).embed(EmbedRequest(texts))
+    result = await embedder(openai_fake, runtime).embed(EmbedRequest(texts))
 
     assert result.vectors == [embedding_for(t) for t in texts]
     assert result.usage == Usage(input_tokens=6, output_tokens=0)
@@ -215,41 +193,39 @@ async def test_embeddings_in_input_order(
     assert request.body == {"model": "text-embedding-3-small", "input": list(texts)}
 
 
-async def test_base64_embeddings_are_decoded(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
-) -> None:
+async def test_base64_embeddings_are_decoded(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     packed = base64.b64encode(struct.pack("<3f", 0.5, -1.0, 2.25)).decode()
     openai_fake.raw = (
         b'{"object":"list","data":[{"object":"embedding","index":0,"embedding":"' + packed.encode() + b'"}],'
         b'"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}'
     )
-    result = await embedder(openai_fake, openai_runtime).embed(EmbedRequest(("x",)))
+    result = await embedder(openai_fake, runtime).embed(EmbedRequest(("x",)))
     assert result.vectors == [[0.5, -1.0, 2.25]]
 
 
 async def test_embeddings_count_mismatch_is_malformed(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.raw = b'{"object":"list","data":[],"model":"m","usage":{"prompt_tokens":1,"total_tokens":1}}'
     with pytest.raises(ProviderError) as caught:
-        await embedder(openai_fake, openai_runtime).embed(EmbedRequest(("x",)))
+        await embedder(openai_fake, runtime).embed(EmbedRequest(("x",)))
     assert caught.value.code is ProviderErrorCode.MALFORMED_RESPONSE
 
 
-async def test_embedding_models_do_not_chat(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
-    adapter = embedder(openai_fake, openai_runtime)
+async def test_embedding_models_do_not_chat(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    adapter = embedder(openai_fake, runtime)
     with pytest.raises(ProviderError) as caught:
         await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
     assert caught.value.code is ProviderErrorCode.BAD_REQUEST
     assert streamed.error is not None
     assert streamed.error.code is ProviderErrorCode.BAD_REQUEST
     assert openai_fake.requests == []
 
 
-async def test_chat_models_do_not_embed(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_chat_models_do_not_embed(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     with pytest.raises(ProviderError) as caught:
-        await chat(openai_fake, openai_runtime).embed(EmbedRequest(("x",)))
+        await chat(openai_fake, runtime).embed(EmbedRequest(("x",)))
     assert caught.value.code is ProviderErrorCode.BAD_REQUEST
 
 
@@ -263,8 +239,8 @@ async def test_chat_models_do_not_embed(openai_fake: OpenAIFake, openai_runtime:
     ],
 )
 async def test_factory_picks_the_wire_format(
-    openai_runtime: ProviderRuntime, group: ModelGroup, api_type: ApiType, adapter_type: type
+    runtime: ProviderRuntime, group: ModelGroup, api_type: ApiType, adapter_type: type
 ) -> None:
     for provider in (Provider.OPENAI, Provider.AZURE_OPENAI, Provider.MISTRAL, Provider.OPENAI_COMPATIBLE):
         target = make_target(provider, "https://h.example/v1", group=group, api_type=api_type)
-        assert type(openai_family_adapter(target, openai_runtime)) is adapter_type
+        assert type(openai_family_adapter(target, runtime)) is adapter_type

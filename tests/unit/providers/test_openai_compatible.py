@@ -5,7 +5,6 @@ show (reference §8): missing `[DONE]`, usage chunks with `choices: null` or no 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,30 +13,10 @@ from app.domain.enums import FinishReason, Provider
 from app.providers.base import Credentials, ProviderError, ProviderErrorCode, Usage
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    TOKEN,
-    FakeError,
-    OpenAIFake,
-    collect,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
+from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, make_target
+from tests.support.streams import collect_result
 
 REPLY = "Hello from the fake OpenAI server."
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
 
 
 def compatible(fake: OpenAIFake, runtime: ProviderRuntime, credentials: Credentials | None = None) -> Any:
@@ -47,7 +26,7 @@ def compatible(fake: OpenAIFake, runtime: ProviderRuntime, credentials: Credenti
 
 
 async def test_custom_auth_header_base_url_and_model(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.expected_headers = {"Ocp-Apim-Subscription-Key": TOKEN}
     target = make_target(
@@ -60,9 +39,9 @@ async def test_custom_auth_header_base_url_and_model(
             "customAuthHeader": "Ocp-Apim-Subscription-Key",
         },
     )
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
     completion = await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
 
     assert (completion.text, completion.usage) == (REPLY, Usage(12, 4))
     assert (streamed.text, streamed.finish, streamed.usage) == (REPLY, FinishReason.STOP, Usage(12, 4))
@@ -89,7 +68,7 @@ async def test_custom_auth_header_base_url_and_model(
 )
 async def test_client_and_secret_key_headers(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     provider: Provider,
     settings: dict[str, str],
     headers: dict[str, str],
@@ -97,10 +76,10 @@ async def test_client_and_secret_key_headers(
     openai_fake.expected_headers = headers
     credentials = Credentials(client_key="client-123", secret_key="secret-456")
     target = make_target(provider, f"{openai_fake.url}/v1", settings=settings, credentials=credentials)
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
 
     assert (await adapter.complete(CHAT)).text == REPLY
-    assert (await collect(adapter.stream(CHAT))).text == REPLY
+    assert (await collect_result(adapter.stream(CHAT))).text == REPLY
     for request in openai_fake.requests:
         assert request.path == "/v1/chat/completions"
         assert {k.lower(): v for k, v in headers.items()}.items() <= request.headers.items()
@@ -108,37 +87,35 @@ async def test_client_and_secret_key_headers(
 
 
 async def test_wrong_client_key_is_auth_failed_without_leaking_keys(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.expected_headers = {"X-Client-Key": "someone-else"}
     credentials = Credentials(client_key="client-abcdef123", secret_key="secret-abcdef456")
     with pytest.raises(ProviderError) as caught:
-        await compatible(openai_fake, openai_runtime, credentials).complete(CHAT)
+        await compatible(openai_fake, runtime, credentials).complete(CHAT)
     assert caught.value.code is ProviderErrorCode.AUTH_FAILED
     assert "client-abcdef123" not in str(caught.value)
     assert "client-abcdef123" not in repr(caught.value)
 
 
-async def test_no_credentials_no_auth_header(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
-) -> None:
-    await compatible(openai_fake, openai_runtime, Credentials()).complete(CHAT)
+async def test_no_credentials_no_auth_header(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    await compatible(openai_fake, runtime, Credentials()).complete(CHAT)
     assert "authorization" not in openai_fake.requests[0].headers
 
 
 async def test_eof_after_finish_reason_ends_the_stream(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.omit_terminal = True
-    result = await collect(compatible(openai_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(compatible(openai_fake, runtime).stream(CHAT))
     assert (result.text, result.finish, result.usage) == (REPLY, FinishReason.STOP, Usage(12, 4))
 
 
 async def test_eof_before_finish_reason_is_malformed(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.raw = b'data: {"choices":[{"index":0,"delta":{"content":"Hal"},"finish_reason":null}]}\n\n'
-    result = await collect(compatible(openai_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(compatible(openai_fake, runtime).stream(CHAT))
     assert result.text == "Hal"
     assert result.error is not None
     assert result.error.code is ProviderErrorCode.MALFORMED_RESPONSE
@@ -150,7 +127,7 @@ def data(value: dict[str, Any]) -> bytes:
 
 @pytest.mark.parametrize("usage_chunk", [{"choices": None}, {}], ids=["choices-null", "no-choices"])
 async def test_usage_chunk_variants(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime, usage_chunk: dict[str, Any]
+    openai_fake: OpenAIFake, runtime: ProviderRuntime, usage_chunk: dict[str, Any]
 ) -> None:
     openai_fake.raw = b"".join(
         [
@@ -160,7 +137,7 @@ async def test_usage_chunk_variants(
             b"data: [DONE]\n\n",
         ]
     )
-    result = await collect(compatible(openai_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(compatible(openai_fake, runtime).stream(CHAT))
     assert (result.text, result.finish, result.usage) == ("Hi", FinishReason.LENGTH, Usage(3, 1))
 
 
@@ -188,18 +165,18 @@ async def test_usage_chunk_variants(
     ],
 )
 async def test_vllm_errors(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime, error: FakeError, code: ProviderErrorCode
+    openai_fake: OpenAIFake, runtime: ProviderRuntime, error: FakeError, code: ProviderErrorCode
 ) -> None:
     openai_fake.error = error
     with pytest.raises(ProviderError) as caught:
-        await compatible(openai_fake, openai_runtime).complete(CHAT)
+        await compatible(openai_fake, runtime).complete(CHAT)
     assert caught.value.code is code
 
 
-async def test_error_body_with_status_200(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_error_body_with_status_200(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     openai_fake.raw = b'{"error":{"message":"upstream model crashed","type":"server_error","code":null}}'
     openai_fake.raw_content_type = "application/json"
     with pytest.raises(ProviderError) as caught:
-        await compatible(openai_fake, openai_runtime).complete(CHAT)
+        await compatible(openai_fake, runtime).complete(CHAT)
     assert caught.value.code is ProviderErrorCode.UPSTREAM_ERROR
     assert "upstream model crashed" in caught.value.message

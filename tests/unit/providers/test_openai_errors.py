@@ -4,42 +4,17 @@ the upstream connection's fate (closed on cancellation, kept for reuse after a f
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
 from app.domain.enums import ApiType, Provider
 from app.providers.base import Credentials, ProviderError, ProviderErrorCode, TextDelta
-from app.providers.http import Timeouts
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    TOKEN,
-    FakeError,
-    OpenAIFake,
-    assert_no_secret,
-    collect,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
-
-TINY = Timeouts(connect=0.5, first_byte=0.3, idle=0.3)
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
+from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, assert_no_secret, make_target
+from tests.support.streams import collect_result, consumer_cancelled_on_exit
+from tests.unit.providers.conftest import QUICK_TIMEOUTS, MakeRuntime
 
 
 async def call_both(
@@ -51,7 +26,7 @@ async def call_both(
     )
     with pytest.raises(ProviderError) as caught:
         await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
     assert streamed.error is not None
     return caught.value, streamed.error
 
@@ -111,7 +86,7 @@ async def call_both(
 )
 async def test_http_errors(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     api_type: ApiType,
     error: FakeError,
     code: ProviderErrorCode,
@@ -120,7 +95,7 @@ async def test_http_errors(
     detail: str,
 ) -> None:
     openai_fake.error = error
-    for failure in await call_both(openai_fake, openai_runtime, api_type):
+    for failure in await call_both(openai_fake, runtime, api_type):
         assert failure.code is code
         assert failure.retryable is retryable
         assert failure.status == error.status
@@ -130,20 +105,20 @@ async def test_http_errors(
 
 
 async def test_error_times_limits_the_error_to_the_first_requests(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.error, openai_fake.error_times = FakeError.overloaded(), 1
-    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), openai_runtime)
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
     with pytest.raises(ProviderError):
         await adapter.complete(CHAT)
     assert (await adapter.complete(CHAT)).text == "Hello from the fake OpenAI server."
 
 
 async def test_invalid_key_is_auth_failed_and_the_echoed_key_is_redacted(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.expected_headers = {"Authorization": "Bearer sk-the-right-one"}
-    for failure in await call_both(openai_fake, openai_runtime):
+    for failure in await call_both(openai_fake, runtime):
         assert failure.code is ProviderErrorCode.AUTH_FAILED
         assert failure.retryable is False
         assert failure.message.startswith("provider returned HTTP 401: Incorrect")
@@ -151,17 +126,15 @@ async def test_invalid_key_is_auth_failed_and_the_echoed_key_is_redacted(
     assert openai_fake.requests[0].headers["authorization"] == f"Bearer {TOKEN}"
 
 
-async def test_in_stream_errors_keep_the_key_out(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
-) -> None:
+async def test_in_stream_errors_keep_the_key_out(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     openai_fake.raw = (
         b'data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\n\n'
         b'data: {"error":{"message":"key '
         + TOKEN.encode()
         + b' was revoked","type":"invalid_request_error"}}\n\n'
     )
-    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), openai_runtime)
-    result = await collect(adapter.stream(CHAT))
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
+    result = await collect_result(adapter.stream(CHAT))
     assert result.text == "Hi"
     assert result.error is not None
     assert result.error.code is ProviderErrorCode.UPSTREAM_ERROR
@@ -180,7 +153,7 @@ async def test_in_stream_errors_keep_the_key_out(
 @pytest.mark.parametrize("api_type", [ApiType.CHAT_COMPLETION, ApiType.RESPONSES])
 async def test_broken_streams(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     api_type: ApiType,
     switches: dict[str, object],
     code: ProviderErrorCode,
@@ -191,20 +164,20 @@ async def test_broken_streams(
     if api_type is ApiType.RESPONSES and "omit_terminal" not in switches:
         setattr(openai_fake, next(iter(switches)), 6)  # Responses has 4 frames before the first delta
     adapter = openai_family_adapter(
-        make_target(Provider.OPENAI, f"{openai_fake.url}/v1", api_type=api_type), openai_runtime
+        make_target(Provider.OPENAI, f"{openai_fake.url}/v1", api_type=api_type), runtime
     )
-    result = await collect(adapter.stream(CHAT))
+    result = await collect_result(adapter.stream(CHAT))
     assert result.error is not None
     assert result.error.code is code
     assert result.text == text
 
 
 async def test_mid_stream_disconnect_is_a_retryable_failure(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.disconnect_after = 3
-    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), openai_runtime)
-    result = await collect(adapter.stream(CHAT))
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
+    result = await collect_result(adapter.stream(CHAT))
     assert result.text == "Hello from the fak"
     assert result.error is not None
     assert result.error.retryable is True
@@ -214,58 +187,48 @@ async def test_mid_stream_disconnect_is_a_retryable_failure(
 @pytest.mark.parametrize(
     ("switches", "within"),
     [
-        ({"headers_delay": 5.0}, TINY.connect + TINY.first_byte),
-        ({"first_byte_delay": 5.0}, TINY.first_byte),
-        ({"stall_after": 3, "stall_seconds": 5.0}, TINY.idle),
+        ({"delay": 5.0}, QUICK_TIMEOUTS.connect + QUICK_TIMEOUTS.first_byte),
+        ({"first_byte_delay": 5.0}, QUICK_TIMEOUTS.first_byte),
+        ({"stall_after": 3, "stall_seconds": 5.0}, QUICK_TIMEOUTS.idle),
     ],
     ids=["headers", "first-byte", "idle"],
 )
-async def test_timeouts(openai_fake: OpenAIFake, switches: dict[str, float], within: float) -> None:
+async def test_timeouts(
+    openai_fake: OpenAIFake, quick_runtime: ProviderRuntime, switches: dict[str, float], within: float
+) -> None:
     for name, value in switches.items():
         setattr(openai_fake, name, value)
-    async with provider_runtime(TINY) as runtime:
-        adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), quick_runtime)
+    started = time.monotonic()
+    result = await collect_result(adapter.stream(CHAT))
+    elapsed = time.monotonic() - started
+    assert result.error is not None
+    assert result.error.code is ProviderErrorCode.TIMEOUT
+    assert result.error.retryable is True
+    assert elapsed < within + 0.5
+    if "stall_after" not in switches:  # complete() has the same limits before the answer
         started = time.monotonic()
-        result = await collect(adapter.stream(CHAT))
-        elapsed = time.monotonic() - started
-        assert result.error is not None
-        assert result.error.code is ProviderErrorCode.TIMEOUT
-        assert result.error.retryable is True
-        assert elapsed < within + 0.5
-        if "stall_after" not in switches:  # complete() has the same limits before the answer
-            started = time.monotonic()
-            with pytest.raises(ProviderError) as caught:
-                await adapter.complete(CHAT)
-            assert caught.value.code is ProviderErrorCode.TIMEOUT
-            assert time.monotonic() - started < within + 0.5
+        with pytest.raises(ProviderError) as caught:
+            await adapter.complete(CHAT)
+        assert caught.value.code is ProviderErrorCode.TIMEOUT
+        assert time.monotonic() - started < within + 0.5
 
 
 async def test_cancelling_the_consumer_closes_the_upstream_connection(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.stall_after, openai_fake.stall_seconds = 3, 30.0
-    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), openai_runtime)
-    first_text = asyncio.Event()
-
-    async def consume() -> None:
-        async for event in adapter.stream(CHAT):
-            if isinstance(event, TextDelta):
-                first_text.set()
-
-    task = asyncio.create_task(consume())
-    await asyncio.wait_for(first_text.wait(), 2)
-    assert openai_fake.open_connections == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
+    async with consumer_cancelled_on_exit(adapter.stream(CHAT), first_text_within=2):
+        assert openai_fake.open_connections == 1
     assert await openai_fake.wait_for_no_connections() == 0
 
 
 async def test_closing_the_stream_early_closes_the_upstream_connection(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.stall_after, openai_fake.stall_seconds = 3, 30.0
-    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), openai_runtime)
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
     stream = adapter.stream(CHAT)
     assert isinstance(await anext(stream), TextDelta)
     await stream.aclose()  # type: ignore[attr-defined]
@@ -273,21 +236,23 @@ async def test_closing_the_stream_early_closes_the_upstream_connection(
 
 
 async def test_finished_streams_leave_their_connection_for_reuse(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
+    openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
-    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), openai_runtime)
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
     for _ in range(3):
-        assert (await collect(adapter.stream(CHAT))).error is None
+        assert (await collect_result(adapter.stream(CHAT))).error is None
     await adapter.complete(CHAT)
     assert len({request.client_port for request in openai_fake.requests}) == 1
 
 
-async def test_private_upstreams_are_refused_before_connecting(openai_fake: OpenAIFake) -> None:
-    async with provider_runtime(allow_private=False) as runtime:
-        adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
-        with pytest.raises(ProviderError) as caught:
-            await adapter.complete(CHAT)
-        streamed = await collect(adapter.stream(CHAT))
+async def test_private_upstreams_are_refused_before_connecting(
+    openai_fake: OpenAIFake, make_runtime: MakeRuntime
+) -> None:
+    runtime = make_runtime(allow_private=False)
+    adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
+    with pytest.raises(ProviderError) as caught:
+        await adapter.complete(CHAT)
+    streamed = await collect_result(adapter.stream(CHAT))
     for failure in (caught.value, streamed.error):
         assert failure is not None
         assert failure.code is ProviderErrorCode.BAD_REQUEST
@@ -295,12 +260,12 @@ async def test_private_upstreams_are_refused_before_connecting(openai_fake: Open
     assert openai_fake.requests == []
 
 
-async def test_unusable_target_fails_the_call_not_the_factory(openai_runtime: ProviderRuntime) -> None:
+async def test_unusable_target_fails_the_call_not_the_factory(runtime: ProviderRuntime) -> None:
     target = make_target(Provider.OPENAI_COMPATIBLE, None, credentials=Credentials(token=TOKEN))
-    adapter = openai_family_adapter(target, openai_runtime)
+    adapter = openai_family_adapter(target, runtime)
     with pytest.raises(ProviderError) as caught:
         await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
     assert caught.value.code is ProviderErrorCode.BAD_REQUEST
     assert streamed.error is not None
     assert streamed.error.code is ProviderErrorCode.BAD_REQUEST

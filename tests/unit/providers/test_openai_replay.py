@@ -9,7 +9,6 @@ their text is empty and the finish reason is TOOL_CALLS.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,14 +19,8 @@ from app.domain.enums import FinishReason, Provider
 from app.providers.base import Usage
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    OpenAIFake,
-    collect,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
+from tests.fakes.openai_server import CHAT, OpenAIFake, make_target
+from tests.support.streams import collect_result
 
 RECORDINGS = Path(__file__).parents[3] / ".." / "shared" / "recordings"
 FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS}
@@ -88,18 +81,6 @@ CASES = [
 ]
 
 
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
-
-
 def test_every_recording_is_covered() -> None:
     served = {r.path.resolve() for r in RECORDED}
     on_disk = {p.resolve() for p in (RECORDINGS / "openai-chat").glob("*.sse")}
@@ -110,13 +91,13 @@ def test_every_recording_is_covered() -> None:
 
 @pytest.mark.parametrize(("recording", "split"), CASES)
 async def test_replay(
-    openai_fake: OpenAIFake, openai_runtime: ProviderRuntime, recording: Recording, split: int | None
+    openai_fake: OpenAIFake, runtime: ProviderRuntime, recording: Recording, split: int | None
 ) -> None:
     openai_fake.raw = recording.path.read_bytes()
-    openai_fake.split = split
-    adapter = openai_family_adapter(make_target(recording.provider, f"{openai_fake.url}/v1"), openai_runtime)
+    openai_fake.write_size = split
+    adapter = openai_family_adapter(make_target(recording.provider, f"{openai_fake.url}/v1"), runtime)
     if recording.streamed:
-        result = await collect(adapter.stream(CHAT))
+        result = await collect_result(adapter.stream(CHAT))
         assert result.error is None
         assert (result.text, result.finish, result.usage) == (
             recording.text,

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -22,27 +21,8 @@ from app.providers.base import (
 from app.providers.openai_family import openai_family_adapter
 from app.providers.openai_responses import OpenAIResponsesAdapter
 from app.providers.runtime import ProviderRuntime
-from tests.fakes.openai_server import (
-    CHAT,
-    TOKEN,
-    OpenAIFake,
-    collect,
-    make_target,
-    openai_fake_server,
-    provider_runtime,
-)
-
-
-@pytest.fixture
-async def openai_fake() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server() as fake:
-        yield fake
-
-
-@pytest.fixture
-async def openai_runtime() -> AsyncIterator[ProviderRuntime]:
-    async with provider_runtime() as runtime:
-        yield runtime
+from tests.fakes.openai_server import CHAT, TOKEN, OpenAIFake, make_target
+from tests.support.streams import collect_result
 
 
 def responses(fake: OpenAIFake, runtime: ProviderRuntime) -> OpenAIResponsesAdapter:
@@ -66,8 +46,8 @@ EXPECTED_BODY = {
 }
 
 
-async def test_complete(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
-    completion = await responses(openai_fake, openai_runtime).complete(CHAT)
+async def test_complete(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    completion = await responses(openai_fake, runtime).complete(CHAT)
 
     assert completion.text == "Hello from the fake OpenAI server."
     assert completion.finish_reason is FinishReason.STOP
@@ -78,8 +58,8 @@ async def test_complete(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime
     assert request.body == EXPECTED_BODY
 
 
-async def test_stream(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
-    result = await collect(responses(openai_fake, openai_runtime).stream(CHAT))
+async def test_stream(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    result = await collect_result(responses(openai_fake, runtime).stream(CHAT))
 
     assert result.events == [
         TextDelta("Hello fro"),
@@ -101,7 +81,7 @@ async def test_stream(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) 
 )
 async def test_incomplete_responses(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     switches: dict[str, object],
     max_tokens: int | None,
     finish: FinishReason,
@@ -110,20 +90,20 @@ async def test_incomplete_responses(
     for name, value in switches.items():
         setattr(openai_fake, name, value)
     request = ChatRequest(messages=CHAT.messages, max_tokens=max_tokens)
-    adapter = responses(openai_fake, openai_runtime)
+    adapter = responses(openai_fake, runtime)
     completion = await adapter.complete(request)
-    streamed = await collect(adapter.stream(request))
+    streamed = await collect_result(adapter.stream(request))
     assert (completion.text, completion.finish_reason) == (text, finish)
     assert (streamed.text, streamed.finish) == (text, finish)
     assert streamed.usage == completion.usage
 
 
-async def test_failed_response(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_failed_response(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     openai_fake.response_failed = True
-    adapter = responses(openai_fake, openai_runtime)
+    adapter = responses(openai_fake, runtime)
     with pytest.raises(ProviderError) as caught:
         await adapter.complete(CHAT)
-    streamed = await collect(adapter.stream(CHAT))
+    streamed = await collect_result(adapter.stream(CHAT))
     for failure in (caught.value, streamed.error):
         assert failure is not None
         assert failure.code is ProviderErrorCode.UPSTREAM_ERROR
@@ -135,7 +115,7 @@ def frame(data: dict[str, Any]) -> bytes:
     return f"event: {data['type']}\ndata: {json.dumps(data)}\n\n".encode()
 
 
-async def test_recorded_event_sequence(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_recorded_event_sequence(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     """The real sequence from the reference (§1.2), with fields the adapter must ignore."""
     item = {"item_id": "msg_1", "output_index": 0, "content_index": 0}
     usage = {"input_tokens": 21, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 3}
@@ -164,11 +144,11 @@ async def test_recorded_event_sequence(openai_fake: OpenAIFake, openai_runtime: 
             ]
         )
     )
-    result = await collect(responses(openai_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(responses(openai_fake, runtime).stream(CHAT))
     assert (result.text, result.finish, result.usage) == ("streamed", FinishReason.STOP, Usage(21, 3))
 
 
-async def test_error_event(openai_fake: OpenAIFake, openai_runtime: ProviderRuntime) -> None:
+async def test_error_event(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
     openai_fake.raw = frame(
         {
             "type": "error",
@@ -176,7 +156,7 @@ async def test_error_event(openai_fake: OpenAIFake, openai_runtime: ProviderRunt
             "message": "Your input exceeds the context window",
         }
     )
-    result = await collect(responses(openai_fake, openai_runtime).stream(CHAT))
+    result = await collect_result(responses(openai_fake, runtime).stream(CHAT))
     assert result.error is not None
     assert result.error.code is ProviderErrorCode.CONTEXT_TOO_LONG
 
@@ -212,7 +192,7 @@ async def test_error_event(openai_fake: OpenAIFake, openai_runtime: ProviderRunt
 )
 async def test_output_items(
     openai_fake: OpenAIFake,
-    openai_runtime: ProviderRuntime,
+    runtime: ProviderRuntime,
     output: list[Any],
     text: str,
     finish: FinishReason,
@@ -220,5 +200,5 @@ async def test_output_items(
     openai_fake.raw = json.dumps(
         {"object": "response", "status": "completed", "error": None, "output": output, "usage": None}
     ).encode()
-    completion = await responses(openai_fake, openai_runtime).complete(CHAT)
+    completion = await responses(openai_fake, runtime).complete(CHAT)
     assert (completion.text, completion.finish_reason, completion.usage) == (text, finish, Usage())

@@ -27,14 +27,13 @@ from app.providers.base import (
     ProviderErrorCode,
     ProviderTarget,
     StreamFailed,
-    TextDelta,
     Usage,
 )
 from app.providers.gemini import google_adapter
 from app.providers.google_auth import ServiceAccountKey, VertexConnection
-from app.providers.http import Timeouts, UpstreamHttp
-from app.providers.runtime import ProviderConfig, ProviderRuntime
+from app.providers.runtime import ProviderRuntime
 from tests.fakes.google_server import GoogleFake, fake_vector, google_fake
+from tests.support.streams import collect, text_of
 
 MODEL = "gemini-2.0-flash"
 PROJECT = "fake-project"
@@ -91,18 +90,14 @@ async def fake(signing_key: rsa.RSAPrivateKey) -> AsyncIterator[GoogleFake]:
 
 @pytest.fixture
 def clock() -> FakeClock:
+    """The runtimes' clock (see conftest.py)."""
     return FakeClock()
 
 
 @pytest.fixture
-async def runtime(fake: GoogleFake, clock: FakeClock) -> AsyncIterator[ProviderRuntime]:
-    timeouts = Timeouts(connect=2, first_byte=5, idle=5)
-    config = ProviderConfig(
-        timeouts=timeouts, allow_private_upstreams=True, google_oauth_url=f"{fake.url}/token"
-    )
-    runtime = ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config, clock=clock)
-    yield runtime
-    await runtime.close()
+def runtime_config(fake: GoogleFake) -> dict[str, Any]:
+    """The runtimes exchange tokens at the fake (see conftest.py)."""
+    return {"google_oauth_url": f"{fake.url}/token"}
 
 
 def vertex_target(
@@ -144,7 +139,7 @@ async def test_complete_with_an_oauth_token(fake: GoogleFake, adapter: ProviderA
     token_call, model_call = fake.requests
     assert token_call.path == "/token"
     assert token_call.headers["content-type"] == "application/x-www-form-urlencoded"
-    assert token_call.json["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
+    assert token_call.body["grant_type"] == "urn:ietf:params:oauth:grant-type:jwt-bearer"
     [claims] = fake.assertions
     assert claims["iss"] == CLIENT_EMAIL
     assert claims["aud"] == f"{fake.url}/token"
@@ -153,7 +148,7 @@ async def test_complete_with_an_oauth_token(fake: GoogleFake, adapter: ProviderA
     assert (model_call.path, model_call.query) == (model_path("generateContent"), {})
     assert model_call.headers["authorization"] == "Bearer ya29.fake-access-token-1"
     assert "x-goog-api-key" not in model_call.headers
-    assert model_call.json == {
+    assert model_call.body == {
         "contents": [{"role": "user", "parts": [{"text": "What is the capital of France?"}]}],
         "systemInstruction": {"parts": [{"text": "You are a helpful chatbot."}]},
         "generationConfig": {"temperature": 0.5, "maxOutputTokens": 100},
@@ -161,9 +156,9 @@ async def test_complete_with_an_oauth_token(fake: GoogleFake, adapter: ProviderA
 
 
 async def test_stream_with_an_oauth_token(fake: GoogleFake, adapter: ProviderAdapter) -> None:
-    events = [event async for event in adapter.stream(REQUEST)]
+    events = await collect(adapter.stream(REQUEST))
 
-    assert "".join(e.text for e in events if isinstance(e, TextDelta)) == fake.reply
+    assert text_of(events) == fake.reply
     assert events[-1] == Finished(FinishReason.STOP)
     [call] = model_calls(fake)
     assert (call.path, call.query) == (model_path("streamGenerateContent"), {"alt": "sse"})
@@ -339,7 +334,7 @@ async def test_refresh_failures_are_auth_failed(
 
     with pytest.raises(ProviderError) as raised:
         await adapter.complete(REQUEST)
-    [streamed] = [event async for event in adapter.stream(REQUEST)]
+    [streamed] = await collect(adapter.stream(REQUEST))
 
     assert isinstance(streamed, StreamFailed)
     for error in (raised.value, streamed.error):
@@ -349,21 +344,13 @@ async def test_refresh_failures_are_auth_failed(
 
 
 async def test_token_endpoint_timeout_is_a_retryable_auth_failure(
-    fake: GoogleFake, signing_key: rsa.RSAPrivateKey, clock: FakeClock
+    fake: GoogleFake, signing_key: rsa.RSAPrivateKey, quick_runtime: ProviderRuntime
 ) -> None:
     fake.token_delay = 5.0
-    timeouts = Timeouts(connect=0.5, first_byte=0.3, idle=0.3)
-    config = ProviderConfig(
-        timeouts=timeouts, allow_private_upstreams=True, google_oauth_url=f"{fake.url}/token"
-    )
-    runtime = ProviderRuntime(UpstreamHttp.create(timeouts, allow_private=True), config, clock=clock)
-    try:
-        started = time.monotonic()
-        with pytest.raises(ProviderError) as raised:
-            await google_adapter(vertex_target(fake, signing_key), runtime).complete(REQUEST)
-        elapsed = time.monotonic() - started
-    finally:
-        await runtime.close()
+    started = time.monotonic()
+    with pytest.raises(ProviderError) as raised:
+        await google_adapter(vertex_target(fake, signing_key), quick_runtime).complete(REQUEST)
+    elapsed = time.monotonic() - started
 
     assert (raised.value.code, raised.value.retryable) == (ProviderErrorCode.AUTH_FAILED, True)
     assert elapsed < 1.5
@@ -442,4 +429,4 @@ async def test_embeddings_use_predict(
         f"/v1/projects/{PROJECT}/locations/europe-west4/publishers/google/models/text-embedding-005:predict"
     )
     assert call.headers["authorization"] == "Bearer ya29.fake-access-token-1"
-    assert call.json == {"instances": [{"content": "hello world"}, {"content": "hi"}]}
+    assert call.body == {"instances": [{"content": "hello world"}, {"content": "hi"}]}
