@@ -121,6 +121,9 @@ class ModelWriter:
             ],
         )
 
+    async def lock_project(self, conn: asyncpg.Connection, project_id: UUID) -> None:
+        await conn.execute("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", project_id)
+
     async def unset_other_defaults(self, conn: asyncpg.Connection, project_id: UUID, keep: UUID) -> None:
         """Setting a new default unsets the old one in the same transaction."""
         await conn.execute(

@@ -23,7 +23,7 @@ from app.domain.models import EffectiveModel, LifecycleState, ModelKind, ModelRe
 from app.domain.pagination import Page, PageRequest
 from app.repositories.model_writes import ModelWriter
 from app.repositories.models import ModelListQuery, ModelRepository, NameKey
-from app.repositories.organizations import OrganizationRepository
+from app.repositories.organizations import OrganizationRepository, ProjectRepository
 from app.services.model_checks import ReferenceChecker
 from app.services.model_credentials import ModelCredentials
 from app.services.model_input import ModelInput, apply_input, blank_record
@@ -55,6 +55,7 @@ class ModelService:
         db: Database,
         models: ModelRepository,
         organizations: OrganizationRepository,
+        projects: ProjectRepository,
         checker: ReferenceChecker,
         credentials: ModelCredentials,
         notifications: Notifications,
@@ -63,6 +64,7 @@ class ModelService:
         self.db = db
         self.models = models
         self.organizations = organizations
+        self.projects = projects
         self.checker = checker
         self.credentials = credentials
         self.notifications = notifications
@@ -101,7 +103,7 @@ class ModelService:
     ) -> Page[EffectiveModel]:
         require(principal, Permission.MODELS_READ)
         query = self._list_query(principal, model_filter)
-        if query is None:
+        if query is None or not await self._project_of(query.organization_id, query.project_id):
             return Page([], False)
         records = await self.models.list_page(query, page, self.clock())
         return Page(await self.effective(records.items), records.has_next_page)
@@ -144,6 +146,8 @@ class ModelService:
         project_id = project_id or principal.project_id
         if organization is None or (principal.project_id is not None and project_id != principal.project_id):
             return []
+        if not await self._project_of(organization.id, project_id):
+            return []
         query = ModelListQuery(
             organization_id=organization.id,
             include_system=True,
@@ -157,6 +161,13 @@ class ModelService:
             for m in models
             if self.callable_now(m, organization.plan, organization.auto_migrate_end_of_life, now)
         ]
+
+    async def _project_of(self, organization_id: UUID | None, project_id: UUID | None) -> bool:
+        """No project asked for, or one of this organization (another's reads as missing)."""
+        if project_id is None:
+            return True
+        project = await self.projects.get(project_id)
+        return project is not None and project.organization_id == organization_id
 
     @staticmethod
     def callable_now(model: EffectiveModel, plan: Plan, auto_migrate: bool, now: datetime) -> bool:
@@ -224,9 +235,9 @@ class ModelService:
         if parent_id is None:
             return None
         parent = await self.models.get(parent_id)
-        if parent is None or (
-            parent.kind is ModelKind.SYSTEM and not parent.is_visible and not principal.is_platform_admin
-        ):
+        found = (await self.effective([parent]))[0] if parent else None
+        if parent is None or found is None or not self._readable(principal, found):
+            # Another organization's model reads exactly like a missing one.
             errors.add(ModelErrorCode.NOT_FOUND, "model not found", "input", "parentModelId")
             return None
         if parent.kind is not ModelKind.SYSTEM:
@@ -263,6 +274,8 @@ class ModelService:
     ) -> EffectiveModel:
         errors = ErrorCollector()
         candidate = apply_input(errors, current, changes, is_variant=parent is not None)
+        if not created and candidate.model_group is not current.model_group:
+            await self._check_group_change(candidate.id)
         check_model_fields(errors, candidate, parent)
         self.credentials.check(errors, changes.credentials)
         await self.checker.check(errors, candidate, parent)
@@ -270,6 +283,8 @@ class ModelService:
         try:
             async with self.db.transaction() as conn:
                 if candidate.is_default and candidate.project_id is not None:
+                    # Serialises concurrent default changes of one project (the index allows one).
+                    await self.writer.lock_project(conn, candidate.project_id)
                     await self.writer.unset_other_defaults(conn, candidate.project_id, candidate.id)
                 if created:
                     await self.writer.insert(conn, candidate)
@@ -283,6 +298,8 @@ class ModelService:
                 await self.writer.set_fallbacks(conn, candidate)
                 await self.credentials.write(conn, candidate.id, changes.credentials)
         except asyncpg.UniqueViolationError as exc:
+            if exc.constraint_name != "models_name_key":
+                raise
             raise UserInputError.single(
                 ModelErrorCode.DUPLICATE, "a model with this name exists already", ["input", "name"]
             ) from exc
@@ -290,6 +307,16 @@ class ModelService:
         saved = await self.models.get(candidate.id)
         assert saved is not None
         return EffectiveModel(saved, parent)
+
+    async def _check_group_change(self, model_id: UUID) -> None:
+        """Models that refer to this one (as parent, replacement or fallback) need its group."""
+        users = await self.models.dependents(model_id)
+        if users:
+            raise UserInputError.single(
+                ModelErrorCode.IN_USE,
+                f"other models refer to this one, so its group cannot change: {', '.join(users[:10])}",
+                ["input", "modelGroup"],
+            )
 
     async def delete(self, principal: Principal, model_id: UUID) -> ModelRecord:
         model = await self.get(principal, model_id)
