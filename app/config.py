@@ -65,11 +65,25 @@ class Settings(BaseSettings):
     provider_connect_timeout: float = 5.0
     provider_first_byte_timeout: float = 60.0
     provider_idle_timeout: float = 30.0
+    # A provider's Retry-After longer than this skips the retry on the same model (fallbacks next).
+    retry_after_bound: float = 5.0
     bedrock_region: str | None = None
     google_oauth_url: str = "https://oauth2.googleapis.com/token"
 
+    # On SIGTERM: how long running calls may finish before their upstream requests are closed.
+    drain_grace: float = 10.0
+
     # How often buffered bookkeeping (API key last use) is written.
     flush_interval: float = 5.0
+
+    # Defaults for API keys and organizations that set no limit of their own; both limits hold
+    # across instances through leases in PostgreSQL (see app/services/limits.py).
+    rate_limit_per_minute: int = Field(default=600, gt=0)
+    max_concurrent_streams: int = Field(default=50, gt=0)
+    # An instance hands back stream slots it left unused this many seconds; a lease whose heartbeat
+    # is older than the timeout belongs to a dead instance and stops counting.
+    stream_lease_idle: float = Field(default=5.0, gt=0)
+    stream_lease_timeout: float = Field(default=30.0, gt=0)
 
     @cached_property
     def provider_config(self) -> ProviderConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 HTTP_REQUESTS = Counter(
     "modelgate_http_requests_total", "HTTP requests by route and status", ["route", "status"]
@@ -18,3 +18,30 @@ GRAPHQL_OPERATIONS = Counter(
     "GraphQL operations by type and outcome",
     ["operation_type", "outcome"],
 )
+
+# The gateway. `model` labels carry model names (a bounded set per deployment), never request data.
+_CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+CALLS = Counter(
+    "modelgate_calls_total",
+    "Gateway calls by operation, model, provider and outcome",
+    ["operation", "model", "provider", "outcome"],
+)
+CALL_LATENCY = Histogram(
+    "modelgate_call_duration_seconds",
+    "Gateway call duration",
+    ["operation", "provider"],
+    buckets=_CALL_BUCKETS,
+)
+TIME_TO_FIRST_TOKEN = Histogram(
+    "modelgate_time_to_first_token_seconds",
+    "Time to the first streamed token",
+    ["provider"],
+    buckets=_CALL_BUCKETS,
+)
+TOKENS = Counter("modelgate_tokens_total", "Tokens by direction and provider", ["direction", "provider"])
+CREDITS = Counter("modelgate_credits_total", "Credits metered", ["provider"])
+PROVIDER_CALLS = Counter(
+    "modelgate_provider_calls_total", "Provider calls by outcome", ["provider", "outcome"]
+)
+FALLBACKS = Counter("modelgate_fallbacks_total", "Calls sent on to a fallback model", ["provider"])
+OPEN_STREAMS = Gauge("modelgate_open_streams", "chatStream subscriptions now open")

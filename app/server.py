@@ -127,7 +127,11 @@ def create_app(settings: Settings) -> web.Application:
         await services.stop()
         await db.close()
 
+    async def drain(app: web.Application) -> None:
+        await app[SERVICES].gateway.drain(settings.drain_grace)
+
     app.cleanup_ctx.append(services_ctx)
+    app.on_shutdown.append(drain)
     app.on_response_prepare.append(_add_request_id)
     view = ModelgateView(build_schema(settings), settings)
     app.router.add_route("*", "/graphql", view)

@@ -26,7 +26,7 @@ TOO_MANY_TOKENS = "Document contains more than"
 # graphql-core repeats the offending input value in coercion errors; it may hold a credential.
 _ECHOED_VALUES = (
     (re.compile(r"got invalid value .*?; (?=[A-Z'])", re.DOTALL), "got an invalid value; "),
-    (re.compile(r",? found:? .*$", re.DOTALL), "."),
+    (re.compile(r"[,.]? found:? .*$", re.DOTALL | re.IGNORECASE), "."),
 )
 
 

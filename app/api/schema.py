@@ -18,6 +18,8 @@ from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
 from app.api.errors import ErrorFormatter
 from app.api.limits import complexity_rule
+from app.api.llm.mutations import LlmMutations
+from app.api.llm.subscriptions import LlmSubscriptions
 from app.api.models.mutations import ModelMutations
 from app.api.models.queries import ModelQueries
 from app.api.models.types import SystemModel, UserModel
@@ -27,6 +29,8 @@ from app.api.orgs.mutations import TenancyMutations
 from app.api.orgs.queries import TenancyQueries
 from app.api.system_prompts.mutations import SystemPromptMutations
 from app.api.system_prompts.queries import SystemPromptQueries
+from app.api.usage.queries import UsageQueries
+from app.api.usage.types import BIG_INT_SCALAR, BigInt
 from app.config import Settings
 
 
@@ -38,11 +42,13 @@ class NodeQueries:
 
 
 Query = merge_types(
-    "Query", (NodeQueries, TenancyQueries, ModelQueries, SystemPromptQueries, ConnectionQueries)
+    "Query",
+    (NodeQueries, TenancyQueries, ModelQueries, SystemPromptQueries, ConnectionQueries, UsageQueries),
 )
 Mutation = merge_types(
-    "Mutation", (TenancyMutations, ModelMutations, SystemPromptMutations, ConnectionMutations)
+    "Mutation", (TenancyMutations, ModelMutations, SystemPromptMutations, ConnectionMutations, LlmMutations)
 )
+Subscription = LlmSubscriptions
 
 
 class ModelgateSchema(strawberry.Schema):
@@ -70,10 +76,13 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     return ModelgateSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         extensions=extensions,
         types=[SystemModel, UserModel],
         # Not sort_schema: sorting rebuilds the types and enum inputs would arrive as plain strings.
-        config=StrawberryConfig(disable_field_suggestions=not settings.field_suggestions),
+        config=StrawberryConfig(
+            disable_field_suggestions=not settings.field_suggestions, scalar_map={BigInt: BIG_INT_SCALAR}
+        ),
     )
 
 

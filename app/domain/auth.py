@@ -140,6 +140,7 @@ class ApiKey:
     revoked_at: datetime | None
     last_used_at: datetime | None
     created_at: datetime
+    rate_limit_per_minute: int | None  # None: the server's default
 
     def is_usable(self, now: datetime) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
@@ -154,6 +155,7 @@ class ApiKey:
             api_key_id=self.id,
             label=f"key:{self.prefix}",
             roles=(self.role,) if self.role else (),
+            rate_limit_per_minute=self.rate_limit_per_minute,
         )
 
 

@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
+from app.domain.errors import FieldError, UserInputError
+
 
 class GatewayErrorCode(StrEnum):
     INVALID = "INVALID"
@@ -34,8 +36,8 @@ class GatewayErrorCode(StrEnum):
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 
-class GatewayError(Exception):
-    """An expected failure of a call. `message` is safe to show the caller."""
+class GatewayError(UserInputError):
+    """An expected failure of a call (one user error). `message` is safe to show the caller."""
 
     def __init__(
         self,
@@ -47,7 +49,7 @@ class GatewayError(Exception):
         retry_after: float | None = None,
         provider_code: str | None = None,
     ) -> None:
-        super().__init__(message)
+        super().__init__([FieldError(code, message, field)])
         self.code = code
         self.message = message
         self.field = field

@@ -12,6 +12,7 @@ from app.domain.enums import Plan
 from app.domain.errors import ErrorCollector
 
 NAME_MAX_LENGTH = 200
+MAX_CONCURRENT_STREAMS_LIMIT = 10_000
 
 
 class TenancyErrorCode(StrEnum):
@@ -33,6 +34,7 @@ class Organization:
     monthly_credit_limit: Decimal | None
     auto_migrate_end_of_life: bool
     external_id: str | None
+    max_concurrent_streams: int | None  # None: the server's default
     created_at: datetime
     updated_at: datetime
 
@@ -60,3 +62,10 @@ def check_credit_limit(errors: ErrorCollector, limit: Decimal | None, *path: str
     # is_finite first: comparing a Decimal NaN raises.
     if limit is not None and (not limit.is_finite() or limit < 0 or limit >= Decimal(10) ** 14):
         errors.add(TenancyErrorCode.OUT_OF_RANGE, "must be between 0 and 10^14", *path)
+
+
+def check_max_concurrent_streams(errors: ErrorCollector, cap: int | None, *path: str) -> None:
+    if cap is not None and not 1 <= cap <= MAX_CONCURRENT_STREAMS_LIMIT:
+        errors.add(
+            TenancyErrorCode.OUT_OF_RANGE, f"must be between 1 and {MAX_CONCURRENT_STREAMS_LIMIT:,}", *path
+        )

@@ -12,7 +12,7 @@ every caller relies on, so no adapter has to remember them:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -209,7 +209,7 @@ class ProviderAdapter(ABC):
         except Exception as exc:
             raise error_from_exception(exc) from exc
 
-    async def stream(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         finished = False
         try:
             # aclosing: when the consumer stops early, the adapter's cleanup (closing the upstream

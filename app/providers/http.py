@@ -42,6 +42,8 @@ class UpstreamHttp:
         self.client = client
         self.timeouts = timeouts
         self.allow_private = allow_private
+        # Responses being read: closing the client alone would leave their readers waiting.
+        self._open: set[httpx.Response] = set()
 
     @classmethod
     def create(cls, timeouts: Timeouts, *, allow_private: bool, max_connections: int = 1000) -> UpstreamHttp:
@@ -64,6 +66,9 @@ class UpstreamHttp:
         return cls(client, timeouts, allow_private=allow_private)
 
     async def close(self) -> None:
+        """Ends every request still running (their readers see a closed connection), then the pool."""
+        for response in list(self._open):
+            await response.aclose()
         await self.client.aclose()
 
     def _check(self, url: str) -> None:
@@ -116,6 +121,7 @@ class UpstreamHttp:
                 response = await self.client.send(request, stream=True)
         except TimeoutError as exc:
             raise ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time") from exc
+        self._open.add(response)
         try:
             if response.status_code >= 400:
                 try:
@@ -126,6 +132,7 @@ class UpstreamHttp:
                 raise read_error(response.status_code, response.headers, error_body)
             yield response
         finally:
+            self._open.discard(response)
             await response.aclose()
 
     async def iter_bytes(self, response: httpx.Response) -> AsyncGenerator[bytes]:

@@ -13,7 +13,7 @@ from app.domain.pagination import CreatedKey, Page, PageRequest
 
 _COLUMNS = (
     "id, organization_id, project_id, name, prefix, secret_hash, role, permissions, is_platform_admin, "
-    "expires_at, revoked_at, last_used_at, created_at"
+    "expires_at, revoked_at, last_used_at, created_at, rate_limit_per_minute"
 )
 
 
@@ -32,6 +32,7 @@ def _api_key(row: asyncpg.Record) -> ApiKey:
         revoked_at=row["revoked_at"],
         last_used_at=row["last_used_at"],
         created_at=row["created_at"],
+        rate_limit_per_minute=row["rate_limit_per_minute"],
     )
 
 
@@ -82,11 +83,12 @@ class ApiKeyRepository:
         permissions: frozenset[Permission],
         is_platform_admin: bool,
         expires_at: datetime | None,
+        rate_limit_per_minute: int | None,
     ) -> ApiKey:
         row = await self.db.fetchrow(
             f"""INSERT INTO api_keys (id, organization_id, project_id, name, prefix, secret_hash, role,
-                    permissions, is_platform_admin, expires_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
+                    permissions, is_platform_admin, expires_at, rate_limit_per_minute)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {_COLUMNS}""",
             key_id,
             organization_id,
             project_id,
@@ -97,6 +99,7 @@ class ApiKeyRepository:
             sorted(p.value for p in permissions),
             is_platform_admin,
             expires_at,
+            rate_limit_per_minute,
         )
         assert row is not None
         return _api_key(row)

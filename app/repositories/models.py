@@ -221,6 +221,12 @@ class ModelRepository:
             )
         return [model_record(r, tuple(assigned[r["id"]]), tuple(fallbacks[r["id"]])) for r in rows]
 
+    async def default_for_project(self, project_id: UUID) -> UUID | None:
+        model_id: UUID | None = await self.db.fetchval(
+            "SELECT id FROM models WHERE project_id = $1 AND is_default", project_id
+        )
+        return model_id
+
     async def secrets(self, model_id: UUID) -> dict[str, bytes | None]:
         row = await self.db.fetchrow(
             f"SELECT {', '.join(CIPHERTEXT_COLUMNS)} FROM models WHERE id = $1", model_id

@@ -14,7 +14,8 @@ from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import Organization, Project
 
 _ORG_COLUMNS = (
-    "id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id, created_at, updated_at"
+    "id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id, max_concurrent_streams, "
+    "created_at, updated_at"
 )
 _PROJECT_COLUMNS = "id, organization_id, name, created_at, updated_at"
 
@@ -27,6 +28,7 @@ def _organization(row: asyncpg.Record) -> Organization:
         monthly_credit_limit=row["monthly_credit_limit"],
         auto_migrate_end_of_life=row["auto_migrate_end_of_life"],
         external_id=row["external_id"],
+        max_concurrent_streams=row["max_concurrent_streams"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -111,7 +113,8 @@ class OrganizationRepository:
     async def update(self, conn: asyncpg.Connection, organization: Organization) -> Organization:
         row = await conn.fetchrow(
             f"""UPDATE organizations SET name = $2, plan = $3, monthly_credit_limit = $4,
-                    auto_migrate_end_of_life = $5, external_id = $6, updated_at = now()
+                    auto_migrate_end_of_life = $5, external_id = $6, max_concurrent_streams = $7,
+                    updated_at = now()
                 WHERE id = $1 RETURNING {_ORG_COLUMNS}""",
             organization.id,
             organization.name,
@@ -119,6 +122,7 @@ class OrganizationRepository:
             organization.monthly_credit_limit,
             organization.auto_migrate_end_of_life,
             organization.external_id,
+            organization.max_concurrent_streams,
         )
         return _organization(row)
 

@@ -17,11 +17,15 @@ from app.repositories.organizations import OrganizationRepository, ProjectReposi
 from app.services.notifications import API_KEYS_TOPIC, Notifications
 from app.services.permissions import require
 
+# The highest rate limit (requests per minute) a key may be given.
+MAX_RATE_LIMIT_PER_MINUTE = 100_000
+
 
 class ApiKeyErrorCode(StrEnum):
     INVALID = "INVALID"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"
+    OUT_OF_RANGE = "OUT_OF_RANGE"
     NOT_FOUND = "NOT_FOUND"
     PERMISSION_DENIED = "PERMISSION_DENIED"
 
@@ -33,11 +37,14 @@ class ApiKeyService:
         organizations: OrganizationRepository,
         projects: ProjectRepository,
         notifications: Notifications,
+        *,
+        default_rate_limit_per_minute: int,
     ) -> None:
         self.keys = keys
         self.organizations = organizations
         self.projects = projects
         self.notifications = notifications
+        self.default_rate_limit_per_minute = default_rate_limit_per_minute
 
     async def list_for_organization(
         self, principal: Principal, organization_id: UUID, page: PageRequest[CreatedKey]
@@ -74,6 +81,7 @@ class ApiKeyService:
         role: Role,
         permissions: Iterable[str] | None,
         expires_at: datetime | None,
+        rate_limit_per_minute: int | None = None,
     ) -> tuple[ApiKey, str]:
         if (
             not principal.can_access_organization(organization_id)
@@ -92,6 +100,7 @@ class ApiKeyService:
         granted = self._granted(errors, principal, role, permissions)
         if expires_at is not None and expires_at <= datetime.now(UTC):
             errors.add(ApiKeyErrorCode.INVALID, "must be in the future", "input", "expiresAt")
+        self._check_rate_limit(errors, principal, rate_limit_per_minute)
         errors.raise_if_any()
         return await self._insert(
             organization_id=organization_id,
@@ -100,7 +109,28 @@ class ApiKeyService:
             role=role,
             permissions=granted,
             expires_at=expires_at,
+            rate_limit_per_minute=rate_limit_per_minute,
         )
+
+    def _check_rate_limit(self, errors: ErrorCollector, principal: Principal, limit: int | None) -> None:
+        if limit is None:
+            return
+        if not 1 <= limit <= MAX_RATE_LIMIT_PER_MINUTE:
+            errors.add(
+                ApiKeyErrorCode.OUT_OF_RANGE,
+                f"must be between 1 and {MAX_RATE_LIMIT_PER_MINUTE:,}",
+                "input",
+                "rateLimitPerMinute",
+            )
+        elif limit > self.default_rate_limit_per_minute and not principal.is_platform_admin:
+            # The server default protects the platform: organizations may tighten it, not lift it.
+            default = self.default_rate_limit_per_minute
+            errors.add(
+                ApiKeyErrorCode.PERMISSION_DENIED,
+                f"only platform admins may set more than the default of {default:,}",
+                "input",
+                "rateLimitPerMinute",
+            )
 
     def _granted(
         self, errors: ErrorCollector, principal: Principal, role: Role, permissions: Iterable[str] | None
@@ -171,6 +201,7 @@ class ApiKeyService:
         permissions: frozenset[Permission],
         expires_at: datetime | None,
         platform_admin: bool = False,
+        rate_limit_per_minute: int | None = None,
     ) -> tuple[ApiKey, str]:
         new_key = generate_api_key()
         key = await self.keys.insert(
@@ -184,6 +215,7 @@ class ApiKeyService:
             permissions=permissions,
             is_platform_admin=platform_admin,
             expires_at=expires_at,
+            rate_limit_per_minute=rate_limit_per_minute,
         )
         return key, new_key.plaintext
 

@@ -14,11 +14,15 @@ import orjson
 
 from app.config import Settings
 from app.db import Database
+from app.providers.runtime import ProviderRuntime
 from app.repositories.api_keys import ApiKeyRepository
 from app.repositories.connections import ConnectionRepository
+from app.repositories.health import HealthRepository, OutboxRepository
+from app.repositories.limits import RateLimitRepository, StreamSlotRepository
 from app.repositories.models import ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
 from app.repositories.system_prompts import SystemPromptRepository
+from app.repositories.usage import UsageRepository
 from app.secrets import KeyRing
 from app.services.api_key_auth import ApiKeyAuthenticator
 from app.services.api_keys import ApiKeyService
@@ -26,14 +30,27 @@ from app.services.auth import Authenticator
 from app.services.connections import ConnectionService
 from app.services.credential_vault import CredentialVault
 from app.services.effective_prompts import EffectiveSystemPrompts
+from app.services.gateway.attempts import Attempts
+from app.services.gateway.resolution import Resolver
+from app.services.gateway.service import Gateway
+from app.services.health import ModelHealthTracker
 from app.services.jwt_auth import JwksCache, JwtAuthenticator
+from app.services.limits import RateLimiter, StreamSlots
 from app.services.model_cache import ModelCache
 from app.services.model_checks import ReferenceChecker
 from app.services.model_credentials import ModelCredentials
 from app.services.models import ModelService
-from app.services.notifications import API_KEYS_TOPIC, CATALOG_TOPIC, Notifications
+from app.services.notifications import (
+    API_KEYS_TOPIC,
+    CATALOG_TOPIC,
+    MODEL_HEALTH_TOPIC,
+    TENANCY_TOPIC,
+    Notifications,
+)
 from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
+from app.services.tenancy_cache import TenancyCache
+from app.services.usage import QuotaTracker, UsageRecorder, UsageReports
 
 log = logging.getLogger(__name__)
 
@@ -63,9 +80,15 @@ class Services:
             models=ModelRepository(db),
         )
         repos = self.repositories
-        self.organizations = OrganizationService(db, repos.organizations)
+        self.organizations = OrganizationService(db, repos.organizations, self.notifications)
         self.projects = ProjectService(db, repos.projects, self.organizations, self.notifications)
-        self.api_keys = ApiKeyService(repos.api_keys, repos.organizations, repos.projects, self.notifications)
+        self.api_keys = ApiKeyService(
+            repos.api_keys,
+            repos.organizations,
+            repos.projects,
+            self.notifications,
+            default_rate_limit_per_minute=settings.rate_limit_per_minute,
+        )
         self.system_prompts = SystemPromptService(
             db, repos.system_prompts, repos.organizations, self.notifications
         )
@@ -78,6 +101,7 @@ class Services:
             db,
             repos.models,
             repos.organizations,
+            repos.projects,
             ReferenceChecker(
                 repos.models,
                 repos.projects,
@@ -93,19 +117,53 @@ class Services:
         self.notifications.subscribe(CATALOG_TOPIC, self.model_cache.invalidate)
         self.key_auth = ApiKeyAuthenticator(repos.api_keys)
         self.notifications.subscribe(API_KEYS_TOPIC, self.key_auth.invalidate)
+        self.health = ModelHealthTracker(db, HealthRepository(db), OutboxRepository(db), self.notifications)
+        self.notifications.subscribe(MODEL_HEALTH_TOPIC, self.health.invalidate)
         self.auth = Authenticator(self.key_auth, _jwt_authenticator(settings, repos.organizations))
+        self.rate_limiter = RateLimiter(
+            RateLimitRepository(db), default_per_minute=settings.rate_limit_per_minute
+        )
+        self.stream_slots = StreamSlots(
+            db,
+            StreamSlotRepository(db),
+            default_cap=settings.max_concurrent_streams,
+            lease_timeout=settings.stream_lease_timeout,
+            idle_after=settings.stream_lease_idle,
+        )
+        usage = UsageRepository(db)
+        self.quota = QuotaTracker(usage)
+        self.usage = UsageRecorder(usage, self.quota)
+        self.usage_reports = UsageReports(usage)
+        self.providers = ProviderRuntime.create(settings.provider_config)
+        self.tenancy_cache = TenancyCache(repos.organizations, repos.projects)
+        self.notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
+        self.gateway = Gateway(
+            Resolver(self.model_cache, self.tenancy_cache, self.models.clock),
+            Attempts(self.providers, self.health, retry_after_bound=settings.retry_after_bound),
+            self.usage,
+            self.quota,
+            self.rate_limiter,
+            self.stream_slots,
+        )
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.notifications.start()
+        await self.stream_slots.start()
         self._flusher = asyncio.create_task(self._flush_periodically(), name="bookkeeping-flush")
 
     async def stop(self) -> None:
+        """Drains first (aiohttp's on_shutdown already began it; calling again is harmless):
+        closing the providers ends what still runs, and their usage is flushed last."""
+        await self.gateway.drain(self.settings.drain_grace)
+        await self.providers.close()
+        await self.gateway.drain(1.0)  # let interrupted calls meter what they used
         if self._flusher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
+        await self.stream_slots.stop()
         await self.notifications.stop()
 
     async def flush(self) -> None:
@@ -114,6 +172,14 @@ class Services:
             await self.key_auth.flush_last_use()
         except Exception:
             log.exception("could not record API key last use; will retry")
+        try:
+            await self.usage.flush()
+        except Exception:
+            log.exception("could not write usage; will retry")
+        try:
+            await self.rate_limiter.prune()
+        except Exception:
+            log.exception("could not forget past rate-limit windows; will retry")
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -2,8 +2,7 @@
 credentials, effective system prompt) serves every call until the catalog changes.
 
 Any catalog change, on any instance, publishes on the "catalog" topic and empties the cache here
-(LISTEN/NOTIFY). A fill that raced with a change is not stored, so a stale entry cannot outlive it.
-The TTL is only a safety net.
+(LISTEN/NOTIFY).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from app.providers.base import Credentials, ProviderTarget
 from app.repositories.models import ModelRepository
 from app.services.effective_prompts import EffectiveSystemPrompts
 from app.services.model_credentials import ModelCredentials
+from app.services.ttl_cache import TtlCache
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,26 +46,20 @@ class ModelCache:
         credentials: ModelCredentials,
         prompts: EffectiveSystemPrompts,
         *,
-        ttl: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.models = models
         self.credentials = credentials
         self.prompts = prompts
-        self.ttl = ttl
-        self.clock = clock
-        self._entries: dict[UUID, tuple[ResolvedModel | None, float]] = {}
-        self._generation = 0
+        self._resolved = TtlCache(self._resolve, clock=clock)
+        self._defaults = TtlCache(models.default_for_project, clock=clock)
 
     async def get(self, model_id: UUID) -> ResolvedModel | None:
-        entry = self._entries.get(model_id)
-        if entry is not None and self.clock() - entry[1] < self.ttl:
-            return entry[0]
-        generation = self._generation
-        resolved = await self._resolve(model_id)
-        if generation == self._generation:
-            self._entries[model_id] = (resolved, self.clock())
-        return resolved
+        return await self._resolved.get(model_id)
+
+    async def default_for_project(self, project_id: UUID) -> UUID | None:
+        """The id of the project's default model, if it has one."""
+        return await self._defaults.get(project_id)
 
     async def _resolve(self, model_id: UUID) -> ResolvedModel | None:
         record = await self.models.get(model_id)
@@ -81,5 +75,5 @@ class ModelCache:
 
     def invalidate(self, _key: str | None = None) -> None:
         """Any catalog change may touch any model (a parent, a connection, a composition)."""
-        self._generation += 1
-        self._entries.clear()
+        self._resolved.clear()
+        self._defaults.clear()

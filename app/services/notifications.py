@@ -25,6 +25,10 @@ CHANNEL = "modelgate_changes"
 # Topics. Catalog: models, connections and system prompts (any change may alter what a call uses).
 CATALOG_TOPIC = "catalog"
 API_KEYS_TOPIC = "api_key"
+# Organizations and projects, which the gateway keeps in memory.
+TENANCY_TOPIC = "tenancy"
+# A model started failing, tripped or was reset (key: the model id).
+MODEL_HEALTH_TOPIC = "model_health"
 Handler = Callable[[str | None], None]
 
 

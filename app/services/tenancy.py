@@ -20,11 +20,12 @@ from app.domain.tenancy import (
     Project,
     TenancyErrorCode,
     check_credit_limit,
+    check_max_concurrent_streams,
     check_name,
 )
 from app.domain.values import UNSET, Maybe, UnsetType, apply
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
-from app.services.notifications import API_KEYS_TOPIC, Notifications
+from app.services.notifications import API_KEYS_TOPIC, TENANCY_TOPIC, Notifications
 from app.services.permissions import require
 
 _EXTERNAL_ID_MAX = 200
@@ -37,12 +38,16 @@ class OrganizationChanges:
     monthly_credit_limit: Maybe[Decimal | None] = UNSET
     auto_migrate_end_of_life: Maybe[bool] = UNSET
     external_id: Maybe[str | None] = UNSET
+    max_concurrent_streams: Maybe[int | None] = UNSET
 
 
 class OrganizationService:
-    def __init__(self, db: Database, organizations: OrganizationRepository) -> None:
+    def __init__(
+        self, db: Database, organizations: OrganizationRepository, notifications: Notifications
+    ) -> None:
         self.db = db
         self.organizations = organizations
+        self.notifications = notifications
 
     async def get(self, principal: Principal, organization_id: UUID) -> Organization | None:
         if not principal.can_access_organization(organization_id):
@@ -98,6 +103,7 @@ class OrganizationService:
                 (changes.plan, "plan"),
                 (changes.monthly_credit_limit, "monthlyCreditLimit"),
                 (changes.external_id, "externalId"),
+                (changes.max_concurrent_streams, "maxConcurrentStreams"),
             ):
                 if not isinstance(value, UnsetType):
                     errors.add(
@@ -112,6 +118,10 @@ class OrganizationService:
             check_credit_limit(errors, changes.monthly_credit_limit, "input", "monthlyCreditLimit")
         if not isinstance(changes.external_id, UnsetType):
             _check_external_id(errors, changes.external_id)
+        if not isinstance(changes.max_concurrent_streams, UnsetType):
+            check_max_concurrent_streams(
+                errors, changes.max_concurrent_streams, "input", "maxConcurrentStreams"
+            )
         errors.raise_if_any()
         updated = replace(
             current,
@@ -122,12 +132,15 @@ class OrganizationService:
                 changes.auto_migrate_end_of_life, current.auto_migrate_end_of_life
             ),
             external_id=apply(changes.external_id, current.external_id) or None,
+            max_concurrent_streams=apply(changes.max_concurrent_streams, current.max_concurrent_streams),
         )
         try:
             async with self.db.transaction() as conn:
-                return await self.organizations.update(conn, updated)
+                saved = await self.organizations.update(conn, updated)
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate(exc) from exc
+        await self.notifications.publish(TENANCY_TOPIC, str(organization_id))
+        return saved
 
 
 class ProjectService:
@@ -180,16 +193,19 @@ class ProjectService:
         errors.raise_if_any()
         try:
             async with self.db.transaction() as conn:
-                return await self.projects.rename(conn, project_id, name.strip())
+                renamed = await self.projects.rename(conn, project_id, name.strip())
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate(exc) from exc
+        await self.notifications.publish(TENANCY_TOPIC, str(project_id))
+        return renamed
 
     async def delete(self, principal: Principal, project_id: UUID) -> Project:
         project = await self._manageable(principal, project_id)
         async with self.db.transaction() as conn:
             await self.projects.delete(conn, project_id)
-        # The project's keys went with it: every instance drops its cached keys.
+        # The project's keys went with it: every instance drops its cached keys and projects.
         await self.notifications.publish(API_KEYS_TOPIC, None)
+        await self.notifications.publish(TENANCY_TOPIC, str(project_id))
         return project
 
     async def _manageable(self, principal: Principal, project_id: UUID) -> Project:

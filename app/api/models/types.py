@@ -15,6 +15,7 @@ from app.api.connections.types import Connection, Provider
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
 from app.api.ids import encode_id
+from app.api.models.health import ModelHealth
 from app.api.node import Node
 from app.api.orgs.types import Organization, Project
 from app.api.system_prompts.types import SystemPrompt
@@ -166,6 +167,10 @@ class Model(Node):
     )
     async def effective_system_prompt(self, info: GraphQLInfo) -> str | None:
         return await services(info).system_prompt_texts.for_model(self.model)
+
+    @strawberry.field(description="Whether calls reach this model or skip it for its fallbacks.")
+    async def health(self, info: GraphQLInfo) -> ModelHealth:
+        return ModelHealth.of(await services(info).health.health(self.model.id))
 
     @strawberry.field(description="Whether the model has its own token (write-only).")
     def has_token(self) -> bool:

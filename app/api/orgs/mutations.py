@@ -36,7 +36,9 @@ class OrganizationCreateInput:
     external_id: str | None = None
 
 
-@strawberry.input(description="Fields left out are not changed; plan, limit and externalId: platform admins.")
+@strawberry.input(
+    description="Fields left out are not changed; plan, limits and externalId: platform admins."
+)
 class OrganizationUpdateInput:
     id: strawberry.ID
     name: str | None = strawberry.UNSET
@@ -44,6 +46,9 @@ class OrganizationUpdateInput:
     monthly_credit_limit: Decimal | None = strawberry.UNSET
     auto_migrate_end_of_life: bool | None = strawberry.UNSET
     external_id: str | None = strawberry.UNSET
+    max_concurrent_streams: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1-10,000; null: back to the server's default."
+    )
 
 
 @strawberry.type
@@ -103,6 +108,11 @@ class ApiKeyCreateInput:
         default=None, description="Defaults to the role's permissions; never more than the creator has."
     )
     expires_at: datetime | None = None
+    rate_limit_per_minute: int | None = strawberry.field(
+        default=None,
+        description="Gateway calls per minute, 1-100,000; above the server's default: platform admins. "
+        "Null: the server's default.",
+    )
 
 
 @strawberry.type
@@ -161,6 +171,7 @@ class TenancyMutations:
                     input.auto_migrate_end_of_life, ["input", "autoMigrateEndOfLife"]
                 ),
                 external_id=maybe(input.external_id),
+                max_concurrent_streams=maybe(input.max_concurrent_streams),
             )
             return await services(info).organizations.update(principal, organization_id, changes)
 
@@ -217,6 +228,7 @@ class TenancyMutations:
                 role=input.role,
                 permissions=input.permissions,
                 expires_at=input.expires_at,
+                rate_limit_per_minute=input.rate_limit_per_minute,
             )
 
         created, errors = await attempt(work(), api_key_error)

@@ -11,6 +11,7 @@ from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
 from app.api.ids import encode_id
 from app.api.node import Node
+from app.api.orgs.notifications import Notification, organization_notifications
 from app.api.pagination import Connection, connection, created_cursor, created_page
 from app.domain import auth, tenancy
 from app.domain.enums import Plan as DomainPlan
@@ -59,6 +60,10 @@ class Organization(Node):
     external_id: str | None = strawberry.field(
         description="The identity provider's id for this organization."
     )
+    max_concurrent_streams: int | None = strawberry.field(
+        description="Streams the organization may have open at once, across all instances; "
+        "null: the server's default."
+    )
     created_at: datetime
     updated_at: datetime
     domain: strawberry.Private[tenancy.Organization]
@@ -72,6 +77,7 @@ class Organization(Node):
             monthly_credit_limit=organization.monthly_credit_limit,
             auto_migrate_end_of_life=organization.auto_migrate_end_of_life,
             external_id=organization.external_id,
+            max_concurrent_streams=organization.max_concurrent_streams,
             created_at=organization.created_at,
             updated_at=organization.updated_at,
             domain=organization,
@@ -89,6 +95,12 @@ class Organization(Node):
             page, Project.of, lambda p: created_cursor(p.created_at, p.id), has_previous=after is not None
         )
 
+    @strawberry.field(description="Messages to the organization's people, newest first. Organization admins.")
+    async def notifications(
+        self, info: GraphQLInfo, first: int | None = None, after: str | None = None
+    ) -> Connection[Notification]:
+        return await organization_notifications(info, self.domain.id, first, after)
+
 
 @strawberry.type
 class ApiKey(Node):
@@ -100,6 +112,9 @@ class ApiKey(Node):
     expires_at: datetime | None
     revoked_at: datetime | None
     last_used_at: datetime | None = strawberry.field(description="Recorded in batches: may lag by seconds.")
+    rate_limit_per_minute: int | None = strawberry.field(
+        description="Gateway calls allowed per minute, across all instances; null: the server's default."
+    )
     created_at: datetime
     domain: strawberry.Private[auth.ApiKey]
 
@@ -115,6 +130,7 @@ class ApiKey(Node):
             expires_at=key.expires_at,
             revoked_at=key.revoked_at,
             last_used_at=key.last_used_at,
+            rate_limit_per_minute=key.rate_limit_per_minute,
             created_at=key.created_at,
             domain=key,
         )

@@ -1,0 +1,90 @@
+"""Inputs of calls and their translation into gateway requests."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.api.ids import decode_optional
+from app.api.llm.types import ChatRole
+from app.api.models.inputs import MODEL_TYPES
+from app.domain.enums import ChatRole as DomainChatRole
+from app.domain.gateway import CallOperation
+from app.providers.base import ChatMessage
+from app.services.gateway.requests import CallRequest, EmbedCall
+
+
+@strawberry.input
+class ChatMessageInput:
+    role: ChatRole  # type: ignore[valid-type]
+    content: str
+
+
+@strawberry.input
+class GenerateInput:
+    prompt: str
+    model: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the project's default model."
+    )
+    project_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the key's project."
+    )
+    system_prompt: str | None = strawberry.field(
+        default=None, description="After the model's own system prompt."
+    )
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@strawberry.input
+class ChatInput:
+    messages: list[ChatMessageInput]
+    model: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the project's default model."
+    )
+    project_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the key's project."
+    )
+    system_prompt: str | None = strawberry.field(
+        default=None, description="After the model's own system prompt."
+    )
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+@strawberry.input
+class EmbedInput:
+    texts: list[str]
+    model: strawberry.ID | None = None
+    project_id: strawberry.ID | None = None
+
+
+def generate_call(input: GenerateInput) -> CallRequest:
+    return CallRequest(
+        operation=CallOperation.GENERATE,
+        messages=(ChatMessage(DomainChatRole.USER, input.prompt),),
+        model_id=decode_optional(input.model, MODEL_TYPES, ["input", "model"]),
+        project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
+        system_prompt=input.system_prompt,
+        temperature=input.temperature,
+        max_tokens=input.max_tokens,
+    )
+
+
+def chat_call(input: ChatInput, operation: CallOperation) -> CallRequest:
+    return CallRequest(
+        operation=operation,
+        messages=tuple(ChatMessage(m.role, m.content) for m in input.messages),
+        model_id=decode_optional(input.model, MODEL_TYPES, ["input", "model"]),
+        project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
+        system_prompt=input.system_prompt,
+        temperature=input.temperature,
+        max_tokens=input.max_tokens,
+    )
+
+
+def embed_call(input: EmbedInput) -> EmbedCall:
+    return EmbedCall(
+        texts=tuple(input.texts),
+        model_id=decode_optional(input.model, MODEL_TYPES, ["input", "model"]),
+        project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
+    )

@@ -1,0 +1,70 @@
+"""chatStream: the gateway's stream events as GraphQL events. Expected failures arrive as a
+ChatStreamError event, after which the stream completes; cancelling the subscription closes the
+gateway's generator, which closes the upstream request."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+
+import strawberry
+
+from app.api.context import GraphQLInfo, authenticated, services
+from app.api.llm.inputs import ChatInput, chat_call
+from app.api.llm.types import (
+    ChatStreamDelta,
+    ChatStreamEnd,
+    ChatStreamError,
+    ChatStreamEvent,
+    ChatStreamReset,
+    ChatStreamStart,
+    TokenUsage,
+    warnings_of,
+)
+from app.api.models.types import model_type
+from app.domain.errors import UserInputError
+from app.domain.gateway import CallOperation
+from app.services.gateway import service as gateway
+
+
+def _event(event: gateway.GatewayStreamEvent) -> ChatStreamEvent:
+    if isinstance(event, gateway.StreamDelta):
+        return ChatStreamDelta(text=event.text, index=event.index)
+    if isinstance(event, gateway.StreamStart):
+        return ChatStreamStart(
+            request_id=event.request_id, model=model_type(event.requested), served_by=model_type(event.served)
+        )
+    if isinstance(event, gateway.StreamResetEvent):
+        return ChatStreamReset(reason=event.reason, served_by=model_type(event.served))
+    if isinstance(event, gateway.StreamEnd):
+        return ChatStreamEnd(
+            finish_reason=event.finish_reason,
+            usage=TokenUsage.of(event.usage, event.credits),
+            warnings=warnings_of(event.warnings),
+        )
+    return _error(event)
+
+
+def _error(event: gateway.StreamError) -> ChatStreamError:
+    error = event.error
+    return ChatStreamError(
+        code=error.code, message=error.message, retryable=error.retryable, retry_after=error.retry_after
+    )
+
+
+@strawberry.type
+class LlmSubscriptions:
+    @strawberry.subscription(description="A chat answer as it is written. Needs llm:invoke.")
+    async def chat_stream(self, info: GraphQLInfo, input: ChatInput) -> AsyncGenerator[ChatStreamEvent, None]:
+        principal = authenticated(info)
+        # Every stream its own id, also when many share one WebSocket (and so one context).
+        request_id = uuid.uuid4().hex
+        try:
+            request = chat_call(input, CallOperation.CHAT_STREAM)
+        except UserInputError as exc:
+            yield _error(gateway.StreamError(gateway.as_gateway_error(exc)))
+            return
+        async with aclosing(services(info).gateway.chat_stream(principal, request, request_id)) as events:
+            async for event in events:
+                yield _event(event)

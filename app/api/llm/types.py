@@ -1,0 +1,123 @@
+"""GraphQL types of calls: results, usage, warnings and the chatStream events."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+from uuid import UUID
+
+import strawberry
+
+from app.api.context import GraphQLInfo, authenticated, services
+from app.api.errors import UserError
+from app.api.models.types import Model, model_type
+from app.domain import gateway
+from app.domain.enums import ChatRole as DomainChatRole
+from app.domain.enums import FinishReason as DomainFinishReason
+from app.providers.base import Usage
+
+ChatRole = strawberry.enum(DomainChatRole)
+FinishReason = strawberry.enum(DomainFinishReason, description="Why the model stopped writing.")
+GatewayErrorCode = strawberry.enum(gateway.GatewayErrorCode, name="GatewayErrorCode")
+CallWarningCode = strawberry.enum(gateway.WarningCode, name="CallWarningCode")
+
+
+@strawberry.type
+class TokenUsage:
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+    credits: Decimal = strawberry.field(description="(input + output) / 1000 x the model's creditMultiplier.")
+
+    @classmethod
+    def of(cls, usage: Usage, credits: Decimal) -> TokenUsage:
+        return cls(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            total_tokens=usage.total_tokens,
+            credits=credits,
+        )
+
+
+@strawberry.type(description="Something the caller should know: a deprecation, a migration, a fallback.")
+class CallWarning:
+    code: CallWarningCode  # type: ignore[valid-type]
+    message: str
+    end_of_life_at: datetime | None
+    replacement_id: strawberry.Private[UUID | None]
+
+    @classmethod
+    def of(cls, warning: gateway.CallWarning) -> CallWarning:
+        return cls(
+            code=warning.code,
+            message=warning.message,
+            end_of_life_at=warning.end_of_life_at,
+            replacement_id=warning.replacement_model_id,
+        )
+
+    @strawberry.field
+    async def replacement(self, info: GraphQLInfo) -> Model | None:
+        if self.replacement_id is None:
+            return None
+        found = await services(info).models.get(authenticated(info), self.replacement_id)
+        return model_type(found) if found else None
+
+
+def warnings_of(warnings: tuple[gateway.CallWarning, ...]) -> list[CallWarning]:
+    return [CallWarning.of(w) for w in warnings]
+
+
+@strawberry.type
+class ChatMessage:
+    role: ChatRole  # type: ignore[valid-type]
+    content: str
+
+
+@strawberry.type
+class GatewayUserError(UserError):
+    code: GatewayErrorCode  # type: ignore[valid-type]
+
+
+def gateway_error(code: str, field: list[str] | None, message: str) -> GatewayUserError:
+    return GatewayUserError(code=gateway.GatewayErrorCode(code), field=field, message=message)
+
+
+@strawberry.type(description="The stream began: which model was asked for and which one answers.")
+class ChatStreamStart:
+    request_id: str
+    model: Model
+    served_by: Model
+
+
+@strawberry.type(description="The next piece of the answer; `index` counts from 0 (again after a reset).")
+class ChatStreamDelta:
+    text: str
+    index: int
+
+
+@strawberry.type(description="The stream failed over after text was sent: discard what you have.")
+class ChatStreamReset:
+    reason: str
+    served_by: Model
+
+
+@strawberry.type(description="The answer is complete.")
+class ChatStreamEnd:
+    finish_reason: FinishReason  # type: ignore[valid-type]
+    usage: TokenUsage
+    warnings: list[CallWarning]
+
+
+@strawberry.type(description="The call failed (an expected failure); the stream then completes.")
+class ChatStreamError:
+    code: GatewayErrorCode  # type: ignore[valid-type]
+    message: str
+    retryable: bool
+    retry_after: float | None = strawberry.field(description="Seconds, when the provider said.")
+
+
+ChatStreamEvent = Annotated[
+    ChatStreamStart | ChatStreamDelta | ChatStreamReset | ChatStreamEnd | ChatStreamError,
+    strawberry.union("ChatStreamEvent"),
+]

@@ -1,0 +1,50 @@
+"""The usage report query."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from uuid import UUID
+
+import strawberry
+
+from app.api.context import GraphQLInfo, authenticated, services
+from app.api.errors import ApiError, ErrorCode
+from app.api.ids import decode_any
+from app.api.models.inputs import MODEL_TYPES
+from app.api.usage.types import UsageFilter, UsageReport
+
+
+def _id_of(global_id: strawberry.ID, type_names: Sequence[str], field: str) -> UUID:
+    decoded = decode_any(global_id)
+    if decoded is None or decoded[0] not in type_names:
+        raise ApiError(ErrorCode.BAD_USER_INPUT, f"{field} is not a valid {type_names[0]} id")
+    return decoded[1]
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+@strawberry.type
+class UsageQueries:
+    @strawberry.field(
+        description="Usage of an organization's calls: totals, by model and by UTC day. Needs "
+        "usage:read; another organization's usage reads as none."
+    )
+    async def usage(self, info: GraphQLInfo, filter: UsageFilter) -> UsageReport:
+        principal = authenticated(info)
+        organization_id = _id_of(filter.organization_id, ("Organization",), "filter.organizationId")
+        project_id = (
+            _id_of(filter.project_id, ("Project",), "filter.projectId") if filter.project_id else None
+        )
+        model_id = _id_of(filter.model_id, MODEL_TYPES, "filter.modelId") if filter.model_id else None
+        report = await services(info).usage_reports.report(
+            principal,
+            organization_id=organization_id,
+            project_id=project_id,
+            model_id=model_id,
+            since=_utc(filter.from_),
+            until=_utc(filter.to),
+        )
+        return UsageReport.of(report)

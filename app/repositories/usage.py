@@ -1,0 +1,132 @@
+"""SQL for usage: batched inserts with the monthly totals, this month's spend, reports."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from uuid import UUID
+
+import asyncpg
+
+from app.db import Database
+from app.domain.gateway import UsageEvent
+from app.domain.models import ModelKind
+from app.domain.usage import DayUsage, ModelUsage, UsageQuery, UsageReport, UsageTotals
+
+# One statement, so one round trip and one transaction for a whole batch: the rows, then their
+# credits added to the monthly totals. Only rows actually inserted are added, so writing a batch
+# again (after a commit whose acknowledgement was lost) changes nothing. Rows of organizations
+# deleted meanwhile are skipped rather than failing the batch on every retry.
+_INSERT_BATCH = """
+WITH inserted AS (
+    INSERT INTO usage_records (
+        id, organization_id, project_id, api_key_id, caller, operation, requested_model_id,
+        served_model_id, provider, input_tokens, output_tokens, credits, latency_ms,
+        time_to_first_token_ms, status, error_code, request_id, created_at)
+    SELECT u.* FROM unnest(
+        $1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], $6::text[], $7::uuid[],
+        $8::uuid[], $9::text[], $10::integer[], $11::integer[], $12::numeric[], $13::integer[],
+        $14::integer[], $15::text[], $16::text[], $17::text[], $18::timestamptz[])
+        AS u (id, organization_id, project_id, api_key_id, caller, operation, requested_model_id,
+              served_model_id, provider, input_tokens, output_tokens, credits, latency_ms,
+              time_to_first_token_ms, status, error_code, request_id, created_at)
+    WHERE EXISTS (SELECT 1 FROM organizations o WHERE o.id = u.organization_id)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING organization_id, created_at, credits
+)
+INSERT INTO organization_monthly_credits AS m (organization_id, month, credits)
+SELECT organization_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, sum(credits)
+FROM inserted GROUP BY 1, 2
+ON CONFLICT (organization_id, month) DO UPDATE SET credits = m.credits + excluded.credits
+"""
+
+# One scan for both groupings: per model (`per_model`) and per UTC day. A call's model is the one
+# that served it or, when none did (it failed), the one requested: so failures count against it.
+_REPORT = """
+WITH calls AS (
+    SELECT coalesce(served_model_id, requested_model_id) AS model_id,
+           (created_at AT TIME ZONE 'UTC')::date AS day, status,
+           input_tokens, output_tokens, credits, latency_ms
+    FROM usage_records
+    WHERE organization_id = $1 AND created_at >= $2 AND created_at < $3
+      AND ($4::uuid IS NULL OR project_id = $4)
+      AND ($5::uuid IS NULL OR coalesce(served_model_id, requested_model_id) = $5)
+), grouped AS (
+    SELECT GROUPING(day) = 1 AS per_model, model_id, day,
+           count(*) AS requests, count(*) FILTER (WHERE status = 'ERROR') AS error_count,
+           sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
+           sum(credits) AS credits, sum(latency_ms) AS latency_ms_sum
+    FROM calls
+    GROUP BY GROUPING SETS ((model_id), (day))
+)
+SELECT g.*, models.kind AS model_kind
+FROM grouped g LEFT JOIN models ON models.id = g.model_id
+ORDER BY g.per_model, g.day, g.credits DESC, g.requests DESC, g.model_id NULLS LAST
+"""
+
+
+def _totals(row: asyncpg.Record) -> UsageTotals:
+    return UsageTotals(
+        requests=row["requests"],
+        error_count=row["error_count"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        credits=row["credits"],
+        latency_ms_sum=row["latency_ms_sum"],
+    )
+
+
+class UsageRepository:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert_batch(self, records: Sequence[tuple[UUID, UsageEvent]]) -> None:
+        """Writes (row id, event) pairs and adds their credits to the monthly totals, atomically."""
+        events = [event for _, event in records]
+        await self.db.execute(
+            _INSERT_BATCH,
+            [record_id for record_id, _ in records],
+            [e.organization_id for e in events],
+            [e.project_id for e in events],
+            [e.api_key_id for e in events],
+            [e.caller for e in events],
+            [e.operation.value for e in events],
+            [e.requested_model_id for e in events],
+            [e.served_model_id for e in events],
+            [e.provider for e in events],
+            [e.input_tokens for e in events],
+            [e.output_tokens for e in events],
+            [e.credits for e in events],
+            [e.latency_ms for e in events],
+            [e.time_to_first_token_ms for e in events],
+            [e.status.value for e in events],
+            [e.error_code for e in events],
+            [e.request_id for e in events],
+            [e.created_at for e in events],
+        )
+
+    async def monthly_credits(self, organization_id: UUID, month: date) -> Decimal:
+        """Credits the organization's written usage adds up to in `month` (its first day, UTC)."""
+        credits: Decimal | None = await self.db.fetchval(
+            "SELECT credits FROM organization_monthly_credits WHERE organization_id = $1 AND month = $2",
+            organization_id,
+            month,
+        )
+        return credits if credits is not None else Decimal(0)
+
+    async def report(self, query: UsageQuery) -> UsageReport:
+        rows = await self.db.fetch(
+            _REPORT, query.organization_id, query.since, query.until, query.project_id, query.model_id
+        )
+        by_model = [
+            ModelUsage(
+                model_id=r["model_id"],
+                model_kind=ModelKind(r["model_kind"]) if r["model_kind"] else None,
+                totals=_totals(r),
+            )
+            for r in rows
+            if r["per_model"]
+        ]
+        by_day = [DayUsage(day=r["day"], totals=_totals(r)) for r in rows if not r["per_model"]]
+        return UsageReport.of(by_model, by_day)

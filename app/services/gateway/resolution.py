@@ -1,0 +1,256 @@
+"""Resolving a call to the models that will serve it, and every policy checked before a provider
+is called: scope, lifecycle (with migration to replacements), plan, model group, output limit and
+context window. Everything here reads from memory (model and tenancy caches) on the hot path."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
+
+from app.domain.auth import Permission, Principal
+from app.domain.enums import ModelGroup
+from app.domain.gateway import (
+    CallOperation,
+    CallWarning,
+    GatewayError,
+    GatewayErrorCode,
+    TripPolicy,
+    WarningCode,
+)
+from app.domain.models import LifecycleState
+from app.domain.tenancy import Organization
+from app.domain.tokens import estimate_prompt_tokens
+from app.services.model_cache import ModelCache, ResolvedModel
+from app.services.permissions import require
+from app.services.tenancy_cache import TenancyCache
+
+_ACCEPTED_GROUPS = {
+    CallOperation.GENERATE: (ModelGroup.CHAT, ModelGroup.COMPLETION),
+    CallOperation.CHAT: (ModelGroup.CHAT,),
+    CallOperation.CHAT_STREAM: (ModelGroup.CHAT,),
+    CallOperation.EMBED: (ModelGroup.EMBEDDING,),
+}
+_MAX_MIGRATION_HOPS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Who serves a call: `primary` (the requested model, or its replacement), then fallbacks."""
+
+    organization: Organization
+    project_id: UUID | None
+    requested: ResolvedModel
+    primary: ResolvedModel
+    fallbacks: tuple[ResolvedModel, ...]
+    trip_policy: TripPolicy | None
+    warnings: tuple[CallWarning, ...] = field(default=())
+
+
+class Resolver:
+    def __init__(self, models: ModelCache, tenancy: TenancyCache, clock: Callable[[], datetime]) -> None:
+        self.models = models
+        self.tenancy = tenancy
+        self.clock = clock
+
+    async def route(
+        self, principal: Principal, operation: CallOperation, model_id: UUID | None, project_id: UUID | None
+    ) -> Route:
+        require(principal, Permission.LLM_INVOKE)
+        if principal.organization_id is None:
+            raise GatewayError(
+                GatewayErrorCode.INVALID, "platform keys cannot call models; use an organization key"
+            )
+        organization = await self.tenancy.organization(principal.organization_id)
+        if organization is None:
+            raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
+        project_id = await self._project(principal, organization, project_id)
+        requested = await self._requested(organization, project_id, model_id)
+        if requested.model.record.model_group not in _ACCEPTED_GROUPS[operation]:
+            wanted = " or ".join(g.value for g in _ACCEPTED_GROUPS[operation])
+            raise GatewayError(
+                GatewayErrorCode.MODEL_GROUP_MISMATCH,
+                f"{requested.model.record.name} is a {requested.model.record.model_group.value} model; "
+                f"{operation.value.lower()} needs a {wanted} model",
+                field=("input", "model"),
+            )
+        warnings: list[CallWarning] = []
+        primary = await self._through_lifecycle(organization, project_id, requested, warnings)
+        self._check_plan(organization, primary)
+        fallbacks, policy = await self._fallbacks(organization, project_id, primary, requested)
+        return Route(organization, project_id, requested, primary, fallbacks, policy, tuple(warnings))
+
+    async def _project(
+        self, principal: Principal, organization: Organization, project_id: UUID | None
+    ) -> UUID | None:
+        if principal.project_id is not None:
+            if project_id not in (None, principal.project_id):
+                raise GatewayError(
+                    GatewayErrorCode.NOT_FOUND, "project not found", field=("input", "projectId")
+                )
+            return principal.project_id
+        if project_id is None:
+            return None
+        project = await self.tenancy.project(project_id)
+        if project is None or project.organization_id != organization.id:
+            raise GatewayError(GatewayErrorCode.NOT_FOUND, "project not found", field=("input", "projectId"))
+        return project_id
+
+    async def _requested(
+        self, organization: Organization, project_id: UUID | None, model_id: UUID | None
+    ) -> ResolvedModel:
+        if model_id is None:
+            default_id = await self.models.default_for_project(project_id) if project_id else None
+            if default_id is None:
+                raise GatewayError(
+                    GatewayErrorCode.NO_DEFAULT_MODEL,
+                    "give a model, or call in a project that has a default model",
+                    field=("input", "model"),
+                )
+            model_id = default_id
+        resolved = await self._usable(organization, project_id, model_id)
+        if resolved is None:
+            raise GatewayError(GatewayErrorCode.NOT_FOUND, "model not found", field=("input", "model"))
+        return resolved
+
+    async def _usable(
+        self, organization: Organization, project_id: UUID | None, model_id: UUID
+    ) -> ResolvedModel | None:
+        """The model if this organization may call it in this project at all, else None."""
+        resolved = await self.models.get(model_id)
+        if resolved is None or not resolved.model.record.is_visible:
+            return None
+        return resolved if resolved.model.usable_in_project(organization.id, project_id) else None
+
+    async def _through_lifecycle(
+        self,
+        organization: Organization,
+        project_id: UUID | None,
+        requested: ResolvedModel,
+        warnings: list[CallWarning],
+    ) -> ResolvedModel:
+        current = requested
+        for _ in range(_MAX_MIGRATION_HOPS):
+            lifecycle = current.model.lifecycle(self.clock())
+            name = current.model.record.name
+            if lifecycle.state is LifecycleState.DISABLED:
+                raise GatewayError(
+                    GatewayErrorCode.MODEL_DISABLED, f"{name} is disabled", field=("input", "model")
+                )
+            if lifecycle.state is LifecycleState.ACTIVE:
+                return current
+            replacement = (
+                await self._usable(organization, project_id, lifecycle.replacement_model_id)
+                if lifecycle.replacement_model_id
+                else None
+            )
+            if lifecycle.state is LifecycleState.DEPRECATED:
+                warnings.append(
+                    CallWarning(
+                        WarningCode.MODEL_DEPRECATED,
+                        _deprecation_message(
+                            name, lifecycle.end_of_life_at, lifecycle.deprecation_notice, replacement
+                        ),
+                        end_of_life_at=lifecycle.end_of_life_at,
+                        replacement_model_id=lifecycle.replacement_model_id,
+                    )
+                )
+                return current
+            if replacement is None or not organization.auto_migrate_end_of_life:
+                use = f"; use {replacement.model.record.name} ({replacement.model.id})" if replacement else ""
+                raise GatewayError(
+                    GatewayErrorCode.MODEL_END_OF_LIFE,
+                    f"{name} reached its end of life{use}",
+                    field=("input", "model"),
+                )
+            warnings.append(
+                CallWarning(
+                    WarningCode.MODEL_MIGRATED,
+                    f"{name} reached its end of life; served by its replacement "
+                    f"{replacement.model.record.name}",
+                    end_of_life_at=lifecycle.end_of_life_at,
+                    replacement_model_id=replacement.model.id,
+                )
+            )
+            current = replacement
+        raise GatewayError(
+            GatewayErrorCode.MODEL_END_OF_LIFE, "the replacement chain is too long", field=("input", "model")
+        )
+
+    @staticmethod
+    def _check_plan(organization: Organization, model: ResolvedModel) -> None:
+        if not model.model.allowed_for(organization.plan):
+            raise GatewayError(
+                GatewayErrorCode.PLAN_UPGRADE_REQUIRED,
+                f"{model.model.record.name} is a premium model: it needs a PRO or ENTERPRISE plan",
+                field=("input", "model"),
+            )
+
+    async def _fallbacks(
+        self,
+        organization: Organization,
+        project_id: UUID | None,
+        primary: ResolvedModel,
+        requested: ResolvedModel,
+    ) -> tuple[tuple[ResolvedModel, ...], TripPolicy | None]:
+        """The enabled fallbacks that are callable now, in order, and the primary's trip policy
+        (from its first enabled fallback entry)."""
+        entries = [
+            f for f in (primary.model.record.fallbacks or requested.model.record.fallbacks) if f.enabled
+        ]
+        if not entries:
+            return (), None
+        first = entries[0]
+        policy = TripPolicy(first.failed_requests, first.duration_minutes, first.notify_emails)
+        usable = []
+        for entry in entries:
+            candidate = await self._usable(organization, project_id, entry.model_id)
+            if candidate is None or candidate.model.id == primary.model.id:
+                continue
+            state = candidate.model.lifecycle(self.clock()).state
+            if state in (LifecycleState.ACTIVE, LifecycleState.DEPRECATED) and candidate.model.allowed_for(
+                organization.plan
+            ):
+                usable.append(candidate)
+        return tuple(usable), policy
+
+
+def check_limits(
+    route: Route, operation: CallOperation, prompt_texts: list[str], max_tokens: int | None
+) -> None:
+    """The output limit and the context window, on the model that will serve the call."""
+    model = route.primary.model
+    if (
+        max_tokens is not None
+        and model.max_output_tokens is not None
+        and max_tokens > model.max_output_tokens
+    ):
+        raise GatewayError(
+            GatewayErrorCode.MAX_TOKENS_TOO_LARGE,
+            f"{model.record.name} writes at most {model.max_output_tokens} tokens",
+            field=("input", "maxTokens"),
+        )
+    if model.context_window is not None and operation is not CallOperation.EMBED:
+        estimate = estimate_prompt_tokens(prompt_texts)
+        if estimate > model.context_window:
+            raise GatewayError(
+                GatewayErrorCode.CONTEXT_TOO_LONG,
+                f"the input is about {estimate} tokens; "
+                f"{model.record.name} takes at most {model.context_window}",
+                field=("input", "messages" if operation is not CallOperation.GENERATE else "prompt"),
+            )
+
+
+def _deprecation_message(
+    name: str, end_of_life_at: datetime | None, notice: str | None, replacement: ResolvedModel | None
+) -> str:
+    parts = [f"{name} is deprecated"]
+    if end_of_life_at is not None:
+        parts.append(f"and reaches its end of life on {end_of_life_at.date().isoformat()}")
+    message = " ".join(parts)
+    if replacement is not None:
+        message += f"; use {replacement.model.record.name} instead"
+    if notice:
+        message += f". {notice}"
+    return message

@@ -1,0 +1,364 @@
+"""The gateway: resolve → policies → limits → provider (retries, fallbacks) → meter.
+
+One code path for every front door (GraphQL and the OpenAI-compatible REST API). Expected failures
+are `GatewayError`s; every call that got as far as a model writes one usage row (buffered, never
+on the hot path), successes, failures and cancelled streams alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncGenerator, Callable
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from uuid import UUID
+
+from app.domain.auth import Principal
+from app.domain.enums import FinishReason
+from app.domain.errors import UserInputError
+from app.domain.gateway import (
+    CallOperation,
+    CallStatus,
+    CallWarning,
+    GatewayError,
+    GatewayErrorCode,
+    UsageEvent,
+    WarningCode,
+    credits_for,
+)
+from app.domain.models import EffectiveModel
+from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
+from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS
+from app.providers.base import Usage
+from app.services.gateway.attempts import Attempts, StreamDone, StreamReset, StreamStarted, StreamText
+from app.services.gateway.requests import CallRequest, EmbedCall, check_call, check_embed
+from app.services.gateway.resolution import Resolver, Route, check_limits
+from app.services.limits import RateLimiter, StreamSlots
+from app.services.model_cache import ResolvedModel
+from app.services.usage import QuotaTracker, UsageRecorder
+
+
+@dataclass(frozen=True, slots=True)
+class CallResult:
+    text: str
+    finish_reason: FinishReason
+    usage: Usage
+    credits: Decimal
+    requested: EffectiveModel
+    served: EffectiveModel
+    warnings: tuple[CallWarning, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EmbedResult:
+    vectors: list[list[float]]
+    usage: Usage
+    credits: Decimal
+    requested: EffectiveModel
+    served: EffectiveModel
+    warnings: tuple[CallWarning, ...]
+
+
+# chatStream events, as the GraphQL layer shows them.
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    request_id: str
+    requested: EffectiveModel
+    served: EffectiveModel
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDelta:
+    text: str
+    index: int
+
+
+@dataclass(frozen=True, slots=True)
+class StreamResetEvent:
+    reason: str
+    served: EffectiveModel
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    finish_reason: FinishReason
+    usage: Usage
+    credits: Decimal
+    warnings: tuple[CallWarning, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    error: GatewayError
+
+
+GatewayStreamEvent = StreamStart | StreamDelta | StreamResetEvent | StreamEnd | StreamError
+
+
+@dataclass
+class _Meter:
+    """What one call used, filled in as it goes and written once at the end."""
+
+    principal: Principal
+    operation: CallOperation
+    request_id: str
+    started: float = field(default_factory=time.perf_counter)
+    route: Route | None = None
+    served: ResolvedModel | None = None
+    usage: Usage = field(default_factory=Usage)
+    first_token: float | None = None
+
+
+class Gateway:
+    def __init__(
+        self,
+        resolver: Resolver,
+        attempts: Attempts,
+        usage: UsageRecorder,
+        quota: QuotaTracker,
+        rate_limiter: RateLimiter,
+        stream_slots: StreamSlots,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.resolver = resolver
+        self.attempts = attempts
+        self.usage = usage
+        self.quota = quota
+        self.rate_limiter = rate_limiter
+        self.stream_slots = stream_slots
+        self.clock = clock
+        self.draining = False
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def drain(self, grace: float) -> None:
+        """Refuses new calls and waits up to `grace` seconds for running ones. Whatever is still
+        running then ends when the provider runtime closes (streams with an error event)."""
+        self.draining = True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace)
+
+    def _enter(self) -> None:
+        self._in_flight += 1
+        self._idle.clear()
+
+    def _leave(self) -> None:
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._idle.set()
+
+    def _admit_call(self) -> None:
+        if self.draining:
+            raise GatewayError(
+                GatewayErrorCode.SERVICE_UNAVAILABLE, "the server is shutting down; try again", retryable=True
+            )
+
+    async def complete(self, principal: Principal, request: CallRequest, request_id: str) -> CallResult:
+        """generate and chat."""
+        check_call(request)
+        self._admit_call()
+        meter = _Meter(principal, request.operation, request_id)
+        status, error_code = CallStatus.ERROR, None
+        self._enter()
+        try:
+            route = await self._admit(meter, request.model_id, request.project_id)
+            check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
+            await self.rate_limiter.acquire(principal)
+            served = await self.attempts.complete(route, request)
+            meter.served = served.model
+            meter.usage = served.result.usage
+            status = CallStatus.SUCCESS
+            return CallResult(
+                text=served.result.text,
+                finish_reason=served.result.finish_reason,
+                usage=served.result.usage,
+                credits=self._credits(meter),
+                requested=route.requested.model,
+                served=served.model.model,
+                warnings=_warnings(route, served.model),
+            )
+        except GatewayError as exc:
+            error_code = exc.code.value
+            raise
+        finally:
+            self._leave()
+            self._meter(meter, status, error_code)
+
+    async def embed(self, principal: Principal, request: EmbedCall, request_id: str) -> EmbedResult:
+        check_embed(request)
+        self._admit_call()
+        meter = _Meter(principal, CallOperation.EMBED, request_id)
+        status, error_code = CallStatus.ERROR, None
+        self._enter()
+        try:
+            route = await self._admit(meter, request.model_id, request.project_id)
+            await self.rate_limiter.acquire(principal)
+            served = await self.attempts.embed(route, request.texts)
+            meter.served = served.model
+            meter.usage = served.result.usage
+            status = CallStatus.SUCCESS
+            return EmbedResult(
+                vectors=served.result.vectors,
+                usage=served.result.usage,
+                credits=self._credits(meter),
+                requested=route.requested.model,
+                served=served.model.model,
+                warnings=_warnings(route, served.model),
+            )
+        except GatewayError as exc:
+            error_code = exc.code.value
+            raise
+        finally:
+            self._leave()
+            self._meter(meter, status, error_code)
+
+    async def chat_stream(
+        self, principal: Principal, request: CallRequest, request_id: str
+    ) -> AsyncGenerator[GatewayStreamEvent]:
+        """Events, never exceptions, for expected failures; the stream then ends. Closing the
+        generator (the client completed or went away) closes the upstream request at once."""
+        meter = _Meter(principal, CallOperation.CHAT_STREAM, request_id)
+        status, error_code = CallStatus.CANCELLED, None
+        text: list[str] = []
+        OPEN_STREAMS.inc()
+        self._enter()
+        try:
+            check_call(request)
+            self._admit_call()
+            route = await self._admit(meter, request.model_id, request.project_id)
+            check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
+            await self.rate_limiter.acquire(principal)
+            async with self.stream_slots.acquire(route.organization.id):
+                index = 0
+                async with aclosing(self.attempts.stream(route, request)) as steps:
+                    async for step in steps:
+                        if isinstance(step, StreamText):
+                            if meter.first_token is None:
+                                meter.first_token = time.perf_counter()
+                            text.append(step.text)
+                            yield StreamDelta(step.text, index)
+                            index += 1
+                        elif isinstance(step, StreamStarted):
+                            meter.served = step.model
+                            yield StreamStart(request_id, route.requested.model, step.model.model)
+                        elif isinstance(step, StreamReset):
+                            meter.served = step.model
+                            text.clear()
+                            index = 0
+                            yield StreamResetEvent(step.reason, step.model.model)
+                        elif isinstance(step, StreamDone):
+                            meter.served = step.model
+                            meter.usage = step.usage or _estimated_usage(request, text)
+                            status = CallStatus.SUCCESS
+                            yield StreamEnd(
+                                step.finish_reason,
+                                meter.usage,
+                                self._credits(meter),
+                                _warnings(route, step.model),
+                            )
+        except UserInputError as exc:
+            error = as_gateway_error(exc)
+            if self.draining and error.code is GatewayErrorCode.PROVIDER_ERROR:
+                error = GatewayError(
+                    GatewayErrorCode.SERVICE_UNAVAILABLE,
+                    "the server shut down during the call",
+                    retryable=True,
+                )
+            status, error_code = CallStatus.ERROR, error.code.value
+            yield StreamError(error)
+        finally:
+            OPEN_STREAMS.dec()
+            self._leave()
+            if status is CallStatus.CANCELLED:
+                meter.usage = _estimated_usage(request, text)
+            self._meter(meter, status, error_code)
+
+    async def _admit(self, meter: _Meter, model_id: UUID | None, project_id: UUID | None) -> Route:
+        route = await self.resolver.route(meter.principal, meter.operation, model_id, project_id)
+        meter.route = route
+        await self.quota.check(route.organization)
+        return route
+
+    def _credits(self, meter: _Meter) -> Decimal:
+        if meter.served is None:
+            return Decimal(0)
+        return credits_for(
+            meter.usage.input_tokens, meter.usage.output_tokens, meter.served.model.credit_multiplier
+        )
+
+    def _meter(self, meter: _Meter, status: CallStatus, error_code: str | None) -> None:
+        route = meter.route
+        if route is None:
+            return  # refused before a model was known: nothing to meter
+        served = meter.served.model if meter.served else None
+        provider = (served or route.primary.model).provider.value
+        elapsed = time.perf_counter() - meter.started
+        event = UsageEvent(
+            organization_id=route.organization.id,
+            project_id=route.project_id,
+            api_key_id=meter.principal.api_key_id,
+            caller=meter.principal.label,
+            operation=meter.operation,
+            requested_model_id=route.requested.model.id,
+            served_model_id=served.id if served else None,
+            provider=provider,
+            input_tokens=meter.usage.input_tokens,
+            output_tokens=meter.usage.output_tokens,
+            credits=self._credits(meter),
+            latency_ms=round(elapsed * 1000),
+            time_to_first_token_ms=round((meter.first_token - meter.started) * 1000)
+            if meter.first_token
+            else None,
+            status=status,
+            error_code=error_code,
+            request_id=meter.request_id,
+            created_at=self.clock(),
+        )
+        self.usage.record(event)
+        self.quota.record(event)
+        model_name = (served or route.requested.model).record.name
+        CALLS.labels(meter.operation.value, model_name, provider, status.value).inc()
+        CALL_LATENCY.labels(meter.operation.value, provider).observe(elapsed)
+        if meter.first_token is not None:
+            TIME_TO_FIRST_TOKEN.labels(provider).observe(meter.first_token - meter.started)
+        TOKENS.labels("input", provider).inc(event.input_tokens)
+        TOKENS.labels("output", provider).inc(event.output_tokens)
+        CREDITS.labels(provider).inc(float(event.credits))
+
+
+def as_gateway_error(exc: UserInputError) -> GatewayError:
+    """One error for a stream event: the first problem, with every message."""
+    if isinstance(exc, GatewayError):
+        return exc
+    first = exc.errors[0]
+    return GatewayError(
+        GatewayErrorCode(first.code.value), "; ".join(e.message for e in exc.errors), field=first.field
+    )
+
+
+def _prompt_texts(route: Route, request: CallRequest) -> list[str]:
+    system = [p for p in (route.primary.system_prompt, request.system_prompt) if p]
+    return [*system, *(m.content for m in request.messages)]
+
+
+def _estimated_usage(request: CallRequest, text: list[str]) -> Usage:
+    """For a stream cut short (or a provider that reports no usage): what was sent and received."""
+    return Usage(
+        input_tokens=estimate_prompt_tokens([m.content for m in request.messages]),
+        output_tokens=estimate_tokens("".join(text)),
+    )
+
+
+def _warnings(route: Route, served: ResolvedModel) -> tuple[CallWarning, ...]:
+    if served is route.primary:
+        return route.warnings
+    fallback = CallWarning(
+        WarningCode.FALLBACK_USED,
+        f"{route.primary.model.record.name} failed; served by its fallback {served.model.record.name}",
+    )
+    return (*route.warnings, fallback)

@@ -1,0 +1,44 @@
+"""An in-memory cache for values that change rarely and announce their changes.
+
+Entries live `ttl` seconds (a safety net); `clear()` is what keeps them fresh, called when a change
+is announced. A load that raced with a clear is returned but not stored, so a stale value cannot
+outlive the change that made it stale.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+from uuid import UUID
+
+T = TypeVar("T")
+
+
+class TtlCache(Generic[T]):
+    def __init__(
+        self,
+        load: Callable[[UUID], Awaitable[T | None]],
+        *,
+        ttl: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._ttl = ttl
+        self._clock = clock
+        self._entries: dict[UUID, tuple[T | None, float]] = {}
+        self._generation = 0
+
+    async def get(self, key: UUID) -> T | None:
+        entry = self._entries.get(key)
+        if entry is not None and self._clock() - entry[1] < self._ttl:
+            return entry[0]
+        generation = self._generation
+        value = await self._load(key)
+        if generation == self._generation:
+            self._entries[key] = (value, self._clock())
+        return value
+
+    def clear(self) -> None:
+        self._generation += 1
+        self._entries.clear()

@@ -1,0 +1,59 @@
+"""Shutting down: new calls are refused, running streams end with an error event, usage is kept."""
+
+from __future__ import annotations
+
+import asyncio
+
+from app.api.ids import decode_any
+from app.domain.auth import Role
+from app.domain.enums import ChatRole
+from app.domain.gateway import CallOperation, GatewayErrorCode
+from app.providers.base import ChatMessage
+from app.services.gateway.requests import CallRequest
+from app.services.gateway.service import StreamDelta, StreamError, StreamStart
+from tests.conftest import LiveServer
+from tests.fakes.openai_server import openai_fake_server
+from tests.support.catalog import create_system_model
+from tests.support.factories import Tenant
+from tests.support.graphql import GraphQLClient
+
+
+async def test_draining_refuses_new_calls_and_ends_open_streams_with_an_error(
+    server: LiveServer, gql: GraphQLClient, admin_key: str, tenant: Tenant
+) -> None:
+    async with openai_fake_server(chunks=4, stall_after=2, stall_seconds=30) as upstream:
+        model = await create_system_model(gql.with_key(admin_key), "stalling", modelUrl=f"{upstream.url}/v1")
+        services = server.services
+        principal = await services.auth.from_http({"X-API-Key": tenant.keys[Role.DEVELOPER]}, {})
+        assert principal is not None
+        decoded = decode_any(model["id"])
+        assert decoded is not None
+        request = CallRequest(
+            operation=CallOperation.CHAT_STREAM,
+            messages=(ChatMessage(ChatRole.USER, "hi"),),
+            model_id=decoded[1],
+        )
+        events = []
+
+        async def consume() -> None:
+            async for event in services.gateway.chat_stream(principal, request, "drain-test"):
+                import time
+
+                print("EVENT", time.monotonic(), event, len(upstream.requests))
+                events.append(event)
+
+        consumer = asyncio.create_task(consume())
+        while not any(isinstance(e, StreamDelta) for e in events):
+            await asyncio.sleep(0.02)
+
+        await services.gateway.drain(0.2)  # the stream is stalled upstream: still running after the grace
+        refused = [e async for e in services.gateway.chat_stream(principal, request, "late")]
+        assert isinstance(refused[-1], StreamError)
+        assert refused[-1].error.code is GatewayErrorCode.SERVICE_UNAVAILABLE
+
+        await services.providers.close()  # what Services.stop does next
+        await asyncio.wait_for(consumer, 5)
+        assert isinstance(events[0], StreamStart)
+        assert isinstance(events[-1], StreamError)
+        assert events[-1].error.code is GatewayErrorCode.SERVICE_UNAVAILABLE
+        await upstream.wait_for_no_connections()
