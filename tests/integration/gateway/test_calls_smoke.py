@@ -28,7 +28,11 @@ async def test_generate_chat_embed_and_stream(
     org = gql.with_key(tenant.keys[Role.DEVELOPER])
     system = await create_system_model(admin, "fake-gpt", modelUrl=f"{upstream.url}/v1", creditMultiplier="2")
     embedder = await create_system_model(
-        admin, "fake-embed", modelUrl=f"{upstream.url}/v1", modelGroup="EMBEDDING", maxOutputTokens=None,
+        admin,
+        "fake-embed",
+        modelUrl=f"{upstream.url}/v1",
+        modelGroup="EMBEDDING",
+        maxOutputTokens=None,
         contextWindow=8000,
     )
     variant = await create_user_model(
@@ -61,7 +65,9 @@ async def test_generate_chat_embed_and_stream(
 
     ws_url = server.url.replace("http", "ws") + "/graphql"
     events = await stream_events(
-        ws_url, tenant.keys[Role.DEVELOPER], {"input": {"messages": user_says("Hi"), "projectId": tenant.project_gid}}
+        ws_url,
+        tenant.keys[Role.DEVELOPER],
+        {"input": {"messages": user_says("Hi"), "projectId": tenant.project_gid}},
     )
     assert kinds(events)[0] == "ChatStreamStart"
     assert kinds(events)[-1] == "ChatStreamEnd"

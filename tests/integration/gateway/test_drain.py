@@ -34,17 +34,16 @@ async def test_draining_refuses_new_calls_and_ends_open_streams_with_an_error(
             model_id=decoded[1],
         )
         events = []
+        text_arrived = asyncio.Event()
 
         async def consume() -> None:
             async for event in services.gateway.chat_stream(principal, request, "drain-test"):
-                import time
-
-                print("EVENT", time.monotonic(), event, len(upstream.requests))
                 events.append(event)
+                if isinstance(event, StreamDelta):
+                    text_arrived.set()
 
         consumer = asyncio.create_task(consume())
-        while not any(isinstance(e, StreamDelta) for e in events):
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(text_arrived.wait(), 5)
 
         await services.gateway.drain(0.2)  # the stream is stalled upstream: still running after the grace
         refused = [e async for e in services.gateway.chat_stream(principal, request, "late")]
