@@ -17,8 +17,8 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app tests
-	$(VENV)/bin/ruff format --check app tests
+	$(VENV)/bin/ruff check app tests examples
+	$(VENV)/bin/ruff format --check app tests examples
 	$(VENV)/bin/mypy
 
 schema: $(STAMP)

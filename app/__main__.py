@@ -63,13 +63,24 @@ async def _prepare(settings: Settings) -> None:
         # later starts can show them again. Never done for anything but the demo organization.
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         keys_file.write_bytes(
-            orjson.dumps({"platformAdmin": keys.platform_admin, "demo": keys.demo_organization})
+            orjson.dumps(
+                {
+                    "platformAdmin": keys.platform_admin,
+                    "demo": keys.demo_organization,
+                    "project": keys.demo_project,
+                }
+            )
         )
         keys_file.chmod(0o600)
     if keys_file.exists():
         saved = orjson.loads(keys_file.read_bytes())
-        print(f"Platform-admin key: {saved['platformAdmin']}")
-        print(f"Demo organization key: {saved['demo']}")
+        for label, name in (
+            ("Platform-admin key", "platformAdmin"),
+            ("Demo organization key", "demo"),
+            ("Demo project key", "project"),
+        ):
+            if name in saved:
+                print(f"{label}: {saved[name]}")
 
 
 def serve(settings: Settings) -> None:

@@ -24,7 +24,8 @@ DEMO_MODEL = "Demo echo"
 @dataclass(frozen=True, slots=True)
 class DemoKeys:
     platform_admin: str
-    demo_organization: str
+    demo_organization: str  # an ADMIN key of the demo organization
+    demo_project: str  # a DEVELOPER key bound to the demo project: its calls use the project default
 
 
 async def seed_demo(services: Services) -> DemoKeys | None:
@@ -65,7 +66,10 @@ async def seed_demo(services: Services) -> DemoKeys | None:
     _, demo_key = await services.api_keys.create_unchecked(
         name="demo", organization_id=organization.id, role=Role.ADMIN
     )
-    return DemoKeys(platform_admin=admin_key, demo_organization=demo_key)
+    _, project_key = await services.api_keys.create_unchecked(
+        name="demo project", organization_id=organization.id, project_id=project.id, role=Role.DEVELOPER
+    )
+    return DemoKeys(platform_admin=admin_key, demo_organization=demo_key, demo_project=project_key)
 
 
 async def _echo_model_id(services: Services) -> UUID:
