@@ -112,11 +112,20 @@ class ErrorFormatter(SchemaExtension):
             result.errors = [format_error(e, request_id) for e in errors]  # type: ignore[attr-defined]
 
     def on_operation(self) -> Iterator[None]:
+        self._streamed = False
         yield
+        if self._streamed:
+            return  # a subscription: each result was formatted as it went out
         result = self.execution_context.result
         self._process(result)
         if initial := getattr(result, "initial_result", None):
             self._process(initial)
+
+    def on_stream_result(self, result: Any) -> Iterator[None]:
+        """Each result of a subscription, before it reaches the client."""
+        self._streamed = True
+        self._process(result)
+        yield
 
 
 # ---- user errors ---------------------------------------------------------------------------------

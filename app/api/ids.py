@@ -8,10 +8,9 @@ from collections.abc import Sequence
 from uuid import UUID
 
 from app.domain.errors import NotFoundError
+from app.domain.ids import encode_id
 
-
-def encode_id(type_name: str, value: UUID) -> str:
-    return base64.urlsafe_b64encode(f"{type_name}:{value}".encode()).decode().rstrip("=")
+__all__ = ["decode_any", "decode_id", "decode_optional", "encode_id"]
 
 
 def decode_any(global_id: str) -> tuple[str, UUID] | None:

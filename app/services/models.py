@@ -16,11 +16,12 @@ import asyncpg
 
 from app.db import Database
 from app.domain.auth import Permission, Principal
-from app.domain.enums import ModelGroup, Plan
+from app.domain.enums import ModelGroup
 from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
 from app.domain.model_rules import ModelErrorCode, check_model_fields
 from app.domain.models import EffectiveModel, LifecycleState, ModelKind, ModelRecord, ModelScope
 from app.domain.pagination import Page, PageRequest
+from app.domain.tenancy import Organization
 from app.repositories.model_writes import ModelWriter
 from app.repositories.models import ModelListQuery, ModelRepository, NameKey
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
@@ -156,11 +157,8 @@ class ModelService:
         )
         now = self.clock()
         models = await self.effective(await self.models.list_all(query, now))
-        return [
-            m
-            for m in models
-            if self.callable_now(m, organization.plan, organization.auto_migrate_end_of_life, now)
-        ]
+        by_id = {m.id: m for m in models}
+        return [m for m in models if _callable_now(m, by_id, organization, now)]
 
     async def _project_of(self, organization_id: UUID | None, project_id: UUID | None) -> bool:
         """No project asked for, or one of this organization (another's reads as missing)."""
@@ -168,17 +166,6 @@ class ModelService:
             return True
         project = await self.projects.get(project_id)
         return project is not None and project.organization_id == organization_id
-
-    @staticmethod
-    def callable_now(model: EffectiveModel, plan: Plan, auto_migrate: bool, now: datetime) -> bool:
-        lifecycle = model.lifecycle(now)
-        if lifecycle.state is LifecycleState.DISABLED or not model.record.is_visible:
-            return False
-        if lifecycle.state is LifecycleState.END_OF_LIFE and not (
-            auto_migrate and lifecycle.replacement_model_id
-        ):
-            return False
-        return model.allowed_for(plan)
 
     # ---- writes ----------------------------------------------------------------------------
 
@@ -343,3 +330,23 @@ class ModelService:
             ) from exc
         await self.notifications.publish(CATALOG_TOPIC, None)
         return model.record
+
+
+def _callable_now(
+    model: EffectiveModel,
+    by_id: dict[UUID, EffectiveModel],
+    organization: Organization,
+    now: datetime,
+    hops: int = 5,
+) -> bool:
+    """Whether a call to `model` would be answered: the gateway's own lifecycle and plan rules,
+    following an end-of-life model to its replacement when the organization migrates such calls."""
+    lifecycle = model.lifecycle(now)
+    if lifecycle.state is LifecycleState.DISABLED or not model.record.is_visible:
+        return False
+    if lifecycle.state is LifecycleState.END_OF_LIFE:
+        if not organization.auto_migrate_end_of_life or hops == 0 or lifecycle.replacement_model_id is None:
+            return False
+        replacement = by_id.get(lifecycle.replacement_model_id)
+        return replacement is not None and _callable_now(replacement, by_id, organization, now, hops - 1)
+    return model.allowed_for(organization.plan)

@@ -67,6 +67,7 @@ class UsageRecorder:
         self.max_buffered = max_buffered
         # Row ids are assigned here so that writing a batch again cannot insert it twice.
         self._buffer: deque[tuple[UUID, UsageEvent]] = deque()
+        self._flushing = asyncio.Lock()
         self._dropped = 0
 
     @property
@@ -79,6 +80,12 @@ class UsageRecorder:
         self._drop_beyond_limit()
 
     async def flush(self) -> None:
+        # One flush at a time: a caller's flush returns only once everything recorded before it,
+        # including what a periodic flush already took, is written.
+        async with self._flushing:
+            await self._flush()
+
+    async def _flush(self) -> None:
         if self._dropped:
             log.warning(
                 "dropped the oldest unwritten usage events: the database was unreachable too long",

@@ -147,6 +147,7 @@ async def sse_events(
                     data.append(line.removeprefix("data:").strip())
                 elif line == "" and name is not None:
                     if name == "complete":
+                        await response.content.read()  # the end of the response, as a client would
                         return
                     assert name == "next", name
                     payload = json.loads("\n".join(data))
@@ -187,11 +188,27 @@ def error_event(events: list[dict[str, Any]]) -> dict[str, Any]:
     return events[-1]
 
 
-async def usage_rows(services: Services) -> list[dict[str, Any]]:
-    """Every usage row, oldest first, after writing what is buffered."""
-    await services.flush()
-    rows = await services.db.fetch("SELECT * FROM usage_records ORDER BY created_at, id")
-    return [dict(r) for r in rows]
+async def usage_rows(services: Services, count: int | None = None, within: float = 5) -> list[dict[str, Any]]:
+    """Every usage row, oldest first: once `count` rows are written, or (without `count`) once
+    writing has settled. Each round flushes what is buffered; a batch the periodic flush (every
+    `flush_interval`) is writing meanwhile shows up in a later round."""
+    deadline = time.monotonic() + within
+    seen, steady_since = -1, time.monotonic()
+    while True:
+        await services.flush()
+        rows = [
+            dict(r) for r in await services.db.fetch("SELECT * FROM usage_records ORDER BY created_at, id")
+        ]
+        now = time.monotonic()
+        if len(rows) != seen:
+            seen, steady_since = len(rows), now
+        if count is not None and len(rows) >= count:
+            return rows
+        if count is None and now - steady_since >= services.settings.flush_interval + 0.05:
+            return rows
+        if now > deadline:
+            return rows
+        await asyncio.sleep(0.02)
 
 
 async def api_key_id(services: Services, secret: str) -> UUID:
@@ -302,6 +319,11 @@ class WsSubscription:
                 return None
             elif kind != "ka":
                 raise AssertionError(message)
+
+    async def events(self, within: float = 5) -> AsyncIterator[dict[str, Any]]:
+        """The remaining events, until the server completes the subscription."""
+        while (event := await self.next_event(within)) is not None:
+            yield event
 
     async def complete(self) -> None:
         """The client ends the subscription and keeps the socket open."""

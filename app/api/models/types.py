@@ -14,7 +14,6 @@ from strawberry.scalars import JSON
 from app.api.connections.types import Connection, Provider
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
-from app.api.ids import encode_id
 from app.api.models.health import ModelHealth
 from app.api.node import Node
 from app.api.orgs.types import Organization, Project
@@ -22,6 +21,7 @@ from app.api.system_prompts.types import SystemPrompt
 from app.domain import model_rules, models
 from app.domain.enums import ApiType as DomainApiType
 from app.domain.enums import ModelGroup as DomainModelGroup
+from app.domain.ids import model_global_id
 
 ModelKind = strawberry.enum(models.ModelKind)
 ModelScope = strawberry.enum(
@@ -50,10 +50,6 @@ class ModelCapabilities:
             vision=models.Capability.VISION in capabilities,
             reasoning=models.Capability.REASONING in capabilities,
         )
-
-
-def model_gid(record: models.ModelRecord) -> str:
-    return encode_id("SystemModel" if record.kind is models.ModelKind.SYSTEM else "UserModel", record.id)
 
 
 @strawberry.interface(
@@ -248,7 +244,7 @@ class UserModel(Model):
     def parent(self) -> SystemModel | None:
         parent = self.model.parent
         return (
-            SystemModel(id=strawberry.ID(model_gid(parent)), model=models.EffectiveModel(parent))
+            SystemModel(id=strawberry.ID(model_global_id(parent)), model=models.EffectiveModel(parent))
             if parent
             else None
         )
@@ -294,7 +290,7 @@ class UserModel(Model):
 
 def model_type(model: models.EffectiveModel) -> SystemModel | UserModel:
     cls = SystemModel if model.record.kind is models.ModelKind.SYSTEM else UserModel
-    return cls(id=strawberry.ID(model_gid(model.record)), model=model)
+    return cls(id=strawberry.ID(model_global_id(model.record)), model=model)
 
 
 @strawberry.type

@@ -10,8 +10,6 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.services.health import ModelHealthTracker
-
 from app.domain.enums import FinishReason
 from app.domain.gateway import GatewayError, GatewayErrorCode
 from app.metrics import FALLBACKS, PROVIDER_CALLS
@@ -31,6 +29,7 @@ from app.providers.registry import adapter_for
 from app.providers.runtime import ProviderRuntime
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.resolution import Route
+from app.services.health import ModelHealthTracker
 from app.services.model_cache import ResolvedModel
 
 T = TypeVar("T")
@@ -191,6 +190,8 @@ class Attempts:
             assert error is not None
             await self._record_failure(route, model, error)
             if sent_text and index + 1 < len(models):
+                if not request.fail_over_after_text:
+                    break
                 yield StreamReset(f"{model.model.record.name} failed: {error.message}", models[index + 1])
         raise provider_failure(error)
 

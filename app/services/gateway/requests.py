@@ -27,6 +27,10 @@ class CallRequest:
     system_prompt: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    # A stream that fails after text was sent moves on to the next fallback with a reset (GraphQL's
+    # ChatStreamReset). False for front doors that cannot retract text (the OpenAI-compatible REST
+    # API): such a stream ends with PROVIDER_ERROR instead.
+    fail_over_after_text: bool = True
 
 
 @dataclass(frozen=True, slots=True)

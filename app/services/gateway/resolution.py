@@ -19,6 +19,7 @@ from app.domain.gateway import (
     TripPolicy,
     WarningCode,
 )
+from app.domain.ids import model_global_id
 from app.domain.models import LifecycleState
 from app.domain.tenancy import Organization
 from app.domain.tokens import estimate_prompt_tokens
@@ -33,6 +34,15 @@ _ACCEPTED_GROUPS = {
     CallOperation.EMBED: (ModelGroup.EMBEDDING,),
 }
 _MAX_MIGRATION_HOPS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Requested:
+    """A call's organization, project and the model it asks for: enough to meter it."""
+
+    organization: Organization
+    project_id: UUID | None
+    model: ResolvedModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +64,10 @@ class Resolver:
         self.tenancy = tenancy
         self.clock = clock
 
-    async def route(
-        self, principal: Principal, operation: CallOperation, model_id: UUID | None, project_id: UUID | None
-    ) -> Route:
+    async def requested(
+        self, principal: Principal, model_id: UUID | None, project_id: UUID | None
+    ) -> Requested:
+        """Which model the call asks for (or the project default), if the caller may use it at all."""
         require(principal, Permission.LLM_INVOKE)
         if principal.organization_id is None:
             raise GatewayError(
@@ -66,20 +77,24 @@ class Resolver:
         if organization is None:
             raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
         project_id = await self._project(principal, organization, project_id)
-        requested = await self._requested(organization, project_id, model_id)
-        if requested.model.record.model_group not in _ACCEPTED_GROUPS[operation]:
+        return Requested(organization, project_id, await self._requested(organization, project_id, model_id))
+
+    async def route(self, requested: Requested, operation: CallOperation) -> Route:
+        """Who serves it, after the model group, lifecycle (with migration) and plan checks."""
+        organization, project_id, model = requested.organization, requested.project_id, requested.model
+        if model.model.record.model_group not in _ACCEPTED_GROUPS[operation]:
             wanted = " or ".join(g.value for g in _ACCEPTED_GROUPS[operation])
             raise GatewayError(
                 GatewayErrorCode.MODEL_GROUP_MISMATCH,
-                f"{requested.model.record.name} is a {requested.model.record.model_group.value} model; "
+                f"{model.model.record.name} is a {model.model.record.model_group.value} model; "
                 f"{operation.value.lower()} needs a {wanted} model",
                 field=("input", "model"),
             )
         warnings: list[CallWarning] = []
-        primary = await self._through_lifecycle(organization, project_id, requested, warnings)
+        primary = await self._through_lifecycle(organization, project_id, model, warnings)
         self._check_plan(organization, primary)
-        fallbacks, policy = await self._fallbacks(organization, project_id, primary, requested)
-        return Route(organization, project_id, requested, primary, fallbacks, policy, tuple(warnings))
+        fallbacks, policy = await self._fallbacks(organization, project_id, primary, model)
+        return Route(organization, project_id, model, primary, fallbacks, policy, tuple(warnings))
 
     async def _project(
         self, principal: Principal, organization: Organization, project_id: UUID | None
@@ -158,7 +173,11 @@ class Resolver:
                 )
                 return current
             if replacement is None or not organization.auto_migrate_end_of_life:
-                use = f"; use {replacement.model.record.name} ({replacement.model.id})" if replacement else ""
+                use = (
+                    f"; use {replacement.model.record.name} (id {model_global_id(replacement.model.record)})"
+                    if replacement
+                    else ""
+                )
                 raise GatewayError(
                     GatewayErrorCode.MODEL_END_OF_LIFE,
                     f"{name} reached its end of life{use}",

@@ -36,7 +36,7 @@ from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRS
 from app.providers.base import Usage
 from app.services.gateway.attempts import Attempts, StreamDone, StreamReset, StreamStarted, StreamText
 from app.services.gateway.requests import CallRequest, EmbedCall, check_call, check_embed
-from app.services.gateway.resolution import Resolver, Route, check_limits
+from app.services.gateway.resolution import Requested, Resolver, Route, check_limits
 from app.services.limits import RateLimiter, StreamSlots
 from app.services.model_cache import ResolvedModel
 from app.services.usage import QuotaTracker, UsageRecorder
@@ -69,6 +69,9 @@ class StreamStart:
     request_id: str
     requested: EffectiveModel
     served: EffectiveModel
+    # Known before the first byte (deprecation, migration, fallback): the REST front door sends
+    # them as response headers; StreamEnd repeats them.
+    warnings: tuple[CallWarning, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +110,7 @@ class _Meter:
     operation: CallOperation
     request_id: str
     started: float = field(default_factory=time.perf_counter)
+    requested: Requested | None = None
     route: Route | None = None
     served: ResolvedModel | None = None
     usage: Usage = field(default_factory=Usage)
@@ -245,7 +249,12 @@ class Gateway:
                             index += 1
                         elif isinstance(step, StreamStarted):
                             meter.served = step.model
-                            yield StreamStart(request_id, route.requested.model, step.model.model)
+                            yield StreamStart(
+                                request_id,
+                                route.requested.model,
+                                step.model.model,
+                                _warnings(route, step.model),
+                            )
                         elif isinstance(step, StreamReset):
                             meter.served = step.model
                             text.clear()
@@ -270,6 +279,8 @@ class Gateway:
                     retryable=True,
                 )
             status, error_code = CallStatus.ERROR, error.code.value
+            if text:  # it failed after writing: what was streamed was still produced
+                meter.usage = _estimated_usage(request, text)
             yield StreamError(error)
         finally:
             OPEN_STREAMS.dec()
@@ -279,9 +290,12 @@ class Gateway:
             self._meter(meter, status, error_code)
 
     async def _admit(self, meter: _Meter, model_id: UUID | None, project_id: UUID | None) -> Route:
-        route = await self.resolver.route(meter.principal, meter.operation, model_id, project_id)
+        requested = await self.resolver.requested(meter.principal, model_id, project_id)
+        # From here on the call is metered, refused or not: the model it asked for is known.
+        meter.requested = requested
+        route = await self.resolver.route(requested, meter.operation)
         meter.route = route
-        await self.quota.check(route.organization)
+        await self.quota.check(requested.organization)
         return route
 
     def _credits(self, meter: _Meter) -> Decimal:
@@ -292,19 +306,19 @@ class Gateway:
         )
 
     def _meter(self, meter: _Meter, status: CallStatus, error_code: str | None) -> None:
-        route = meter.route
-        if route is None:
+        requested = meter.requested
+        if requested is None:
             return  # refused before a model was known: nothing to meter
         served = meter.served.model if meter.served else None
-        provider = (served or route.primary.model).provider.value
+        provider = (served or (meter.route.primary if meter.route else requested.model).model).provider.value
         elapsed = time.perf_counter() - meter.started
         event = UsageEvent(
-            organization_id=route.organization.id,
-            project_id=route.project_id,
+            organization_id=requested.organization.id,
+            project_id=requested.project_id,
             api_key_id=meter.principal.api_key_id,
             caller=meter.principal.label,
             operation=meter.operation,
-            requested_model_id=route.requested.model.id,
+            requested_model_id=requested.model.model.id,
             served_model_id=served.id if served else None,
             provider=provider,
             input_tokens=meter.usage.input_tokens,
@@ -321,7 +335,7 @@ class Gateway:
         )
         self.usage.record(event)
         self.quota.record(event)
-        model_name = (served or route.requested.model).record.name
+        model_name = (served or requested.model.model).record.name
         CALLS.labels(meter.operation.value, model_name, provider, status.value).inc()
         CALL_LATENCY.labels(meter.operation.value, provider).observe(elapsed)
         if meter.first_token is not None:
