@@ -88,8 +88,18 @@ def serve(settings: Settings) -> None:
 
     with database(settings) as ready:
         asyncio.run(_prepare(ready))
-        print(f"Modelgate on http://{ready.host}:{ready.port}/graphql", flush=True)
-        web.run_app(create_app(ready), host=ready.host, port=ready.port, print=None, shutdown_timeout=10)
+        base = f"http://{ready.host}:{ready.port}"
+        print(f"Chat page: {base}/   GraphQL (and GraphiQL): {base}/graphql", flush=True)
+        web.run_app(
+            create_app(ready),
+            host=ready.host,
+            port=ready.port,
+            print=None,
+            shutdown_timeout=10,
+            # A client that goes away ends its handler at once: an abandoned SSE stream closes its
+            # upstream request (and is metered as cancelled) instead of running on.
+            handler_cancellation=True,
+        )
 
 
 async def _seed_catalog(settings: Settings) -> SeedReport:

@@ -6,10 +6,11 @@ import logging
 import re
 import time
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.schema import build_schema
@@ -17,8 +18,10 @@ from app.api.view import ModelgateView
 from app.config import Settings
 from app.db import Database, DatabaseUnavailable, pending_migrations
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS
-from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS
+from app.rest.routes import add_routes as add_rest_routes
+from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS, WEBSOCKETS
 from app.services.container import Services
+from app.web.routes import add_routes as add_web_routes
 
 access_log = logging.getLogger("modelgate.access")
 log = logging.getLogger("modelgate.server")
@@ -41,7 +44,6 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     started = time.perf_counter()
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "unmatched"
     limit = request.app[SETTINGS].max_body_bytes
     response: web.StreamResponse
     try:
@@ -52,8 +54,9 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _graphql_error_response(
             413, "BAD_USER_INPUT", f"the request body is larger than {limit} bytes", request[REQUEST_ID]
         )
-    except web.HTTPException as exc:
-        response = exc
+    except web.HTTPException as exc:  # aiohttp's own answers (404, 405, …): passed on as raised
+        _account(request, exc.status, started)
+        raise
     except DatabaseUnavailable:
         response = _graphql_error_response(
             503, "SERVICE_UNAVAILABLE", "the service is temporarily unavailable", request[REQUEST_ID]
@@ -63,8 +66,16 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = _graphql_error_response(
             500, "INTERNAL_SERVER_ERROR", "Unexpected error.", request[REQUEST_ID]
         )
+    _account(request, response.status, started)
+    return response
+
+
+def _account(request: web.Request, status: int, started: float) -> None:
+    """The access log line and the request metrics."""
     elapsed = time.perf_counter() - started
-    HTTP_REQUESTS.labels(route=route, status=str(response.status)).inc()
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource else "unmatched"
+    HTTP_REQUESTS.labels(route=route, status=str(status)).inc()
     HTTP_LATENCY.labels(route=route).observe(elapsed)
     access_log.info(
         "request",
@@ -74,11 +85,10 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             "path": request.path,
             "operation": request.get(OPERATION_NAME),
             "caller": request.get(CALLER),
-            "status": response.status,
+            "status": status,
             "durationMs": round(elapsed * 1000, 2),
         },
     )
-    return response
 
 
 async def _add_request_id(request: web.Request, response: web.StreamResponse) -> None:
@@ -112,6 +122,7 @@ def create_app(settings: Settings) -> web.Application:
     dsn = settings.database_url
     app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
     app[SETTINGS] = settings
+    app[WEBSOCKETS] = weakref.WeakSet()
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         db = await Database.connect(
@@ -128,7 +139,12 @@ def create_app(settings: Settings) -> web.Application:
         await db.close()
 
     async def drain(app: web.Application) -> None:
+        """SIGTERM: running calls get their grace; then sockets still open are told to go away
+        (their streams have ended with an error event by then, or will as providers close)."""
         await app[SERVICES].gateway.drain(settings.drain_grace)
+        registered = app[WEBSOCKETS]
+        for socket in list(registered):
+            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
 
     app.cleanup_ctx.append(services_ctx)
     app.on_shutdown.append(drain)
@@ -138,4 +154,6 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
+    add_rest_routes(app)  # the OpenAI-compatible API under /v1
+    add_web_routes(app, settings)  # the chat page at / and its static files
     return app

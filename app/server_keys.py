@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -12,6 +13,8 @@ if TYPE_CHECKING:
 
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 SERVICES: web.AppKey[Services] = web.AppKey("services")
+# Open GraphQL WebSockets, closed on shutdown (aiohttp would otherwise wait for each to end).
+WEBSOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("websockets")
 REQUEST_ID = web.RequestKey("request_id", str)
 # For the access log: the GraphQL operation's name and who called (a key prefix, never a secret).
 OPERATION_NAME = web.RequestKey("operation_name", str)

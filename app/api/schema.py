@@ -5,11 +5,19 @@ Importing this module has no side effects; `build_schema` makes a schema for giv
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import strawberry
-from graphql import lexicographic_sort_schema, print_schema
-from strawberry.extensions import AddValidationRules, DisableIntrospection, MaxTokensLimiter
+from graphql import GraphQLError, lexicographic_sort_schema, print_schema
+from strawberry.extensions import (
+    AddValidationRules,
+    DisableIntrospection,
+    MaxTokensLimiter,
+    ParserCache,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -27,6 +35,9 @@ from app.api.node import Node, resolve_node
 from app.api.observability import OperationObserver
 from app.api.orgs.mutations import TenancyMutations
 from app.api.orgs.queries import TenancyQueries
+from app.api.prompts.mutations import PromptMutations
+from app.api.prompts.queries import PromptQueries
+from app.api.response_cache import CatalogResponseCache
 from app.api.system_prompts.mutations import SystemPromptMutations
 from app.api.system_prompts.queries import SystemPromptQueries
 from app.api.usage.queries import UsageQueries
@@ -43,12 +54,43 @@ class NodeQueries:
 
 Query = merge_types(
     "Query",
-    (NodeQueries, TenancyQueries, ModelQueries, SystemPromptQueries, ConnectionQueries, UsageQueries),
+    (
+        NodeQueries,
+        TenancyQueries,
+        ModelQueries,
+        SystemPromptQueries,
+        ConnectionQueries,
+        UsageQueries,
+        PromptQueries,
+    ),
 )
 Mutation = merge_types(
-    "Mutation", (TenancyMutations, ModelMutations, SystemPromptMutations, ConnectionMutations, LlmMutations)
+    "Mutation",
+    (
+        TenancyMutations,
+        ModelMutations,
+        SystemPromptMutations,
+        ConnectionMutations,
+        LlmMutations,
+        PromptMutations,
+    ),
 )
 Subscription = LlmSubscriptions
+
+
+DOCUMENT_CACHE_SIZE = 512
+
+
+class DocumentParserCache(ParserCache):
+    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry's
+    own parser: its error then takes the ordinary path (with a code and the request id) instead of
+    escaping from this hook."""
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        with contextlib.suppress(GraphQLError):
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        yield
 
 
 class ModelgateSchema(strawberry.Schema):
@@ -57,19 +99,23 @@ class ModelgateSchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # Built once: the validation cache keys on the rule classes, so a new class per request
+    # would never hit.
+    complexity = complexity_rule(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_query_aliases,
+        max_cost=settings.max_query_cost,
+    )
     extensions: list[Any] = [
         OperationObserver,
         ErrorFormatter,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: AddValidationRules(
-            [
-                complexity_rule(
-                    max_depth=settings.max_query_depth,
-                    max_aliases=settings.max_query_aliases,
-                    max_cost=settings.max_query_cost,
-                )
-            ]
-        ),
+        # Clients send the same few documents over and over: parse and validate each once
+        # (the complexity rule runs inside validation, so its verdict is cached with it).
+        lambda: DocumentParserCache(maxsize=DOCUMENT_CACHE_SIZE),
+        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        CatalogResponseCache,
+        lambda: AddValidationRules([complexity]),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

@@ -15,7 +15,7 @@ from app.api.loaders import Loaders
 from app.config import Settings
 from app.db import DatabaseUnavailable
 from app.domain.errors import Unauthenticated
-from app.server_keys import CALLER, REQUEST_ID, SERVICES
+from app.server_keys import CALLER, REQUEST_ID, SERVICES, WEBSOCKETS
 
 
 class ModelgateView(GraphQLView[Context, None]):
@@ -28,6 +28,13 @@ class ModelgateView(GraphQLView[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
+
+    async def create_websocket_response(
+        self, request: web.Request, subprotocol: str | None
+    ) -> web.WebSocketResponse:
+        socket = await super().create_websocket_response(request, subprotocol)
+        request.app[WEBSOCKETS].add(socket)
+        return socket
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         services = request.app[SERVICES]

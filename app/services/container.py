@@ -21,6 +21,7 @@ from app.repositories.health import HealthRepository, OutboxRepository
 from app.repositories.limits import RateLimitRepository, StreamSlotRepository
 from app.repositories.models import ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
+from app.repositories.prompts import PromptRepository, PromptRunRepository
 from app.repositories.system_prompts import SystemPromptRepository
 from app.repositories.usage import UsageRepository
 from app.secrets import KeyRing
@@ -47,6 +48,9 @@ from app.services.notifications import (
     TENANCY_TOPIC,
     Notifications,
 )
+from app.services.prompt_runs import PromptRunner
+from app.services.prompts import PromptService
+from app.services.response_cache import ResponseCache
 from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
 from app.services.tenancy_cache import TenancyCache
@@ -145,6 +149,14 @@ class Services:
             self.rate_limiter,
             self.stream_slots,
         )
+        self.prompts = PromptService(
+            PromptRepository(db), repos.projects, repos.organizations, repos.models, clock=self.models.clock
+        )
+        self.prompt_runs = PromptRunner(self.prompts, PromptRunRepository(db), self.gateway)
+        # Responses of catalog queries: the API layer reads and fills it (app/api/response_cache.py).
+        self.response_cache = ResponseCache()
+        for topic in (CATALOG_TOPIC, TENANCY_TOPIC):
+            self.notifications.subscribe(topic, self.response_cache.invalidate)
         self._flusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:

@@ -1,0 +1,89 @@
+"""Who calls, in which project, and which model the `model` parameter names.
+
+Authentication is the GraphQL endpoint's (`services.auth.from_http`): an `mg_` key or a JWT as
+`Authorization: Bearer …` (also `X-API-Key` or `?api_key=`). The project is the key's, or the one
+named by the `X-Modelgate-Project` header (a Project id), as GraphQL's `projectId`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
+from uuid import UUID
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+
+from app.api.ids import decode_any
+from app.domain.auth import Principal
+from app.rest.errors import RestError, from_validation
+from app.server_keys import CALLER, REQUEST_ID, SERVICES
+
+if TYPE_CHECKING:
+    from app.services.container import Services
+
+PROJECT_HEADER = "X-Modelgate-Project"
+DEFAULT_MODEL = "default"
+MODEL_TYPES = ("SystemModel", "UserModel")
+
+B = TypeVar("B", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    services: Services
+    principal: Principal
+    project_id: UUID | None
+    request_id: str
+
+
+async def caller_of(request: web.Request) -> Caller:
+    services = request.app[SERVICES]
+    principal = await services.auth.from_http(request.headers, request.query)
+    if principal is None:
+        raise RestError(
+            401,
+            "You didn't provide an API key: send it as `Authorization: Bearer mg_…`.",
+            type="authentication_error",
+            code="missing_api_key",
+        )
+    request[CALLER] = principal.label
+    return Caller(services, principal, _project(request), request[REQUEST_ID])
+
+
+def _project(request: web.Request) -> UUID | None:
+    raw = request.headers.get(PROJECT_HEADER)
+    if not raw:
+        return None
+    decoded = decode_any(raw)
+    if decoded is None or decoded[0] != "Project":
+        raise RestError(404, "project not found", code="project_not_found", param=PROJECT_HEADER)
+    return decoded[1]
+
+
+async def body_of(request: web.Request, schema: type[B]) -> B:
+    try:
+        return schema.model_validate_json(await request.read())
+    except ValidationError as exc:
+        raise from_validation(exc) from None
+
+
+async def model_id(caller: Caller, model: str | None) -> UUID | None:
+    """The model the `model` parameter names: None (the project default) when absent or "default";
+    a model id as it is (the gateway decides whether the caller may use it); otherwise a name that
+    exactly one of the caller's available models has."""
+    if model is None or model in ("", DEFAULT_MODEL):
+        return None
+    decoded = decode_any(model)
+    if decoded is not None and decoded[0] in MODEL_TYPES:
+        return decoded[1]
+    available = await caller.services.models.available(caller.principal, caller.project_id, None)
+    matches = [m.id for m in available if m.record.name == model]
+    if len(matches) == 1:
+        return matches[0]
+    reason = (
+        f"{len(matches)} of your models are named {model!r}; name it by its id (see GET /v1/models)"
+        if matches
+        else f"The model {model!r} does not exist or you do not have access to it"
+    )
+    raise RestError(404, reason, code="model_not_found", param="model")

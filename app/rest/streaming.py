@@ -1,0 +1,119 @@
+"""Chat completion chunks as server-sent events, and ending a stream when its client goes away.
+
+A stream is answered only once the gateway knows who serves it: failures before the first token
+(policies, limits, providers failing before any text, with their retries and fallbacks) are plain
+HTTP errors with their status. After that, the answer is `chat.completion.chunk` frames and
+`data: [DONE]`; a failure is an error frame (`data: {"error": {…}}`, which OpenAI's SDKs raise as
+an `APIError`) and the stream ends without `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from app.domain.enums import FinishReason
+from app.providers.base import Usage
+from app.rest.responses import finish_reason, usage_object
+
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",  # proxies: pass each frame on at once
+}
+# How often open streams are checked for clients that left.
+_DISCONNECT_POLL = 0.2
+STREAMS: web.AppKey[DisconnectWatcher] = web.AppKey("rest_streams")
+
+
+def frame(body: Any) -> bytes:
+    return b"data: " + orjson.dumps(body) + b"\n\n"
+
+
+class ChatChunks:
+    """The frames of one streamed chat completion."""
+
+    def __init__(self, completion_id: str, created: int, model: str, *, include_usage: bool) -> None:
+        self.base: dict[str, Any] = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "system_fingerprint": None,
+        }
+        if include_usage:  # OpenAI then sends `"usage": null` on every chunk but the last
+            self.base["usage"] = None
+
+    def _choice(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return frame({**self.base, "choices": [choice]})
+
+    def start(self) -> bytes:
+        return self._choice({"role": "assistant", "content": "", "refusal": None})
+
+    def text(self, text: str) -> bytes:
+        return self._choice({"content": text})
+
+    def finish(self, reason: FinishReason) -> bytes:
+        return self._choice({}, finish_reason(reason))
+
+    def usage(self, usage: Usage) -> bytes:
+        return frame({**self.base, "choices": [], "usage": usage_object(usage)})
+
+
+@dataclass(slots=True)
+class _Stream:
+    request: web.Request
+    left: bool = False
+
+
+class DisconnectWatcher:
+    """Ends a stream as soon as its client's connection closes, also while it waits on the model:
+    aiohttp cancels no handler on a lost connection (unless the runner is told to), and a write
+    notices only at the next token. One poll for all of the app's open streams, so that a thousand
+    streams cost one wakeup per interval. The cancellation closes the gateway's stream, which
+    closes the upstream request and meters the call as CANCELLED."""
+
+    def __init__(self, interval: float = _DISCONNECT_POLL) -> None:
+        self.interval = interval
+        self._open: dict[asyncio.Task[Any], _Stream] = {}
+        self._poller: asyncio.Task[None] | None = None
+
+    @asynccontextmanager
+    async def watching(self, request: web.Request) -> AsyncIterator[None]:
+        task = asyncio.current_task()
+        assert task is not None
+        stream = self._open[task] = _Stream(request)
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll())
+        try:
+            yield
+        except asyncio.CancelledError:
+            # Ours: the client left. Anyone else's (shutdown, the server's own handler cancellation): on.
+            if not stream.left or task.uncancel() > 0:
+                raise
+        finally:
+            del self._open[task]
+
+    async def _poll(self) -> None:
+        while self._open:
+            await asyncio.sleep(self.interval)
+            for task, stream in list(self._open.items()):
+                transport = stream.request.transport
+                if not stream.left and (transport is None or transport.is_closing()):
+                    stream.left = True
+                    task.cancel()
+
+    async def close(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller

@@ -1,0 +1,1 @@
+"""The static chat page served at `/` (see routes.py)."""
