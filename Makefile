@@ -17,9 +17,13 @@ test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app tests examples
-	$(VENV)/bin/ruff format --check app tests examples
+	$(VENV)/bin/ruff check app tests examples bench
+	$(VENV)/bin/ruff format --check app tests examples bench
 	$(VENV)/bin/mypy
+
+# QUICK=1: a short run (under two minutes).
+bench: $(STAMP)
+	$(PY) -m bench.run $(if $(QUICK),--quick)
 
 schema: $(STAMP)
 	$(PY) -m app export-schema --output schema.graphql

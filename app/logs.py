@@ -34,4 +34,6 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)  # we write our own access line
+    # We write our own access line; these would add a line per request (httpx: per provider call).
+    for noisy in ("aiohttp.access", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

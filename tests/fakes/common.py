@@ -75,6 +75,7 @@ class FakeServer:
     (or replayed) answer under the timing switches; `delay` each fake applies where it answers."""
 
     url: str = ""
+    port: int = 0  # 0: any free port
     requests: list[RecordedRequest] = field(default_factory=list)
     # Timing switches.
     delay: float = 0.0  # before the response headers
@@ -83,6 +84,8 @@ class FakeServer:
     stall_seconds: float = 30.0
     disconnect_after: int | None = None  # frames sent before the connection is dropped
     write_size: int | None = None  # write each frame in pieces of this many bytes
+    frame_interval: float = 0.0  # pause between frames (a model writing at a steady pace)
+    keep_requests: bool = True  # off for long load runs: `requests` would grow without bound
     # What happened.
     open_streams: int = 0  # answers `send` is still writing (a dropped client ends its handler)
     all_closed: asyncio.Event = field(default_factory=asyncio.Event)  # set once none is open
@@ -91,17 +94,18 @@ class FakeServer:
     async def record(self, request: web.Request) -> Any:
         """Records `request`; returns its JSON body (None when it is empty or not JSON)."""
         body = await json_body(request)
-        self.requests.append(recorded(request, body))
+        if self.keep_requests:
+            self.requests.append(recorded(request, body))
         return body
 
     @asynccontextmanager
     async def serve(self, app: web.Application) -> AsyncIterator[Self]:
-        """Serves `app` on 127.0.0.1 at a random port (then in `url`) until the block ends."""
+        """Serves `app` on 127.0.0.1 (at `port`, or a random one) until the block ends; `url` says where."""
         # handler_cancellation: a handler stops (and its connection closes) when the client goes away;
         # a short shutdown_timeout: a test that leaves a stalled handler behind still ends quickly.
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        await web.TCPSite(runner, "127.0.0.1", self.port).start()
         host, port = runner.addresses[0][:2]
         self.url, self._runner = f"http://{host}:{port}", runner
         try:
@@ -125,6 +129,8 @@ class FakeServer:
                     return response
                 if index == self.stall_after:
                     await asyncio.sleep(self.stall_seconds)
+                elif index and self.frame_interval:
+                    await asyncio.sleep(self.frame_interval)
                 await self._write(response, frame)
             with suppress(ConnectionError):
                 await response.write_eof()

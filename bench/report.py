@@ -1,0 +1,99 @@
+"""The results table, with the ratios the targets are stated in."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _row(*cells: object) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    """(target, met, measured) for each target of the benchmark issue."""
+    c1, c16 = results["generate"]["c1"], results["generate"]["c16"]
+    added_p50 = c1["modelgate"]["p50_ms"] - c1["direct"]["p50_ms"]
+    added_p99 = c1["modelgate"]["p99_ms"] - c1["direct"]["p99_ms"]
+    throughput = c16["modelgate"]["rps"] / c16["litellm"]["rps"]
+    stream = results["streaming"]
+    added_ttft = stream["modelgate"]["ttft_p50_ms"] - stream["direct"]["ttft_p50_ms"]
+    litellm_ttft = stream["litellm"]["ttft_p50_ms"] - stream["direct"]["ttft_p50_ms"]
+    catalog = results["catalog"]["modelgate"]["rps"] / results["catalog"]["baseline"]["rps"]
+    concurrent = results["concurrent"]["modelgate"]
+    return [
+        ("S1 c=1 added p50 <= 1.5 ms", added_p50 <= 1.5, f"{added_p50:.2f} ms"),
+        ("S1 c=1 added p99 <= 4 ms", added_p99 <= 4, f"{added_p99:.2f} ms"),
+        ("S1 c=16 >= 6x LiteLLM req/s", throughput >= 6, f"{throughput:.1f}x"),
+        ("S2 added TTFT p50 <= 2 ms", added_ttft <= 2, f"{added_ttft:.2f} ms"),
+        (
+            "S2 added TTFT <= 1/4 of LiteLLM's",
+            added_ttft <= litellm_ttft / 4,
+            f"{added_ttft:.2f} ms vs {litellm_ttft:.2f} ms",
+        ),
+        ("S3 >= 50% of raw aiohttp+asyncpg", catalog >= 0.5, f"{catalog:.0%}"),
+        ("S4 no failed stream", concurrent["failures"] == 0, f"{concurrent['failures']} failed"),
+        ("S4 peak RSS <= 400 MB", concurrent["peak_rss_mb"] <= 400, f"{concurrent['peak_rss_mb']:.0f} MB"),
+    ]
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(_row("scenario", "target", "p50 ms", "p99 ms", "req/s", "failures"))
+    print(_row(*["---"] * 6))
+    for level in ("c1", "c16"):
+        for name, r in results["generate"][level].items():
+            print(
+                _row(
+                    f"1 generate {level}",
+                    name,
+                    f"{r['p50_ms']:.2f}",
+                    f"{r['p99_ms']:.2f}",
+                    f"{r['rps']:.0f}",
+                    r["failures"],
+                )
+            )
+    for name, r in results["catalog"].items():
+        print(
+            _row(
+                "3 models(first: 50) c16",
+                name,
+                f"{r['p50_ms']:.2f}",
+                f"{r['p99_ms']:.2f}",
+                f"{r['rps']:.0f}",
+                r["failures"],
+            )
+        )
+    print()
+    print(_row("scenario", "target", "TTFT p50 ms", "TTFT p99 ms", "total p50 ms", "failures"))
+    print(_row(*["---"] * 6))
+    for name, r in results["streaming"].items():
+        print(
+            _row(
+                "2 chatStream, 20 chunks",
+                name,
+                f"{r['ttft_p50_ms']:.2f}",
+                f"{r['ttft_p99_ms']:.2f}",
+                f"{r['total_p50_ms']:.1f}",
+                r["failures"],
+            )
+        )
+    for name, r in results["concurrent"].items():
+        rss = f", peak RSS {r['peak_rss_mb']:.0f} MB" if r["peak_rss_mb"] is not None else ""
+        print(
+            _row(
+                f"4 {r['streams']} concurrent streams{rss}",
+                name,
+                "",
+                "",
+                f"{r['total_p50_ms']:.1f}",
+                r["failures"],
+            )
+        )
+    per_chunk = (
+        results["concurrent"]["modelgate"]["total_p50_ms"] - results["concurrent"]["direct"]["total_p50_ms"]
+    ) / 20
+    print(f"\nScenario 4 added latency per chunk: {per_chunk:.2f} ms")
+    print()
+    print(_row("target", "met", "measured"))
+    print(_row("---", "---", "---"))
+    for name, met, measured in targets(results):
+        print(_row(name, "yes" if met else "NO", measured))

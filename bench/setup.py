@@ -1,0 +1,88 @@
+"""Seeding the benchmark database: one organization and project, a key, models pointing at the fake
+upstreams, and enough system models for the catalog scenario (through the services, as the API would)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from app.api.ids import encode_id
+from app.config import Settings
+from app.db import Database, migrate
+from app.domain.auth import OPERATOR, Role
+from app.domain.enums import ModelGroup, Plan, Provider
+from app.domain.models import Capability
+from app.services.catalog_seed import seed_catalog
+from app.services.container import Services
+from app.services.model_input import ModelInput
+
+EXTRA_MODELS = 40
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    key: str
+    organization_id: str
+    fast_model: str  # global ids
+    slow_model: str
+
+
+async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) -> Seeded:
+    assert settings.database_url
+    await migrate(settings.database_url)
+    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    try:
+        services = Services(settings, db, settings.database_url)
+        repos = services.repositories
+        async with db.transaction() as conn:
+            organization = await repos.organizations.insert(
+                conn,
+                organization_id=uuid.uuid4(),
+                name="Bench",
+                plan=Plan.ENTERPRISE,
+                monthly_credit_limit=None,
+                auto_migrate_end_of_life=False,
+                external_id=None,
+            )
+            project = await repos.projects.insert(
+                conn, project_id=uuid.uuid4(), organization_id=organization.id, name="Bench project"
+            )
+            # 1,000 concurrent streams in scenario 4: far above the default cap.
+            await conn.execute(
+                "UPDATE organizations SET max_concurrent_streams = 5000 WHERE id = $1", organization.id
+            )
+        _, key = await services.api_keys.create_unchecked(
+            name="bench", organization_id=organization.id, project_id=project.id, role=Role.DEVELOPER
+        )
+        await seed_catalog(services.models)
+        fast = await _model(services, "bench-gpt", upstream_url)
+        slow = await _model(services, "bench-gpt-slow", slow_upstream_url)
+        for index in range(EXTRA_MODELS):
+            await _model(services, f"bench-extra-{index:02d}", upstream_url)
+        return Seeded(
+            key=key,
+            organization_id=str(organization.id),
+            fast_model=encode_id("SystemModel", fast),
+            slow_model=encode_id("SystemModel", slow),
+        )
+    finally:
+        await db.close()
+
+
+async def _model(services: Services, name: str, url: str) -> uuid.UUID:
+    created = await services.models.create_system(
+        OPERATOR,
+        ModelInput(
+            name=name,
+            provider=Provider.OPENAI,
+            provider_model_id=name,
+            model_url=f"{url}/v1",
+            model_group=ModelGroup.CHAT,
+            context_window=128_000,
+            max_output_tokens=4096,
+            capabilities=frozenset({Capability.STREAMING}),
+            credit_multiplier=Decimal("1"),
+        ),
+    )
+    return created.id

@@ -1,0 +1,34 @@
+"""The zero-latency fake OpenAI upstream of tests/fakes, as a process of its own for load runs.
+
+python -m bench.upstream --port 9100 --chunks 20 [--frame-interval 0.1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from tests.fakes.openai_server import openai_fake_server
+
+REPLY = " ".join(f"w{i}" for i in range(1, 41))  # 40 words: 20 chunks of two words
+
+
+async def serve(port: int, chunks: int, frame_interval: float) -> None:
+    async with openai_fake_server(
+        port=port, reply=REPLY, chunks=chunks, frame_interval=frame_interval, keep_requests=False
+    ) as fake:
+        print(f"ready {fake.url}", flush=True)
+        await asyncio.Event().wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--chunks", type=int, default=20)
+    parser.add_argument("--frame-interval", type=float, default=0.0)
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.chunks, args.frame_interval))
+
+
+if __name__ == "__main__":
+    main()
