@@ -11,6 +11,7 @@ while nothing changed).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +28,22 @@ CATALOG_ROOTS = frozenset({"models", "model", "availableModels", "systemPrompts"
 UNCACHEABLE = frozenset(
     {"health", "notifications", "usage", "apiKeys", "viewer", "latestRun", "runs", "lastUsedAt"}
 )
+
+
+# Whether a parsed document's operation is catalog-only, by document (the parser cache hands out
+# one document object per query text): walking the syntax tree per request would cost more.
+_VERDICTS: OrderedDict[int, tuple[Any, OperationDefinitionNode, bool]] = OrderedDict()
+_VERDICTS_KEPT = 512
+
+
+def _catalog_only_cached(document: Any, operation: OperationDefinitionNode) -> bool:
+    entry = _VERDICTS.get(id(document))
+    if entry is None or entry[0] is not document or entry[1] is not operation:
+        entry = (document, operation, _catalog_only(document, operation))
+        _VERDICTS[id(document)] = entry
+        while len(_VERDICTS) > _VERDICTS_KEPT:
+            _VERDICTS.popitem(last=False)
+    return entry[2]
 
 
 def _catalog_only(document: Any, operation: OperationDefinitionNode) -> bool:
@@ -82,7 +99,7 @@ class CatalogResponseCache(SchemaExtension):
                 ),
                 None,
             )
-            if definition is not None and _catalog_only(document, definition):
+            if definition is not None and _catalog_only_cached(document, definition):
                 key = (
                     context.query,
                     orjson.dumps(context.variables or {}, option=orjson.OPT_SORT_KEYS),

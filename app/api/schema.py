@@ -6,19 +6,21 @@ Importing this module has no side effects; `build_schema` makes a schema for giv
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import strawberry
-from graphql import GraphQLError, lexicographic_sort_schema, print_schema
+from graphql import DocumentNode, GraphQLError, lexicographic_sort_schema, print_schema
 from strawberry.extensions import (
     AddValidationRules,
     DisableIntrospection,
     MaxTokensLimiter,
     ParserCache,
-    ValidationCache,
+    SchemaExtension,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 
 from app.api.connections.mutations import ConnectionMutations
@@ -81,6 +83,29 @@ Subscription = LlmSubscriptions
 DOCUMENT_CACHE_SIZE = 512
 
 
+class DocumentValidationCache(SchemaExtension):
+    """Validation errors per parsed document. The parser cache hands out one document object per
+    query text, so the object itself is the key: Strawberry's ValidationCache hashes the whole
+    syntax tree on every lookup instead."""
+
+    _results: ClassVar[OrderedDict[int, tuple[DocumentNode, Any, list[GraphQLError]]]] = OrderedDict()
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        assert document is not None
+        rules = context.validation_rules
+        entry = self._results.get(id(document))
+        if entry is None or entry[0] is not document or entry[1] != rules:
+            errors = validate_document(context.schema._schema, document, rules)
+            entry = (document, rules, errors)
+            self._results[id(document)] = entry
+            while len(self._results) > DOCUMENT_CACHE_SIZE:
+                self._results.popitem(last=False)
+        context.pre_execution_errors = entry[2]
+        yield
+
+
 class DocumentParserCache(ParserCache):
     """Strawberry's parser cache, except that a document that does not parse is left to Strawberry's
     own parser: its error then takes the ordinary path (with a code and the request id) instead of
@@ -113,7 +138,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         # Clients send the same few documents over and over: parse and validate each once
         # (the complexity rule runs inside validation, so its verdict is cached with it).
         lambda: DocumentParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        lambda: ValidationCache(maxsize=DOCUMENT_CACHE_SIZE),
+        DocumentValidationCache,
         CatalogResponseCache,
         lambda: AddValidationRules([complexity]),
     ]

@@ -35,6 +35,14 @@ class Timeouts:
     idle: float = 30.0
 
 
+class _NoCookies(httpx.Cookies):
+    """The shared client keeps no cookies: one organization's upstream answer must never set
+    what another organization's request sends (and extracting them costs time on every call)."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
 class UpstreamHttp:
     """Owns the pooled client. Create once per process (`create`), close on shutdown."""
 
@@ -63,6 +71,7 @@ class UpstreamHttp:
                 connect=timeouts.connect, read=None, write=timeouts.idle, pool=timeouts.connect
             ),
         )
+        client._cookies = _NoCookies()  # the public setter would copy it into a plain jar
         return cls(client, timeouts, allow_private=allow_private)
 
     async def close(self) -> None:

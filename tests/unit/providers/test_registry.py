@@ -1,5 +1,6 @@
 """Every provider has an adapter; clientKey/secretKey models use the OpenAI wire format."""
 
+import httpx
 import pytest
 
 from app.domain.enums import Provider
@@ -30,5 +31,16 @@ async def test_client_key_models_use_the_openai_wire_format() -> None:
             credentials=Credentials(client_key="c", secret_key="s"),
         )
         assert isinstance(adapter_for(target, runtime), OpenAIWireAdapter)
+    finally:
+        await runtime.close()
+
+
+async def test_the_shared_client_keeps_no_cookies() -> None:
+    runtime = ProviderRuntime(UpstreamHttp.create(Timeouts(), allow_private=True), ProviderConfig())
+    try:
+        request = httpx.Request("GET", "https://api.example.com/v1/models")
+        response = httpx.Response(200, headers={"set-cookie": "session=abc; Path=/"}, request=request)
+        runtime.http.client.cookies.extract_cookies(response)
+        assert dict(runtime.http.client.cookies) == {}
     finally:
         await runtime.close()
