@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+from typing import TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+M = TypeVar("M", bound=MetricWrapperBase)
 
 HTTP_REQUESTS = Counter(
     "modelgate_http_requests_total", "HTTP requests by route and status", ["route", "status"]
@@ -45,3 +51,10 @@ PROVIDER_CALLS = Counter(
 )
 FALLBACKS = Counter("modelgate_fallbacks_total", "Calls sent on to a fallback model", ["provider"])
 OPEN_STREAMS = Gauge("modelgate_open_streams", "chatStream subscriptions now open")
+
+
+@functools.cache
+def labelled(metric: M, *values: str) -> M:
+    """The metric's child for these label values (in the metric's label order), looked up once:
+    `labels()` builds a tuple and takes a lock on every call."""
+    return metric.labels(*values)

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from strawberry.extensions import SchemaExtension
 
-from app.metrics import GRAPHQL_OPERATIONS
+from app.metrics import GRAPHQL_OPERATIONS, labelled
 from app.server_keys import OPERATION_NAME
 
 
@@ -20,7 +20,7 @@ class OperationObserver(SchemaExtension):
             request[OPERATION_NAME] = name
         result = self.execution_context.result
         outcome = "error" if getattr(result, "errors", None) else "ok"
-        GRAPHQL_OPERATIONS.labels(operation_type=self._operation_type(), outcome=outcome).inc()
+        labelled(GRAPHQL_OPERATIONS, self._operation_type(), outcome).inc()
 
     def _operation_type(self) -> str:
         try:

@@ -11,14 +11,8 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, lexicographic_sort_schema, print_schema
-from strawberry.extensions import (
-    AddValidationRules,
-    DisableIntrospection,
-    MaxTokensLimiter,
-    ParserCache,
-    SchemaExtension,
-)
+from graphql import ASTValidationRule, DocumentNode, GraphQLError, lexicographic_sort_schema, print_schema
+from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
@@ -90,11 +84,15 @@ class DocumentValidationCache(SchemaExtension):
 
     _results: ClassVar[OrderedDict[int, tuple[DocumentNode, Any, list[GraphQLError]]]] = OrderedDict()
 
+    def __init__(self, extra_rules: tuple[type[ASTValidationRule], ...]) -> None:
+        super().__init__()
+        self.extra_rules = extra_rules
+
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         assert document is not None
-        rules = context.validation_rules
+        rules = (*context.validation_rules, *self.extra_rules)
         entry = self._results.get(id(document))
         if entry is None or entry[0] is not document or entry[1] != rules:
             errors = validate_document(context.schema._schema, document, rules)
@@ -107,12 +105,17 @@ class DocumentValidationCache(SchemaExtension):
 
 
 class DocumentParserCache(ParserCache):
-    """Strawberry's parser cache, except that a document that does not parse is left to Strawberry's
-    own parser: its error then takes the ordinary path (with a code and the request id) instead of
-    escaping from this hook."""
+    """Strawberry's parser cache with the token limit, except that a document that does not parse is
+    left to Strawberry's own parser: its error then takes the ordinary path (with a code and the
+    request id) instead of escaping from this hook."""
+
+    def __init__(self, *, maxsize: int, max_tokens: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.max_tokens = max_tokens
 
     def on_parse(self) -> Iterator[None]:
         context = self.execution_context
+        context.parse_options["max_tokens"] = self.max_tokens  # QUERY_TOO_COMPLEX past it
         with contextlib.suppress(GraphQLError):
             context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
         yield
@@ -134,13 +137,11 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[Any] = [
         OperationObserver,
         ErrorFormatter,
-        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        # Clients send the same few documents over and over: parse and validate each once
-        # (the complexity rule runs inside validation, so its verdict is cached with it).
-        lambda: DocumentParserCache(maxsize=DOCUMENT_CACHE_SIZE),
-        DocumentValidationCache,
+        # Clients send the same few documents over and over: parse and validate each once (the
+        # token limit applies when parsing, the complexity rule when validating: both cached).
+        lambda: DocumentParserCache(maxsize=DOCUMENT_CACHE_SIZE, max_tokens=settings.max_query_tokens),
+        lambda: DocumentValidationCache((complexity,)),
         CatalogResponseCache,
-        lambda: AddValidationRules([complexity]),
     ]
     if not settings.introspection:
         extensions.append(DisableIntrospection)

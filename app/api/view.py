@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import orjson
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
@@ -28,6 +29,14 @@ class ModelgateView(GraphQLView[Context, None]):
             connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
+
+    def encode_json(self, data: object) -> str:
+        # orjson: several times faster than json.dumps on a page of models. Text, not bytes: the
+        # WebSocket transports send bytes as binary frames, which GraphQL clients refuse.
+        return orjson.dumps(data).decode()
+
+    def decode_json(self, data: str | bytes) -> object:
+        return orjson.loads(data)
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None

@@ -12,7 +12,7 @@ from typing import Generic, TypeVar
 
 from app.domain.enums import FinishReason
 from app.domain.gateway import GatewayError, GatewayErrorCode
-from app.metrics import FALLBACKS, PROVIDER_CALLS
+from app.metrics import FALLBACKS, PROVIDER_CALLS, labelled
 from app.providers.base import (
     ChatRequest,
     Completion,
@@ -130,21 +130,19 @@ class Attempts:
         error: ProviderError | None = None
         for model in await self.candidates(route):
             if error is not None:
-                FALLBACKS.labels(provider=model.model.provider.value).inc()
+                labelled(FALLBACKS, model.model.provider.value).inc()
             for attempt in range(2):
                 try:
                     result = await call(model)
                 except ProviderError as failed:
                     error = failed
-                    PROVIDER_CALLS.labels(
-                        provider=model.model.provider.value, outcome=failed.code.value
-                    ).inc()
+                    labelled(PROVIDER_CALLS, model.model.provider.value, failed.code.value).inc()
                     if not failed.retryable:
                         raise provider_failure(failed) from failed
                     if attempt == 0 and await self._may_retry(failed):
                         continue
                     break
-                PROVIDER_CALLS.labels(provider=model.model.provider.value, outcome="OK").inc()
+                labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
                 await self.health.record_success(model.model.id)
                 return Served(result, model)
             await self._record_failure(route, model, error)
@@ -156,7 +154,7 @@ class Attempts:
         models = await self.candidates(route)
         for index, model in enumerate(models):
             if error is not None:
-                FALLBACKS.labels(provider=model.model.provider.value).inc()
+                labelled(FALLBACKS, model.model.provider.value).inc()
             sent_text = False
             for attempt in range(2):
                 usage: Usage | None = None
@@ -174,14 +172,14 @@ class Attempts:
                         elif isinstance(event, Finished):
                             if not started:
                                 yield StreamStarted(model)
-                            PROVIDER_CALLS.labels(provider=model.model.provider.value, outcome="OK").inc()
+                            labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
                             await self.health.record_success(model.model.id)
                             yield StreamDone(event.reason, usage, model)
                             return
                         elif isinstance(event, StreamFailed):
                             error = event.error
                 assert error is not None
-                PROVIDER_CALLS.labels(provider=model.model.provider.value, outcome=error.code.value).inc()
+                labelled(PROVIDER_CALLS, model.model.provider.value, error.code.value).inc()
                 if not error.retryable:
                     raise provider_failure(error)
                 # Never again on the same model once text was sent: the caller has seen it.

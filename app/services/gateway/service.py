@@ -32,7 +32,7 @@ from app.domain.gateway import (
 )
 from app.domain.models import EffectiveModel
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
-from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS
+from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
 from app.providers.base import Usage
 from app.services.gateway.attempts import Attempts, StreamDone, StreamReset, StreamStarted, StreamText
 from app.services.gateway.requests import CallRequest, EmbedCall, check_call, check_embed
@@ -336,13 +336,13 @@ class Gateway:
         self.usage.record(event)
         self.quota.record(event)
         model_name = (served or requested.model.model).record.name
-        CALLS.labels(meter.operation.value, model_name, provider, status.value).inc()
-        CALL_LATENCY.labels(meter.operation.value, provider).observe(elapsed)
+        labelled(CALLS, meter.operation.value, model_name, provider, status.value).inc()
+        labelled(CALL_LATENCY, meter.operation.value, provider).observe(elapsed)
         if meter.first_token is not None:
-            TIME_TO_FIRST_TOKEN.labels(provider).observe(meter.first_token - meter.started)
-        TOKENS.labels("input", provider).inc(event.input_tokens)
-        TOKENS.labels("output", provider).inc(event.output_tokens)
-        CREDITS.labels(provider).inc(float(event.credits))
+            labelled(TIME_TO_FIRST_TOKEN, provider).observe(meter.first_token - meter.started)
+        labelled(TOKENS, "input", provider).inc(event.input_tokens)
+        labelled(TOKENS, "output", provider).inc(event.output_tokens)
+        labelled(CREDITS, provider).inc(float(event.credits))
 
 
 def as_gateway_error(exc: UserInputError) -> GatewayError:
