@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
@@ -24,37 +26,53 @@ from app.services.gateway.service import CallResult, EmbedResult
 
 @strawberry.type
 class GeneratePayload:
-    text: str | None
-    model: Model | None = strawberry.field(description="The model asked for (or the project default).")
-    served_by: Model | None = strawberry.field(description="Who answered: after a fallback or migration.")
-    usage: TokenUsage | None
-    finish_reason: FinishReason | None  # type: ignore[valid-type]
-    warnings: list[CallWarning]
     request_id: str
     user_errors: list[GatewayUserError]
+    text: str | None = None
+    model: Model | None = strawberry.field(
+        default=None, description="The model asked for (or the project default)."
+    )
+    served_by: Model | None = strawberry.field(
+        default=None, description="Who answered: after a fallback or migration."
+    )
+    usage: TokenUsage | None = None
+    finish_reason: FinishReason | None = None  # type: ignore[valid-type]
+    warnings: list[CallWarning] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
 class ChatPayload:
-    message: ChatMessage | None
-    model: Model | None
-    served_by: Model | None
-    usage: TokenUsage | None
-    finish_reason: FinishReason | None  # type: ignore[valid-type]
-    warnings: list[CallWarning]
     request_id: str
     user_errors: list[GatewayUserError]
+    message: ChatMessage | None = None
+    model: Model | None = None
+    served_by: Model | None = None
+    usage: TokenUsage | None = None
+    finish_reason: FinishReason | None = None  # type: ignore[valid-type]
+    warnings: list[CallWarning] = strawberry.field(default_factory=list)
 
 
 @strawberry.type
 class EmbedPayload:
-    embeddings: list[list[float]] | None = strawberry.field(description="One vector per text, in order.")
-    model: Model | None
-    served_by: Model | None
-    usage: TokenUsage | None
-    warnings: list[CallWarning]
     request_id: str
     user_errors: list[GatewayUserError]
+    embeddings: list[list[float]] | None = strawberry.field(
+        default=None, description="One vector per text, in order."
+    )
+    model: Model | None = None
+    served_by: Model | None = None
+    usage: TokenUsage | None = None
+    warnings: list[CallWarning] = strawberry.field(default_factory=list)
+
+
+def _served(result: CallResult | EmbedResult) -> dict[str, Any]:
+    """What every answered call shows: who was asked, who answered, usage, warnings."""
+    return {
+        "model": model_type(result.requested),
+        "served_by": model_type(result.served),
+        "usage": TokenUsage.of(result.usage, result.credits),
+        "warnings": warnings_of(result.warnings),
+    }
 
 
 @strawberry.type
@@ -69,25 +87,13 @@ class LlmMutations:
 
         result, errors = await attempt(work(), gateway_error)
         if result is None:
-            return GeneratePayload(
-                text=None,
-                model=None,
-                served_by=None,
-                usage=None,
-                finish_reason=None,
-                warnings=[],
-                request_id=request_id,
-                user_errors=errors,
-            )
+            return GeneratePayload(request_id=request_id, user_errors=errors)
         return GeneratePayload(
-            text=result.text,
-            model=model_type(result.requested),
-            served_by=model_type(result.served),
-            usage=TokenUsage.of(result.usage, result.credits),
-            finish_reason=result.finish_reason,
-            warnings=warnings_of(result.warnings),
             request_id=request_id,
             user_errors=[],
+            text=result.text,
+            finish_reason=result.finish_reason,
+            **_served(result),
         )
 
     @strawberry.mutation(
@@ -104,25 +110,13 @@ class LlmMutations:
 
         result, errors = await attempt(work(), gateway_error)
         if result is None:
-            return ChatPayload(
-                message=None,
-                model=None,
-                served_by=None,
-                usage=None,
-                finish_reason=None,
-                warnings=[],
-                request_id=request_id,
-                user_errors=errors,
-            )
+            return ChatPayload(request_id=request_id, user_errors=errors)
         return ChatPayload(
-            message=ChatMessage(role=ChatRole.ASSISTANT, content=result.text),
-            model=model_type(result.requested),
-            served_by=model_type(result.served),
-            usage=TokenUsage.of(result.usage, result.credits),
-            finish_reason=result.finish_reason,
-            warnings=warnings_of(result.warnings),
             request_id=request_id,
             user_errors=[],
+            message=ChatMessage(role=ChatRole.ASSISTANT, content=result.text),
+            finish_reason=result.finish_reason,
+            **_served(result),
         )
 
     @strawberry.mutation(description="Vectors for texts, with an EMBEDDING model. Needs llm:invoke.")
@@ -135,21 +129,7 @@ class LlmMutations:
 
         result, errors = await attempt(work(), gateway_error)
         if result is None:
-            return EmbedPayload(
-                embeddings=None,
-                model=None,
-                served_by=None,
-                usage=None,
-                warnings=[],
-                request_id=request_id,
-                user_errors=errors,
-            )
+            return EmbedPayload(request_id=request_id, user_errors=errors)
         return EmbedPayload(
-            embeddings=result.vectors,
-            model=model_type(result.requested),
-            served_by=model_type(result.served),
-            usage=TokenUsage.of(result.usage, result.credits),
-            warnings=warnings_of(result.warnings),
-            request_id=request_id,
-            user_errors=[],
+            request_id=request_id, user_errors=[], embeddings=result.vectors, **_served(result)
         )
