@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Callable, Iterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -156,6 +156,21 @@ class Gateway:
         if not self._in_flight:
             self._idle.set()
 
+    @contextlib.contextmanager
+    def _metered(self, meter: _Meter) -> Iterator[None]:
+        """Counts a one-shot call as in flight (drain waits for it) and meters it however it ends."""
+        status, error_code = CallStatus.ERROR, None
+        self._enter()
+        try:
+            yield
+            status = CallStatus.SUCCESS
+        except GatewayError as exc:
+            error_code = exc.code.value
+            raise
+        finally:
+            self._leave()
+            self._meter(meter, status, error_code)
+
     def _admit_call(self) -> None:
         if self.draining:
             raise GatewayError(
@@ -167,16 +182,13 @@ class Gateway:
         check_call(request)
         self._admit_call()
         meter = _Meter(principal, request.operation, request_id)
-        status, error_code = CallStatus.ERROR, None
-        self._enter()
-        try:
+        with self._metered(meter):
             route = await self._admit(meter, request.model_id, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
             await self.rate_limiter.acquire(principal)
             served = await self.attempts.complete(route, request)
             meter.served = served.model
             meter.usage = served.result.usage
-            status = CallStatus.SUCCESS
             return CallResult(
                 text=served.result.text,
                 finish_reason=served.result.finish_reason,
@@ -186,26 +198,17 @@ class Gateway:
                 served=served.model.model,
                 warnings=_warnings(route, served.model),
             )
-        except GatewayError as exc:
-            error_code = exc.code.value
-            raise
-        finally:
-            self._leave()
-            self._meter(meter, status, error_code)
 
     async def embed(self, principal: Principal, request: EmbedCall, request_id: str) -> EmbedResult:
         check_embed(request)
         self._admit_call()
         meter = _Meter(principal, CallOperation.EMBED, request_id)
-        status, error_code = CallStatus.ERROR, None
-        self._enter()
-        try:
+        with self._metered(meter):
             route = await self._admit(meter, request.model_id, request.project_id)
             await self.rate_limiter.acquire(principal)
             served = await self.attempts.embed(route, request.texts)
             meter.served = served.model
             meter.usage = served.result.usage
-            status = CallStatus.SUCCESS
             return EmbedResult(
                 vectors=served.result.vectors,
                 usage=served.result.usage,
@@ -214,12 +217,6 @@ class Gateway:
                 served=served.model.model,
                 warnings=_warnings(route, served.model),
             )
-        except GatewayError as exc:
-            error_code = exc.code.value
-            raise
-        finally:
-            self._leave()
-            self._meter(meter, status, error_code)
 
     async def chat_stream(
         self, principal: Principal, request: CallRequest, request_id: str
