@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from enum import Enum
-from typing import Any, Protocol, TypeVar
+from typing import Any, TypeVar
 
 import strawberry
 from graphql import GraphQLError
@@ -96,10 +96,6 @@ def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
         path=error.path,
         extensions={**extensions, "code": code.value, "requestId": request_id},
     )
-
-
-class _HasErrors(Protocol):
-    errors: list[GraphQLError] | None
 
 
 class ErrorFormatter(SchemaExtension):

@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 
-from app.domain.enums import ModelGroup, Provider
+from app.domain.enums import Provider
 from app.domain.errors import ErrorCollector
 from app.domain.models import Capability, ModelKind, ModelRecord, ModelScope
 from app.domain.tenancy import check_name
@@ -238,7 +238,3 @@ def check_provider_settings(errors: ErrorCollector, provider: Provider, settings
 def url_settings(settings: dict[str, object]) -> list[tuple[str, str]]:
     """The provider settings that are URLs, which the outbound policy must accept."""
     return [(k, v) for k, v in settings.items() if k in _URL_SETTINGS and isinstance(v, str)]
-
-
-def embedding_or_chat(group: ModelGroup) -> str:
-    return "embedding" if group is ModelGroup.EMBEDDING else "text generation"
