@@ -13,6 +13,7 @@ mid-stream `event: error` under HTTP 200, are classified by `error.type`.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -94,10 +95,13 @@ class AnthropicAdapter(ProviderAdapter):
         body = {**messages_body(self.target, request), "stream": True}
         input_tokens = output_tokens = 0
         finish = FinishReason.STOP
-        async with self._http.open(
-            "POST", self._url, body=body, headers=self._headers, read_error=self._read_error
-        ) as response:
-            async for event in self._http.iter_sse(response):
+        async with (
+            self._http.open(
+                "POST", self._url, body=body, headers=self._headers, read_error=self._read_error
+            ) as response,
+            aclosing(self._http.iter_sse(response)) as events,
+        ):
+            async for event in events:
                 payload = orjson.loads(event.data)
                 kind = payload.get("type")
                 if kind == "content_block_delta":

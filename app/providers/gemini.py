@@ -14,6 +14,7 @@ every chunk repeats `usageMetadata`; errors are google.rpc.Status objects, also 
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,15 +107,18 @@ class GeminiChatAdapter(ProviderAdapter):
         endpoint = await self._connection.endpoint()
         finish: FinishReason | None = None
         usage: Usage | None = None
-        async with self._http.open(
-            "POST",
-            endpoint.url("streamGenerateContent", sse=True),
-            body=generate_content_body(request),
-            headers=endpoint.headers,
-            read_error=google_error_reader(endpoint.secrets),
-        ) as response:
+        async with (
+            self._http.open(
+                "POST",
+                endpoint.url("streamGenerateContent", sse=True),
+                body=generate_content_body(request),
+                headers=endpoint.headers,
+                read_error=google_error_reader(endpoint.secrets),
+            ) as response,
+            aclosing(self._http.iter_sse(response)) as events,
+        ):
             # No end marker: the stream ends at EOF, after a chunk that carries the finishReason.
-            async for event in self._http.iter_sse(response):
+            async for event in events:
                 chunk = _read_response(orjson.loads(event.data), endpoint.secrets)
                 if chunk.text:
                     yield TextDelta(chunk.text)

@@ -20,7 +20,7 @@ from httpx_aiohttp import AiohttpTransport
 from app.providers.base import ProviderError, ProviderErrorCode
 from app.providers.outbound import UnsafeUpstreamError, check_url, resolver_kwargs
 from app.providers.redact import safe_detail
-from app.providers.sse import SseEvent, SseParser
+from app.providers.sse import SseEvent, parse_sse
 
 # Reads an error response (status, headers, body) into a ProviderError with a safe message.
 ErrorReader = Callable[[int, httpx.Headers, bytes], ProviderError]
@@ -164,13 +164,12 @@ class UpstreamHttp:
                 yield chunk
 
     async def iter_sse(self, response: httpx.Response) -> AsyncGenerator[SseEvent]:
-        parser = SseParser()
-        async with aclosing(self.iter_bytes(response)) as chunks:
-            async for chunk in chunks:
-                for event in parser.feed(chunk):
-                    yield event
-        for event in parser.close():
-            yield event
+        async with (
+            aclosing(self.iter_bytes(response)) as chunks,
+            aclosing(parse_sse(chunks)) as events,
+        ):
+            async for event in events:
+                yield event
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
@@ -186,10 +185,12 @@ def retry_after_seconds(headers: httpx.Headers) -> float | None:
     try:
         return min(max(float(value), 0.0), _MAX_RETRY_AFTER_SECONDS)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        if parsed is None:
-            return None
-        return min(max(parsed.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER_SECONDS)
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (ValueError, TypeError):  # neither seconds nor an HTTP date
+        return None
+    return min(max(parsed.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER_SECONDS)
 
 
 def code_for_status(status: int) -> ProviderErrorCode:

@@ -8,7 +8,7 @@ complete is for the wire format to say, not the parser.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 
@@ -94,7 +94,7 @@ def _line_end(buffer: str) -> tuple[int, int] | None:
     return (cr, 2) if buffer.startswith("\n", cr + 1) else (cr, 1)
 
 
-async def parse_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[SseEvent]:
+async def parse_sse(chunks: AsyncIterable[bytes]) -> AsyncGenerator[SseEvent]:
     parser = SseParser()
     async for chunk in chunks:
         for event in parser.feed(chunk):

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from app.domain.gateway import GatewayError, GatewayErrorCode
 from app.providers.base import ProviderErrorCode
+from app.rest.streaming import frame
 
 # OpenAI's `param` for the gateway's input field names (the GraphQL input's camelCase).
 _PARAMS = {
@@ -95,7 +96,7 @@ class RestError(Exception):
 
     def frame(self) -> bytes:
         """The error as an SSE frame, for a stream that already began (OpenAI's SDKs raise it)."""
-        return b"data: " + orjson.dumps(self.body()) + b"\n\n"
+        return frame(self.body())
 
 
 def from_gateway(error: GatewayError) -> RestError:

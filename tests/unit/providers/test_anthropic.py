@@ -182,6 +182,10 @@ def _rate_limited(fake: AnthropicFake) -> None:
     fake.rate_limited(retry_after="7")
 
 
+def _rate_limited_with_a_garbled_retry_after(fake: AnthropicFake) -> None:
+    fake.rate_limited(retry_after="soon-ish")  # neither seconds nor an HTTP date: the 429 still counts
+
+
 def _wrong_key(fake: AnthropicFake) -> None:
     fake.api_key = "sk-ant-test-OTHER"
 
@@ -200,6 +204,14 @@ def _forbidden(fake: AnthropicFake) -> None:
 
 ERROR_CASES = [
     pytest.param(_rate_limited, ProviderErrorCode.RATE_LIMITED, True, 429, 7.0, id="429"),
+    pytest.param(
+        _rate_limited_with_a_garbled_retry_after,
+        ProviderErrorCode.RATE_LIMITED,
+        True,
+        429,
+        None,
+        id="429-garbled",
+    ),
     pytest.param(AnthropicFake.server_error, ProviderErrorCode.UPSTREAM_ERROR, True, 500, None, id="500"),
     pytest.param(AnthropicFake.overloaded, ProviderErrorCode.OVERLOADED, True, 529, None, id="529"),
     pytest.param(_wrong_key, ProviderErrorCode.AUTH_FAILED, False, 401, None, id="401"),
