@@ -159,7 +159,9 @@ def test_the_model_ids_the_wire_format_reference_names_are_included() -> None:
 
 def test_premium_models_cost_more_than_every_standard_chat_model_of_their_provider() -> None:
     # PREMIUM marks the expensive flagships: a cheaper STANDARD sibling must exist.
-    for premium in (m for m in MODELS if m["accessTier"] == AccessTier.PREMIUM):
+    premiums = [m for m in MODELS if m["accessTier"] == AccessTier.PREMIUM]
+    assert premiums
+    for premium in premiums:
         siblings = [
             Decimal(m["creditMultiplier"])
             for m in MODELS
