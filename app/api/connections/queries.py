@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.connections.types import Connection
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import decode_any
+from app.api.ids import decode_as
 from app.api.node import register_node
 
 # The generic Relay connection: `RelayConnection[Connection]` is named ConnectionConnection.
@@ -42,8 +42,8 @@ class ConnectionQueries:
     ) -> RelayConnection[Connection]:
         principal = authenticated(info)
         page_request = created_page(first, after)
-        decoded = decode_any(organization_id)
-        if decoded is None or decoded[0] != "Organization":
+        org_uuid = decode_as(organization_id, "Organization")
+        if org_uuid is None:
             return connection(Page([], False), Connection.of, _cursor, has_previous=False)
-        page = await services(info).connections.list_for_organization(principal, decoded[1], page_request)
+        page = await services(info).connections.list_for_organization(principal, org_uuid, page_request)
         return connection(page, Connection.of, _cursor, has_previous=after is not None)

@@ -8,7 +8,7 @@ import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import ApiError, ErrorCode
-from app.api.ids import decode_any
+from app.api.ids import decode_argument, decode_as
 from app.api.models.inputs import MODEL_TYPES, ModelFilter
 from app.api.models.types import Model, ModelGroup, model_type
 from app.api.node import register_node
@@ -47,8 +47,12 @@ def _filter(value: ModelFilter | None) -> ServiceModelFilter:
     if value is None:
         return ServiceModelFilter()
     return ServiceModelFilter(
-        organization_id=_id_of(value.organization_id, "Organization", "filter.organizationId"),
-        project_id=_id_of(value.project_id, "Project", "filter.projectId"),
+        organization_id=None
+        if value.organization_id is None
+        else decode_argument(value.organization_id, "Organization", "filter.organizationId"),
+        project_id=None
+        if value.project_id is None
+        else decode_argument(value.project_id, "Project", "filter.projectId"),
         kinds=value.kinds,
         scopes=value.scopes,
         include_system=value.include_system,
@@ -58,15 +62,6 @@ def _filter(value: ModelFilter | None) -> ServiceModelFilter:
         capabilities=value.capabilities,
         search=value.search,
     )
-
-
-def _id_of(global_id: strawberry.ID | None, type_name: str, field: str) -> UUID | None:
-    if global_id is None:
-        return None
-    decoded = decode_any(global_id)
-    if decoded is None or decoded[0] != type_name:
-        raise ApiError(ErrorCode.BAD_USER_INPUT, f"{field} is not a valid {type_name} id")
-    return decoded[1]
 
 
 @strawberry.type
@@ -87,10 +82,8 @@ class ModelQueries:
     @strawberry.field
     async def model(self, info: GraphQLInfo, id: strawberry.ID) -> Model | None:
         authenticated(info)
-        decoded = decode_any(id)
-        if decoded is None or decoded[0] not in MODEL_TYPES:
-            return None
-        return await _model_node(info, decoded[1])
+        model_id = decode_as(id, MODEL_TYPES)
+        return await _model_node(info, model_id) if model_id else None
 
     @strawberry.field(
         description="Exactly the models the caller may call now in the project (the key's project if "
@@ -103,6 +96,6 @@ class ModelQueries:
         model_group: ModelGroup | None = None,  # type: ignore[valid-type]
     ) -> list[Model]:
         principal = authenticated(info)
-        project = _id_of(project_id, "Project", "projectId") if project_id else None
+        project = decode_argument(project_id, "Project", "projectId") if project_id else None
         found = await services(info).models.available(principal, project, model_group)
         return [model_type(m) for m in found]

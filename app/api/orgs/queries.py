@@ -7,17 +7,12 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import decode_any
+from app.api.ids import decode_as
 from app.api.node import register_node
 from app.api.orgs.types import ApiKey, Organization, Project, Viewer
 from app.api.pagination import Connection, connection, created_cursor, created_page
 from app.domain.auth import ApiKey as DomainApiKey
 from app.domain.pagination import Page
-
-
-def _uuid_of(global_id: str, type_name: str) -> UUID | None:
-    decoded = decode_any(global_id)
-    return decoded[1] if decoded and decoded[0] == type_name else None
 
 
 async def _organization(info: GraphQLInfo, organization_id: UUID) -> Organization | None:
@@ -67,13 +62,13 @@ class TenancyQueries:
     @strawberry.field
     async def organization(self, info: GraphQLInfo, id: strawberry.ID) -> Organization | None:
         authenticated(info)
-        organization_id = _uuid_of(id, "Organization")
+        organization_id = decode_as(id, "Organization")
         return await _organization(info, organization_id) if organization_id else None
 
     @strawberry.field
     async def project(self, info: GraphQLInfo, id: strawberry.ID) -> Project | None:
         authenticated(info)
-        project_id = _uuid_of(id, "Project")
+        project_id = decode_as(id, "Project")
         return await _project(info, project_id) if project_id else None
 
     @strawberry.field(description="An organization's API keys (never their secrets). Needs keys:manage.")
@@ -86,7 +81,7 @@ class TenancyQueries:
     ) -> Connection[ApiKey]:
         principal = authenticated(info)
         page_request = created_page(first, after)
-        org_uuid = _uuid_of(organization_id, "Organization")
+        org_uuid = decode_as(organization_id, "Organization")
         if org_uuid is None:
             return connection(Page([], False), ApiKey.of, _key_cursor, has_previous=False)
         page = await services(info).api_keys.list_for_organization(principal, org_uuid, page_request)

@@ -7,7 +7,7 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import decode_any
+from app.api.ids import decode_as
 from app.api.node import register_node
 from app.api.pagination import Connection, connection, created_cursor, created_page
 from app.api.prompts.types import Prompt, PromptRun
@@ -41,8 +41,8 @@ class PromptQueries:
     ) -> Connection[Prompt]:
         principal = authenticated(info)
         page_request = created_page(first, after)
-        decoded = decode_any(project_id)
-        if decoded is None or decoded[0] != "Project":  # reads like a project that is not yours
+        project_uuid = decode_as(project_id, "Project")
+        if project_uuid is None:  # reads like a project that is not yours
             return connection(Page([], False), Prompt.of, _cursor, has_previous=False)
-        page = await services(info).prompts.list(principal, decoded[1], page_request)
+        page = await services(info).prompts.list(principal, project_uuid, page_request)
         return connection(page, Prompt.of, _cursor, has_previous=after is not None)

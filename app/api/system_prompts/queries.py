@@ -7,7 +7,7 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import decode_any
+from app.api.ids import decode_as
 from app.api.node import register_node
 from app.api.pagination import Connection, connection, created_cursor, created_page
 from app.api.system_prompts.types import SystemPrompt
@@ -44,9 +44,8 @@ class SystemPromptQueries:
         page_request = created_page(first, after)
         org_uuid: UUID | None = None
         if organization_id is not None:
-            decoded = decode_any(organization_id)
-            if decoded is None or decoded[0] != "Organization":
+            org_uuid = decode_as(organization_id, "Organization")
+            if org_uuid is None:
                 return connection(Page([], False), SystemPrompt.of, _cursor, has_previous=False)
-            org_uuid = decoded[1]
         page = await services(info).system_prompts.list(principal, org_uuid, page_request)
         return connection(page, SystemPrompt.of, _cursor, has_previous=after is not None)

@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
-from uuid import UUID
 
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import ApiError, ErrorCode
-from app.api.ids import decode_any
+from app.api.ids import decode_argument
 from app.api.models.inputs import MODEL_TYPES
 from app.api.usage.types import UsageFilter, UsageReport
-
-
-def _id_of(global_id: strawberry.ID, type_names: Sequence[str], field: str) -> UUID:
-    decoded = decode_any(global_id)
-    if decoded is None or decoded[0] not in type_names:
-        raise ApiError(ErrorCode.BAD_USER_INPUT, f"{field} is not a valid {type_names[0]} id")
-    return decoded[1]
 
 
 def _utc(moment: datetime) -> datetime:
@@ -34,11 +24,13 @@ class UsageQueries:
     )
     async def usage(self, info: GraphQLInfo, filter: UsageFilter) -> UsageReport:
         principal = authenticated(info)
-        organization_id = _id_of(filter.organization_id, ("Organization",), "filter.organizationId")
+        organization_id = decode_argument(filter.organization_id, "Organization", "filter.organizationId")
         project_id = (
-            _id_of(filter.project_id, ("Project",), "filter.projectId") if filter.project_id else None
+            decode_argument(filter.project_id, "Project", "filter.projectId") if filter.project_id else None
         )
-        model_id = _id_of(filter.model_id, MODEL_TYPES, "filter.modelId") if filter.model_id else None
+        model_id = (
+            decode_argument(filter.model_id, MODEL_TYPES, "filter.modelId") if filter.model_id else None
+        )
         report = await services(info).usage_reports.report(
             principal,
             organization_id=organization_id,

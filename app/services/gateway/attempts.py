@@ -80,12 +80,15 @@ def provider_failure(error: ProviderError | None) -> GatewayError:
     )
 
 
-def chat_request(model: ResolvedModel, request: CallRequest) -> ChatRequest:
+def system_prompts(model: ResolvedModel, request: CallRequest) -> list[str]:
     """The model's effective system prompt comes first, then the caller's."""
-    prompts = [p for p in (model.system_prompt, request.system_prompt) if p]
+    return [p for p in (model.system_prompt, request.system_prompt) if p]
+
+
+def chat_request(model: ResolvedModel, request: CallRequest) -> ChatRequest:
     return ChatRequest(
         messages=request.messages,
-        system_prompt="\n\n".join(prompts) or None,
+        system_prompt="\n\n".join(system_prompts(model, request)) or None,
         temperature=request.temperature,
         max_tokens=request.max_tokens,
     )

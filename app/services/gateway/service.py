@@ -34,7 +34,14 @@ from app.domain.models import EffectiveModel
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
 from app.providers.base import Usage
-from app.services.gateway.attempts import Attempts, StreamDone, StreamReset, StreamStarted, StreamText
+from app.services.gateway.attempts import (
+    Attempts,
+    StreamDone,
+    StreamReset,
+    StreamStarted,
+    StreamText,
+    system_prompts,
+)
 from app.services.gateway.requests import CallRequest, EmbedCall, check_call, check_embed
 from app.services.gateway.resolution import Requested, Resolver, Route, check_limits
 from app.services.limits import RateLimiter, StreamSlots
@@ -353,8 +360,7 @@ def as_gateway_error(exc: UserInputError) -> GatewayError:
 
 
 def _prompt_texts(route: Route, request: CallRequest) -> list[str]:
-    system = [p for p in (route.primary.system_prompt, request.system_prompt) if p]
-    return [*system, *(m.content for m in request.messages)]
+    return [*system_prompts(route.primary, request), *(m.content for m in request.messages)]
 
 
 def _estimated_usage(request: CallRequest, text: list[str]) -> Usage:
