@@ -13,7 +13,6 @@ from app.api.errors import attempt
 from app.api.ids import decode_id
 from app.api.scalars import maybe, maybe_set
 from app.domain import connections, credentials
-from app.domain.enums import Provider as DomainProvider
 from app.services.connections import ConnectionChanges
 
 _BEARER_DOC = "Bearer token or API key. Write-only."
@@ -88,8 +87,7 @@ class ConnectionMutations:
                 principal,
                 organization_id=organization_id,
                 name=input.name,
-                # Enum inputs can arrive as plain strings (see app/api/orgs/mutations.py).
-                provider=DomainProvider(input.provider),
+                provider=input.provider,
                 description=input.description,
                 credentials=credentials.CredentialChanges(
                     token=input.token, client_key=input.client_key, secret_key=input.secret_key

@@ -28,8 +28,7 @@ class SystemPromptParticleInput:
 
 
 def _particles(inputs: list[SystemPromptParticleInput]) -> list[compositions.Particle]:
-    # Enum inputs can arrive as plain strings (see orgs/mutations.py): the services get enum members.
-    return [compositions.Particle(compositions.ParticleKind(p.kind), p.text) for p in inputs]
+    return [compositions.Particle(p.kind, p.text) for p in inputs]
 
 
 @strawberry.input(description="Leave organizationId out for a platform-wide composition (platform admins).")
