@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
 import orjson
@@ -76,6 +76,18 @@ def created_page(first: int | None, after: str | None) -> PageRequest[CreatedKey
 
 def created_cursor(created_at: datetime, id_: UUID) -> str:
     return encode_cursor([created_at.isoformat(), str(id_)])
+
+
+class _Created(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def id(self) -> UUID: ...
+
+
+def cursor_by_created(item: _Created) -> str:
+    """The cursor of an item in a list ordered by (created_at, id)."""
+    return created_cursor(item.created_at, item.id)
 
 
 def connection(

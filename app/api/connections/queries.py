@@ -13,8 +13,7 @@ from app.api.node import register_node
 
 # The generic Relay connection: `RelayConnection[Connection]` is named ConnectionConnection.
 from app.api.pagination import Connection as RelayConnection
-from app.api.pagination import connection, created_cursor, created_page
-from app.domain import connections
+from app.api.pagination import connection, created_page, cursor_by_created
 from app.domain.pagination import Page
 
 
@@ -24,10 +23,6 @@ async def _connection(info: GraphQLInfo, connection_id: UUID) -> Connection | No
 
 
 register_node("Connection", _connection)
-
-
-def _cursor(item: connections.Connection) -> str:
-    return created_cursor(item.created_at, item.id)
 
 
 @strawberry.type
@@ -44,6 +39,6 @@ class ConnectionQueries:
         page_request = created_page(first, after)
         org_uuid = decode_as(organization_id, "Organization")
         if org_uuid is None:
-            return connection(Page([], False), Connection.of, _cursor, has_previous=False)
+            return connection(Page([], False), Connection.of, cursor_by_created, has_previous=False)
         page = await services(info).connections.list_for_organization(principal, org_uuid, page_request)
-        return connection(page, Connection.of, _cursor, has_previous=after is not None)
+        return connection(page, Connection.of, cursor_by_created, has_previous=after is not None)

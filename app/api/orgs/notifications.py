@@ -11,7 +11,7 @@ from strawberry.scalars import JSON
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.ids import encode_id
 from app.api.node import Node, register_node
-from app.api.pagination import Connection, connection, created_cursor, created_page
+from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.domain import notifications
 
 NotificationKind = strawberry.enum(
@@ -49,9 +49,7 @@ async def organization_notifications(
     page = await services(info).health.notifications(
         authenticated(info), organization_id, created_page(first, after)
     )
-    return connection(
-        page, Notification.of, lambda n: created_cursor(n.created_at, n.id), has_previous=after is not None
-    )
+    return connection(page, Notification.of, cursor_by_created, has_previous=after is not None)
 
 
 async def _notification(info: GraphQLInfo, notification_id: UUID) -> Notification | None:

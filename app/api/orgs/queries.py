@@ -10,8 +10,7 @@ from app.api.context import GraphQLInfo, authenticated, services
 from app.api.ids import decode_as
 from app.api.node import register_node
 from app.api.orgs.types import ApiKey, Organization, Project, Viewer
-from app.api.pagination import Connection, connection, created_cursor, created_page
-from app.domain.auth import ApiKey as DomainApiKey
+from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.domain.pagination import Page
 
 
@@ -55,7 +54,7 @@ class TenancyQueries:
         return connection(
             page,
             Organization.of,
-            lambda o: created_cursor(o.created_at, o.id),
+            cursor_by_created,
             has_previous=after is not None,
         )
 
@@ -83,10 +82,6 @@ class TenancyQueries:
         page_request = created_page(first, after)
         org_uuid = decode_as(organization_id, "Organization")
         if org_uuid is None:
-            return connection(Page([], False), ApiKey.of, _key_cursor, has_previous=False)
+            return connection(Page([], False), ApiKey.of, cursor_by_created, has_previous=False)
         page = await services(info).api_keys.list_for_organization(principal, org_uuid, page_request)
-        return connection(page, ApiKey.of, _key_cursor, has_previous=after is not None)
-
-
-def _key_cursor(key: DomainApiKey) -> str:
-    return created_cursor(key.created_at, key.id)
+        return connection(page, ApiKey.of, cursor_by_created, has_previous=after is not None)

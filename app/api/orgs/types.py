@@ -12,7 +12,7 @@ from app.api.errors import UserError
 from app.api.ids import encode_id
 from app.api.node import Node
 from app.api.orgs.notifications import Notification, organization_notifications
-from app.api.pagination import Connection, connection, created_cursor, created_page
+from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.domain import auth, tenancy
 from app.domain.enums import Plan as DomainPlan
 from app.services.api_keys import ApiKeyErrorCode as DomainApiKeyErrorCode
@@ -91,9 +91,7 @@ class Organization(Node):
         page = await services(info).projects.list_for_organization(
             principal, self.domain.id, created_page(first, after)
         )
-        return connection(
-            page, Project.of, lambda p: created_cursor(p.created_at, p.id), has_previous=after is not None
-        )
+        return connection(page, Project.of, cursor_by_created, has_previous=after is not None)
 
     @strawberry.field(description="Messages to the organization's people, newest first. Organization admins.")
     async def notifications(

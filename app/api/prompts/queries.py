@@ -9,9 +9,8 @@ import strawberry
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.ids import decode_as
 from app.api.node import register_node
-from app.api.pagination import Connection, connection, created_cursor, created_page
+from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.api.prompts.types import Prompt, PromptRun
-from app.domain import prompts
 from app.domain.pagination import Page
 
 
@@ -29,10 +28,6 @@ register_node("Prompt", _prompt)
 register_node("PromptRun", _prompt_run)
 
 
-def _cursor(prompt: prompts.Prompt) -> str:
-    return created_cursor(prompt.created_at, prompt.id)
-
-
 @strawberry.type
 class PromptQueries:
     @strawberry.field(description="A project's prompts, oldest first. Needs models:read.")
@@ -43,6 +38,6 @@ class PromptQueries:
         page_request = created_page(first, after)
         project_uuid = decode_as(project_id, "Project")
         if project_uuid is None:  # reads like a project that is not yours
-            return connection(Page([], False), Prompt.of, _cursor, has_previous=False)
+            return connection(Page([], False), Prompt.of, cursor_by_created, has_previous=False)
         page = await services(info).prompts.list(principal, project_uuid, page_request)
-        return connection(page, Prompt.of, _cursor, has_previous=after is not None)
+        return connection(page, Prompt.of, cursor_by_created, has_previous=after is not None)

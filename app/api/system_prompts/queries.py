@@ -9,9 +9,8 @@ import strawberry
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.ids import decode_as
 from app.api.node import register_node
-from app.api.pagination import Connection, connection, created_cursor, created_page
+from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.api.system_prompts.types import SystemPrompt
-from app.domain import system_prompts as compositions
 from app.domain.pagination import Page
 
 
@@ -21,10 +20,6 @@ async def _system_prompt(info: GraphQLInfo, system_prompt_id: UUID) -> SystemPro
 
 
 register_node("SystemPrompt", _system_prompt)
-
-
-def _cursor(prompt: compositions.SystemPrompt) -> str:
-    return created_cursor(prompt.created_at, prompt.id)
 
 
 @strawberry.type
@@ -46,6 +41,6 @@ class SystemPromptQueries:
         if organization_id is not None:
             org_uuid = decode_as(organization_id, "Organization")
             if org_uuid is None:
-                return connection(Page([], False), SystemPrompt.of, _cursor, has_previous=False)
+                return connection(Page([], False), SystemPrompt.of, cursor_by_created, has_previous=False)
         page = await services(info).system_prompts.list(principal, org_uuid, page_request)
-        return connection(page, SystemPrompt.of, _cursor, has_previous=after is not None)
+        return connection(page, SystemPrompt.of, cursor_by_created, has_previous=after is not None)
