@@ -18,7 +18,15 @@ import asyncpg
 from app.db import Database
 from app.domain.credentials import CIPHERTEXT_COLUMNS
 from app.domain.enums import ApiType, ModelGroup, Provider
-from app.domain.models import AccessTier, Capability, Fallback, ModelKind, ModelRecord, ModelScope
+from app.domain.models import (
+    AccessTier,
+    Capability,
+    EffectiveModel,
+    Fallback,
+    ModelKind,
+    ModelRecord,
+    ModelScope,
+)
 from app.domain.pagination import Page, PageRequest
 
 MODEL_COLUMNS = (
@@ -158,6 +166,14 @@ class ModelRepository:
     async def get(self, model_id: UUID) -> ModelRecord | None:
         found = await self.get_many([model_id])
         return found[0] if found else None
+
+    async def get_effective(self, model_id: UUID) -> EffectiveModel | None:
+        """The model with its parent, whose fields a variant inherits."""
+        record = await self.get(model_id)
+        if record is None:
+            return None
+        parent = await self.get(record.parent_id) if record.parent_id else None
+        return EffectiveModel(record, parent)
 
     async def get_many(self, ids: list[UUID]) -> list[ModelRecord]:
         rows = await self.db.fetch(f"SELECT {MODEL_COLUMNS} FROM models m WHERE m.id = ANY($1)", ids)

@@ -62,11 +62,9 @@ class ModelCache:
         return await self._defaults.get(project_id)
 
     async def _resolve(self, model_id: UUID) -> ResolvedModel | None:
-        record = await self.models.get(model_id)
-        if record is None:
+        model = await self.models.get_effective(model_id)
+        if model is None:
             return None
-        parent = await self.models.get(record.parent_id) if record.parent_id else None
-        model = EffectiveModel(record, parent)
         return ResolvedModel(
             model=model,
             credentials=await self.credentials.resolve(model),

@@ -93,11 +93,8 @@ class ModelService:
 
     async def get(self, principal: Principal, model_id: UUID) -> EffectiveModel | None:
         require(principal, Permission.MODELS_READ)
-        record = await self.models.get(model_id)
-        if record is None:
-            return None
-        (model,) = await self.effective([record])
-        return model if self._readable(principal, model) else None
+        model = await self.models.get_effective(model_id)
+        return model if model is not None and self._readable(principal, model) else None
 
     async def list_page(
         self, principal: Principal, model_filter: ModelFilter, page: PageRequest[NameKey]

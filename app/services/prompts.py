@@ -17,7 +17,6 @@ import asyncpg
 
 from app.domain.auth import Permission, Principal
 from app.domain.errors import ErrorCollector, NotFoundError, UserInputError
-from app.domain.models import EffectiveModel
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.prompts import Prompt, PromptErrorCode, check_prompt
 from app.domain.values import UNSET, Maybe, UnsetType, apply
@@ -145,7 +144,7 @@ class PromptService:
             assert organization is not None  # a prompt cannot outlive its organization
             check_prompt_model(
                 errors,
-                await self._effective_model(wanted.model_id),
+                await self.models.get_effective(wanted.model_id),
                 organization,
                 wanted.project_id,
                 wanted.max_tokens,
@@ -169,10 +168,3 @@ class PromptService:
                 ["input", "expectedUpdatedAt"],
             )
         return updated
-
-    async def _effective_model(self, model_id: UUID) -> EffectiveModel | None:
-        record = await self.models.get(model_id)
-        if record is None:
-            return None
-        parent = await self.models.get(record.parent_id) if record.parent_id else None
-        return EffectiveModel(record, parent)
