@@ -38,10 +38,8 @@ from app.providers.base import (
     UsageUpdate,
 )
 from app.providers.google_auth import GeminiApiConnection, GoogleConnection, VertexConnection
-from app.providers.http import ErrorReader, status_error
+from app.providers.http import ErrorReader, bounded_delay, status_error
 from app.providers.runtime import ProviderRuntime
-
-_MAX_RETRY_DELAY_SECONDS = 3600.0
 
 _CODE_BY_RPC_STATUS = {
     "INVALID_ARGUMENT": ProviderErrorCode.BAD_REQUEST,
@@ -306,7 +304,7 @@ def _retry_delay(details: Any) -> float | None:
         if isinstance(detail, dict) and str(detail.get("@type", "")).endswith("google.rpc.RetryInfo"):
             delay = str(detail.get("retryDelay", ""))
             try:
-                return min(max(float(delay.removesuffix("s")), 0.0), _MAX_RETRY_DELAY_SECONDS)
+                return bounded_delay(float(delay.removesuffix("s")))
             except ValueError:
                 return None
     return None

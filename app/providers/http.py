@@ -172,25 +172,30 @@ class UpstreamHttp:
                 yield event
 
 
+def bounded_delay(seconds: float) -> float:
+    """A provider's retry hint, kept between now and an hour from now."""
+    return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
+
+
 def retry_after_seconds(headers: httpx.Headers) -> float | None:
     """`Retry-After` (seconds or an HTTP date) or `retry-after-ms`, bounded; None when absent."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
-            return min(max(float(ms) / 1000, 0.0), _MAX_RETRY_AFTER_SECONDS)
+            return bounded_delay(float(ms) / 1000)
         except ValueError:
             pass
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return min(max(float(value), 0.0), _MAX_RETRY_AFTER_SECONDS)
+        return bounded_delay(float(value))
     except ValueError:
         pass
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (ValueError, TypeError):  # neither seconds nor an HTTP date
         return None
-    return min(max(parsed.timestamp() - time.time(), 0.0), _MAX_RETRY_AFTER_SECONDS)
+    return bounded_delay(parsed.timestamp() - time.time())
 
 
 def code_for_status(status: int) -> ProviderErrorCode:
