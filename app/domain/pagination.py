@@ -23,6 +23,14 @@ class CreatedKey:
 
 
 @dataclass(frozen=True, slots=True)
+class NameKey:
+    """Sort key of model lists: name (case-insensitive), then id."""
+
+    name: str
+    id: UUID
+
+
+@dataclass(frozen=True, slots=True)
 class PageRequest(Generic[T]):
     first: int
     after: T | None = None

@@ -27,7 +27,7 @@ from app.domain.models import (
     ModelRecord,
     ModelScope,
 )
-from app.domain.pagination import Page, PageRequest
+from app.domain.pagination import NameKey, Page, PageRequest
 
 MODEL_COLUMNS = (
     "m.id, m.kind, m.organization_id, m.scope, m.project_id, m.parent_id, m.name, m.description, m.provider, "
@@ -38,14 +38,6 @@ MODEL_COLUMNS = (
     "m.client_key_ciphertext IS NOT NULL AS has_client_key, m.connection_id, m.is_default, m.created_at, "
     "m.updated_at"
 )
-
-
-@dataclass(frozen=True, slots=True)
-class NameKey:
-    """Sort key of model lists: name (case-insensitive), then id."""
-
-    name: str
-    id: UUID
 
 
 @dataclass(frozen=True, slots=True)

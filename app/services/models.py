@@ -20,10 +20,10 @@ from app.domain.enums import ModelGroup
 from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
 from app.domain.model_rules import ModelErrorCode, check_model_fields
 from app.domain.models import EffectiveModel, LifecycleState, ModelKind, ModelRecord, ModelScope
-from app.domain.pagination import Page, PageRequest
+from app.domain.pagination import NameKey, Page, PageRequest
 from app.domain.tenancy import Organization
 from app.repositories.model_writes import ModelWriter
-from app.repositories.models import ModelListQuery, ModelRepository, NameKey
+from app.repositories.models import ModelListQuery, ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
 from app.services.model_checks import ReferenceChecker
 from app.services.model_credentials import ModelCredentials

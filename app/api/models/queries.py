@@ -14,8 +14,7 @@ from app.api.models.types import Model, ModelGroup, model_type
 from app.api.node import register_node
 from app.api.pagination import Connection, connection, decode_cursor, encode_cursor, page_size
 from app.domain import models
-from app.domain.pagination import PageRequest
-from app.repositories.models import NameKey
+from app.domain.pagination import NameKey, PageRequest
 from app.services.models import ModelFilter as ServiceModelFilter
 
 
