@@ -63,18 +63,18 @@ class ServerProcess:
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
-    async def wait(self, timeout: float) -> int:
+    async def wait(self, within: float) -> int:
         """The exit code, once the process has exited and its output is read."""
-        code = await asyncio.wait_for(self.process.wait(), timeout)
+        code = await asyncio.wait_for(self.process.wait(), within)
         await asyncio.gather(*self._readers, return_exceptions=True)
         return code
 
-    async def stop(self, timeout: float = 30) -> int:
-        """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    async def stop(self, grace: float = 30) -> int:
+        """SIGTERM, then SIGKILL if it is still there after `grace` seconds."""
         if self.process.returncode is None:
             self.signal(signal.SIGTERM)
             try:
-                return await self.wait(timeout)
+                return await self.wait(grace)
             except TimeoutError:
                 self.process.kill()
         return await self.wait(10)
@@ -87,8 +87,8 @@ async def _read_lines(stream: asyncio.StreamReader | None, into: list[str]) -> N
         into.append(line.decode(errors="replace").rstrip("\n"))
 
 
-async def _until_healthy(server: ServerProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+async def _until_healthy(server: ServerProcess, within: float) -> None:
+    deadline = time.monotonic() + within
     async with aiohttp.ClientSession() as session:
         while time.monotonic() < deadline:
             if server.process.returncode is not None:
