@@ -6,11 +6,13 @@ a new value replaces the stored one, a clear flag removes it, and leaving a fiel
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
+from app.domain.destinations import Destination
 from app.domain.enums import Provider
 from app.domain.errors import ErrorCollector
 
@@ -26,6 +28,7 @@ class ConnectionErrorCode(StrEnum):
     NOT_FOUND = "NOT_FOUND"
     CONFLICT = "CONFLICT"
     IN_USE = "IN_USE"
+    UNSAFE_URL = "UNSAFE_URL"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +42,13 @@ class Connection:
     has_client_key: bool
     created_at: datetime
     updated_at: datetime
+    # Where its credentials go: None/empty means the provider's public API.
+    model_url: str | None = None
+    provider_settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def destination(self) -> Destination:
+        return Destination.of(self.provider, self.model_url, self.provider_settings)
 
 
 def check_description(errors: ErrorCollector, description: str | None, *path: str) -> None:

@@ -157,8 +157,10 @@ def _check_shape(errors: ErrorCollector, model: ModelRecord, parent: ModelRecord
             errors.add(
                 ModelErrorCode.REQUIRED, "required unless the model has a parent", *_path("providerModelId")
             )
-        if model.provider is Provider.OPENAI_COMPATIBLE and not (
-            model.model_url or model.provider_settings.get("baseCustomUrl")
+        if (
+            model.provider is Provider.OPENAI_COMPATIBLE
+            and model.connection_id is None  # else the connection's endpoint (checked with it)
+            and not (model.model_url or model.provider_settings.get("baseCustomUrl"))
         ):
             errors.add(
                 ModelErrorCode.REQUIRED,

@@ -30,6 +30,9 @@ class Credentials:
     token: str | None = None
     client_key: str | None = None
     secret_key: str | None = None
+    # Whether the server's own cloud identity (the AWS credential chain for Bedrock) may sign the
+    # call: it is the platform's credential, for system models and their variants only.
+    platform_identity: bool = False
 
     def __repr__(self) -> str:
         return (

@@ -64,10 +64,22 @@ class BedrockAdapter(ProviderAdapter):
         self._timeouts = timeouts
         self._secrets = target.credentials.secrets()
 
+    async def _client(self) -> Any:
+        """The region's client, signing with the server's AWS identity: the platform's credential,
+        which only system models and their variants may use."""
+        if not self.target.credentials.platform_identity:
+            raise ProviderError(
+                ProviderErrorCode.AUTH_FAILED,
+                "AWS Bedrock is called with the platform's AWS identity, which serves system models "
+                "and their variants only",
+                retryable=False,
+            )
+        return await self._clients.client(self._region)
+
     async def _complete(self, request: ChatRequest) -> Completion:
         arguments = converse_arguments(self._model_id(), request)
         with bedrock_errors(self._secrets):
-            client = await self._clients.client(self._region)
+            client = await self._client()
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
                 response = await client.converse(**arguments)
         text = "".join(block.get("text", "") for block in response["output"]["message"]["content"])
@@ -78,7 +90,7 @@ class BedrockAdapter(ProviderAdapter):
         finish: FinishReason | None = None
         usage_seen = False
         with bedrock_errors(self._secrets):
-            client = await self._clients.client(self._region)
+            client = await self._client()
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
                 response = await client.converse_stream(**arguments)
             stream = response["stream"]
@@ -106,7 +118,7 @@ class BedrockAdapter(ProviderAdapter):
     async def _embed(self, request: EmbedRequest) -> Embeddings:
         model_id = self._model_id()
         with bedrock_errors(self._secrets):
-            client = await self._clients.client(self._region)
+            client = await self._client()
         limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
 
         async def embed_one(text: str) -> tuple[list[float], int]:

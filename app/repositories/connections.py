@@ -10,13 +10,15 @@ import asyncpg
 from app.db import Database
 from app.domain.connections import Connection
 from app.domain.credentials import EncryptedCredentials
+from app.domain.destinations import Destination
 from app.domain.enums import Provider
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.values import Maybe, UnsetType
 
 _COLUMNS = (
     "id, organization_id, name, provider, description, token_ciphertext IS NOT NULL AS has_token, "
-    "client_key_ciphertext IS NOT NULL AS has_client_key, created_at, updated_at"
+    "client_key_ciphertext IS NOT NULL AS has_client_key, created_at, updated_at, model_url, "
+    "provider_settings"
 )
 
 
@@ -31,6 +33,8 @@ def _connection(row: asyncpg.Record) -> Connection:
         has_client_key=row["has_client_key"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        model_url=row["model_url"],
+        provider_settings=dict(row["provider_settings"]),
     )
 
 
@@ -87,17 +91,20 @@ class ConnectionRepository:
         name: str,
         provider: Provider,
         description: str | None,
+        destination: Destination,
         credentials: EncryptedCredentials,
     ) -> Connection:
         row = await conn.fetchrow(
-            f"""INSERT INTO connections (id, organization_id, name, provider, description,
-                    token_ciphertext, client_key_ciphertext, secret_key_ciphertext)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {_COLUMNS}""",
+            f"""INSERT INTO connections (id, organization_id, name, provider, description, model_url,
+                    provider_settings, token_ciphertext, client_key_ciphertext, secret_key_ciphertext)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
             connection_id,
             organization_id,
             name,
             provider.value,
             description,
+            destination.model_url,
+            dict(destination.settings),
             credentials.token,
             credentials.client_key,
             credentials.secret_key,
@@ -118,21 +125,25 @@ class ConnectionRepository:
         *,
         name: str,
         description: str | None,
+        destination: Destination,
         token: Maybe[bytes | None],
         client_key: Maybe[bytes | None],
         secret_key: Maybe[bytes | None],
     ) -> Connection:
-        """Sets name and description; each secret column is kept (UNSET), replaced, or cleared (None)."""
+        """Sets name, description and destination; each secret column is kept (UNSET), replaced, or
+        cleared (None)."""
         row = await conn.fetchrow(
-            f"""UPDATE connections SET name = $2, description = $3,
-                    token_ciphertext = CASE WHEN $4 THEN $5 ELSE token_ciphertext END,
-                    client_key_ciphertext = CASE WHEN $6 THEN $7 ELSE client_key_ciphertext END,
-                    secret_key_ciphertext = CASE WHEN $8 THEN $9 ELSE secret_key_ciphertext END,
+            f"""UPDATE connections SET name = $2, description = $3, model_url = $4, provider_settings = $5,
+                    token_ciphertext = CASE WHEN $6 THEN $7 ELSE token_ciphertext END,
+                    client_key_ciphertext = CASE WHEN $8 THEN $9 ELSE client_key_ciphertext END,
+                    secret_key_ciphertext = CASE WHEN $10 THEN $11 ELSE secret_key_ciphertext END,
                     updated_at = now()
                 WHERE id = $1 RETURNING {_COLUMNS}""",
             connection_id,
             name,
             description,
+            destination.model_url,
+            dict(destination.settings),
             *_change(token),
             *_change(client_key),
             *_change(secret_key),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -15,8 +16,15 @@ from app.db import Database
 from app.domain.auth import Permission, Principal
 from app.domain.connections import Connection, ConnectionErrorCode, check_description, in_use_message
 from app.domain.credentials import CredentialChanges, EncryptedCredentials, check_credentials
+from app.domain.destinations import (
+    DESTINATION_SETTINGS,
+    Destination,
+    changed_destination_fields,
+    credentials_for_move,
+)
 from app.domain.enums import Provider
 from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
+from app.domain.model_rules import check_provider_settings
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import check_name
 from app.domain.values import UNSET, Maybe, UnsetType, apply
@@ -24,6 +32,7 @@ from app.providers.base import Credentials
 from app.repositories.connections import ConnectionRepository
 from app.repositories.organizations import OrganizationRepository
 from app.services.credential_vault import CLIENT_KEY, SECRET_KEY, TOKEN, CredentialVault
+from app.services.destination_checks import check_destination_urls
 from app.services.notifications import CATALOG_TOPIC, Notifications
 from app.services.permissions import require
 
@@ -34,6 +43,8 @@ _TABLE = "connections"
 class ConnectionChanges:
     name: Maybe[str] = UNSET
     description: Maybe[str | None] = UNSET
+    model_url: Maybe[str | None] = UNSET
+    provider_settings: Maybe[dict[str, Any]] = UNSET
     credentials: CredentialChanges = field(default_factory=CredentialChanges)
     # The updatedAt the client last saw; if the connection changed since, nothing is written.
     expected_updated_at: datetime | None = None
@@ -47,7 +58,10 @@ class ConnectionService:
         organizations: OrganizationRepository,
         vault: CredentialVault,
         notifications: Notifications,
+        *,
+        allow_private_upstreams: bool,
     ) -> None:
+        self.allow_private_upstreams = allow_private_upstreams
         self.db = db
         self.connections = connections
         self.organizations = organizations
@@ -74,6 +88,8 @@ class ConnectionService:
         name: str,
         provider: Provider,
         description: str | None = None,
+        model_url: str | None = None,
+        provider_settings: dict[str, Any] | None = None,
         credentials: CredentialChanges | None = None,
     ) -> Connection:
         if (
@@ -86,6 +102,7 @@ class ConnectionService:
         errors = ErrorCollector()
         check_name(errors, name, "input", "name")
         check_description(errors, description, "input", "description")
+        self._check_destination(errors, provider, model_url, provider_settings or {})
         check_credentials(errors, credentials)
         errors.raise_if_any()
         connection_id = uuid.uuid4()
@@ -102,6 +119,7 @@ class ConnectionService:
                     name=name.strip(),
                     provider=provider,
                     description=description,
+                    destination=Destination.of(provider, model_url, provider_settings or {}),
                     credentials=encrypted,
                 )
         except asyncpg.UniqueViolationError as exc:
@@ -120,7 +138,6 @@ class ConnectionService:
             check_description(errors, changes.description, "input", "description")
         check_credentials(errors, changes.credentials)
         errors.raise_if_any()
-        sealed = self.vault.seal(_TABLE, connection_id, changes.credentials)
         try:
             async with self.db.transaction() as conn:
                 locked = await self.connections.lock(conn, connection_id)
@@ -132,11 +149,28 @@ class ConnectionService:
                         "the connection changed since you read it; read it again",
                         ["input", "updatedAt"],
                     )
+                model_url = apply(changes.model_url, locked.model_url)
+                settings = apply(changes.provider_settings, locked.provider_settings)
+                self._check_destination(errors, locked.provider, model_url, settings)
+                moved = changed_destination_fields(
+                    (locked.provider, locked.model_url, locked.provider_settings),
+                    (locked.provider, model_url, settings),
+                )
+                credentials = credentials_for_move(
+                    errors,
+                    moved,
+                    (locked.has_token, locked.has_client_key),
+                    changes.credentials,
+                    ConnectionErrorCode.INVALID,
+                )
+                errors.raise_if_any()
+                sealed = self.vault.seal(_TABLE, connection_id, credentials)
                 updated = await self.connections.update(
                     conn,
                     connection_id,
                     name=apply(changes.name, locked.name).strip(),
                     description=apply(changes.description, locked.description),
+                    destination=Destination.of(locked.provider, model_url, settings),
                     token=sealed[TOKEN],
                     client_key=sealed[CLIENT_KEY],
                     secret_key=sealed[SECRET_KEY],
@@ -167,6 +201,32 @@ class ConnectionService:
         if stored is None:
             raise NotFoundError("connection")
         return self.vault.open(_TABLE, connection_id, stored)
+
+    def _check_destination(
+        self, errors: ErrorCollector, provider: Provider, model_url: str | None, settings: dict[str, Any]
+    ) -> None:
+        """A connection holds only where its credentials go: the URL and its provider's destination
+        settings (the rest is each model's own)."""
+        allowed = DESTINATION_SETTINGS[provider]
+        for key in settings:
+            if key not in allowed:
+                names = ", ".join(sorted(allowed)) or "none"
+                errors.add(
+                    ConnectionErrorCode.INVALID,
+                    f"not a destination setting of {provider.value} (allowed: {names}); "
+                    "other settings belong on the models",
+                    "input",
+                    "providerSettings",
+                    key,
+                )
+        check_provider_settings(errors, provider, {k: v for k, v in settings.items() if k in allowed})
+        check_destination_urls(
+            errors,
+            model_url,
+            settings,
+            allow_private=self.allow_private_upstreams,
+            code=ConnectionErrorCode.UNSAFE_URL,
+        )
 
     async def _visible(self, principal: Principal, connection_id: UUID) -> Connection | None:
         connection = await self.connections.get(connection_id)

@@ -98,7 +98,12 @@ class Services:
         )
         self.vault = CredentialVault(self.keyring)
         self.connections = ConnectionService(
-            db, repos.connections, repos.organizations, self.vault, self.notifications
+            db,
+            repos.connections,
+            repos.organizations,
+            self.vault,
+            self.notifications,
+            allow_private_upstreams=settings.allow_private_upstreams,
         )
         self.model_credentials = ModelCredentials(self.vault, repos.models, repos.connections)
         self.models = ModelService(

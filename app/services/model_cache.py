@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from app.domain.destinations import Destination, without_destination
 from app.domain.models import EffectiveModel
 from app.providers.base import Credentials, ProviderTarget
 from app.repositories.models import ModelRepository
@@ -24,17 +25,21 @@ from app.services.ttl_cache import TtlCache
 class ResolvedModel:
     model: EffectiveModel
     credentials: Credentials
+    # Where the credentials belong (see ModelCredentials.resolve): the only URL and destination
+    # settings the call uses, whatever else the model's row says.
+    destination: Destination
     system_prompt: str | None
 
     def target(self) -> ProviderTarget:
         model = self.model
+        settings = {k: str(v) for k, v in without_destination(model.provider_settings).items()}
         return ProviderTarget(
             provider=model.provider,
             provider_model_id=model.provider_model_id,
             model_group=model.record.model_group,
             api_type=model.api_type,
-            model_url=model.model_url,
-            settings={k: str(v) for k, v in model.provider_settings.items()},
+            model_url=self.destination.model_url,
+            settings={**settings, **self.destination.settings},
             credentials=self.credentials,
         )
 
@@ -65,9 +70,11 @@ class ModelCache:
         model = await self.models.get_effective(model_id)
         if model is None:
             return None
+        credentials, destination = await self.credentials.resolve(model)
         return ResolvedModel(
             model=model,
-            credentials=await self.credentials.resolve(model),
+            credentials=credentials,
+            destination=destination,
             system_prompt=await self.prompts.for_model(model),
         )
 

@@ -6,14 +6,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from app.domain.enums import Provider
 from app.domain.errors import ErrorCollector
-from app.domain.model_rules import ModelErrorCode, url_settings
+from app.domain.model_rules import ModelErrorCode
 from app.domain.models import EffectiveModel, ModelKind, ModelRecord, ModelScope
-from app.providers.outbound import UnsafeUpstreamError, check_url
 from app.repositories.connections import ConnectionRepository
 from app.repositories.models import ModelRepository
 from app.repositories.organizations import ProjectRepository
 from app.repositories.system_prompts import SystemPromptRepository
+from app.services.destination_checks import check_destination_urls
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,34 +28,41 @@ class ReferenceChecker:
     async def check(self, errors: ErrorCollector, model: ModelRecord, parent: ModelRecord | None) -> None:
         self._urls(errors, model)
         await self._replacement(errors, model)
-        await self._fallbacks(errors, model, parent)
+        await self._fallbacks(errors, model)
         await self._connection(errors, model, parent)
         await self._system_prompt(errors, model)
         await self._projects(errors, model)
 
     def _urls(self, errors: ErrorCollector, model: ModelRecord) -> None:
-        urls = [("modelUrl", model.model_url)] if model.model_url else []
-        urls += [(f"providerSettings.{key}", value) for key, value in url_settings(model.provider_settings)]
-        for field, url in urls:
-            if url.startswith("bedrock://"):
-                continue  # an AWS model id, reached through the AWS SDK's own endpoint
-            try:
-                check_url(url, allow_private=self.allow_private_upstreams)
-            except UnsafeUpstreamError as exc:
-                errors.add(ModelErrorCode.UNSAFE_URL, str(exc), "input", *field.split("."))
+        check_destination_urls(
+            errors,
+            model.model_url,
+            model.provider_settings,
+            allow_private=self.allow_private_upstreams,
+            code=ModelErrorCode.UNSAFE_URL,
+        )
 
-    def _owner_sees(self, model: ModelRecord, other: ModelRecord) -> bool:
-        """Whether `model`'s owner may refer to `other`: visible system models, or its own."""
-        if other.kind is ModelKind.SYSTEM:
-            return model.kind is ModelKind.SYSTEM or other.is_visible
-        return model.organization_id is not None and other.organization_id == model.organization_id
+    @staticmethod
+    def _usable_by(model: ModelRecord, other: EffectiveModel) -> bool:
+        """Whether `model` may refer to `other`: `other` is usable wherever `model` is. Anything else
+        reads exactly like a missing model, so a reference is no way to learn what exists elsewhere."""
+        if model.kind is ModelKind.SYSTEM:
+            return other.record.kind is ModelKind.SYSTEM
+        organization_id = model.organization_id
+        if organization_id is None:
+            return False
+        if model.scope is ModelScope.PROJECT:
+            return other.usable_in_project(organization_id, model.project_id)
+        # An organization model serves its assigned projects, or (none assigned) every project.
+        projects = model.assigned_project_ids or (None,)
+        return all(other.usable_in_project(organization_id, p) for p in projects)
 
     async def _replacement(self, errors: ErrorCollector, model: ModelRecord) -> None:
         if model.replacement_model_id is None:
             return
         at = ("input", "replacementModelId")
         replacement = await self.models.get(model.replacement_model_id)
-        if replacement is None or not self._owner_sees(model, replacement):
+        if replacement is None or not self._usable_by(model, EffectiveModel(replacement)):
             errors.add(ModelErrorCode.NOT_FOUND, "model not found", *at)
         elif replacement.id == model.id:
             errors.add(ModelErrorCode.REPLACEMENT_CYCLE, "a model cannot replace itself", *at)
@@ -65,36 +73,23 @@ class ReferenceChecker:
                 ModelErrorCode.REPLACEMENT_CYCLE, "the replacement chain would loop back to this model", *at
             )
 
-    async def _fallbacks(
-        self, errors: ErrorCollector, model: ModelRecord, parent: ModelRecord | None
-    ) -> None:
+    async def _fallbacks(self, errors: ErrorCollector, model: ModelRecord) -> None:
         if not model.fallbacks:
             return
         targets = {r.id: r for r in await self.models.get_many([f.model_id for f in model.fallbacks])}
-        parents = {
-            r.id: r
-            for r in await self.models.get_many([r.parent_id for r in targets.values() if r.parent_id])
-        }
         seen: set[UUID] = set()
         for index, fallback in enumerate(model.fallbacks):
             at = ("input", "fallbacks", str(index), "modelId")
             target = targets.get(fallback.model_id)
             if fallback.model_id == model.id:
                 continue  # reported by the field rules
-            if fallback.model_id in seen:
+            if target is None or not self._usable_by(model, EffectiveModel(target)):
+                errors.add(ModelErrorCode.NOT_FOUND, "model not found", *at)
+            elif fallback.model_id in seen:
                 errors.add(ModelErrorCode.INVALID, "this model is already a fallback", *at)
-            seen.add(fallback.model_id)
-            usable = (
-                target is not None
-                and model.organization_id is not None
-                and EffectiveModel(target, parents.get(target.parent_id or model.id)).usable_in_project(
-                    model.organization_id, model.project_id
-                )
-            )
-            if target is None or not usable:
-                errors.add(ModelErrorCode.NOT_FOUND, "no such model usable in this project", *at)
             elif target.model_group is not model.model_group:
                 errors.add(ModelErrorCode.GROUP_MISMATCH, "a fallback must be of the same model group", *at)
+            seen.add(fallback.model_id)
 
     async def _connection(
         self, errors: ErrorCollector, model: ModelRecord, parent: ModelRecord | None
@@ -109,6 +104,14 @@ class ReferenceChecker:
         provider = model.provider or (parent.provider if parent else None)
         if connection.provider != provider:
             errors.add(ModelErrorCode.INVALID, f"this connection is for {connection.provider.value}", *at)
+        elif provider is Provider.OPENAI_COMPATIBLE and not (
+            connection.model_url or connection.provider_settings.get("baseCustomUrl")
+        ):
+            errors.add(
+                ModelErrorCode.REQUIRED,
+                "the connection has no URL, and an OpenAI-compatible model needs its server's URL",
+                *at,
+            )
 
     async def _system_prompt(self, errors: ErrorCollector, model: ModelRecord) -> None:
         if model.system_prompt_id is None:

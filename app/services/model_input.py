@@ -147,9 +147,15 @@ def apply_input(
         del sent["connection_id"]
     if isinstance(sent.get("name"), str):
         sent["name"] = sent["name"].strip()
-    credentials = changes.credentials
-    has_token = (record.has_token or credentials.token is not None) and not credentials.clear_token
+    return with_credential_flags(record, replace(record, **sent), changes.credentials)
+
+
+def with_credential_flags(
+    stored: ModelRecord, candidate: ModelRecord, credentials: CredentialChanges
+) -> ModelRecord:
+    """The candidate's has-credential flags once `credentials` are applied to what is stored."""
+    has_token = (stored.has_token or credentials.token is not None) and not credentials.clear_token
     has_client_key = (
-        record.has_client_key or credentials.client_key is not None
+        stored.has_client_key or credentials.client_key is not None
     ) and not credentials.clear_client_keys
-    return replace(record, **sent, has_token=has_token, has_client_key=has_client_key)
+    return replace(candidate, has_token=has_token, has_client_key=has_client_key)

@@ -16,6 +16,7 @@ import asyncpg
 
 from app.db import Database
 from app.domain.auth import Permission, Principal
+from app.domain.destinations import changed_destination_fields, check_model_destination, credentials_for_move
 from app.domain.enums import ModelGroup
 from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
 from app.domain.model_rules import ModelErrorCode, check_model_fields
@@ -27,7 +28,7 @@ from app.repositories.models import ModelListQuery, ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
 from app.services.model_checks import ReferenceChecker
 from app.services.model_credentials import ModelCredentials
-from app.services.model_input import ModelInput, apply_input, blank_record
+from app.services.model_input import ModelInput, apply_input, blank_record, with_credential_flags
 from app.services.notifications import CATALOG_TOPIC, Notifications
 from app.services.permissions import require
 
@@ -236,12 +237,7 @@ class ModelService:
         if model is None:
             raise NotFoundError("model", ["input", "id"])
         record = model.record
-        if record.kind is ModelKind.SYSTEM and not principal.is_platform_admin:
-            raise UserInputError.single(
-                ModelErrorCode.PERMISSION_DENIED,
-                "system models are changed by platform admins only",
-                ["input", "id"],
-            )
+        _check_writable(principal, record, "changed")
         require(principal, Permission.MODELS_UPDATE)
         return await self._save(
             record, model.parent, changes, created=False, expected_updated_at=expected_updated_at
@@ -258,10 +254,20 @@ class ModelService:
     ) -> EffectiveModel:
         errors = ErrorCollector()
         candidate = apply_input(errors, current, changes, is_variant=parent is not None)
-        if not created and candidate.model_group is not current.model_group:
-            await self._check_group_change(candidate.id)
+        credentials = changes.credentials
+        if not created:
+            if candidate.model_group is not current.model_group:
+                await self._check_group_change(candidate.id)
+            moved = changed_destination_fields(
+                (current.provider, current.model_url, current.provider_settings),
+                (candidate.provider, candidate.model_url, candidate.provider_settings),
+            )
+            stored = (current.has_token, current.has_client_key)
+            credentials = credentials_for_move(errors, moved, stored, credentials, ModelErrorCode.INVALID)
+            candidate = with_credential_flags(current, candidate, credentials)
         check_model_fields(errors, candidate, parent)
-        self.credentials.check(errors, changes.credentials)
+        check_model_destination(errors, candidate, parent, ModelErrorCode.INVALID)
+        self.credentials.check(errors, credentials)
         await self.checker.check(errors, candidate, parent)
         errors.raise_if_any()
         try:
@@ -280,7 +286,7 @@ class ModelService:
                     )
                 await self.writer.set_assignments(conn, candidate.id, candidate.assigned_project_ids)
                 await self.writer.set_fallbacks(conn, candidate)
-                await self.credentials.write(conn, candidate.id, changes.credentials)
+                await self.credentials.write(conn, candidate.id, credentials)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "models_name_key":
                 raise
@@ -306,12 +312,7 @@ class ModelService:
         model = await self.get(principal, model_id)
         if model is None:
             raise NotFoundError("model", ["input", "id"])
-        if model.record.kind is ModelKind.SYSTEM and not principal.is_platform_admin:
-            raise UserInputError.single(
-                ModelErrorCode.PERMISSION_DENIED,
-                "system models are deleted by platform admins only",
-                ["input", "id"],
-            )
+        _check_writable(principal, model.record, "deleted")
         require(principal, Permission.MODELS_DELETE)
         dependents = await self.models.dependents(model_id)
         if dependents:
@@ -327,6 +328,18 @@ class ModelService:
             ) from exc
         await self.notifications.publish(CATALOG_TOPIC, None)
         return model.record
+
+
+def _check_writable(principal: Principal, record: ModelRecord, verb: str) -> None:
+    """Write scope is key scope: a caller reads what it may use, but changes only what is its own
+    (system models: platform admins; a project key: the models scoped to its project)."""
+    if record.kind is ModelKind.SYSTEM and not principal.is_platform_admin:
+        message = f"system models are {verb} by platform admins only"
+    elif principal.project_id is not None and record.project_id != principal.project_id:
+        message = f"a key bound to a project: only that project's own models can be {verb}"
+    else:
+        return
+    raise UserInputError.single(ModelErrorCode.PERMISSION_DENIED, message, ["input", "id"])
 
 
 def _callable_now(

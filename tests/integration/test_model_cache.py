@@ -114,8 +114,8 @@ async def test_a_connection_credential_change_reaches_the_other_instance(pair: P
     assert (await cached(pair.b, model["id"])).credentials.token == "sk-first"
     change = pair.org.mutate(CONNECTION_UPDATE, {"id": connection["id"], "token": "sk-second"})
     await seen_within_a_second(pair.b, model["id"], lambda r: r.credentials.token, change, "sk-second")
-    # And the model's own token, which takes precedence.
-    change = pair.org.mutate(USER_UPDATE, {"id": model["id"], "token": "sk-own"})
+    # And the model's own token, once it leaves the connection.
+    change = pair.org.mutate(USER_UPDATE, {"id": model["id"], "connectionId": None, "token": "sk-own"})
     await seen_within_a_second(pair.b, model["id"], lambda r: r.credentials.token, change, "sk-own")
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
 from app.api.connections.types import Connection, ConnectionUserError, Provider, connection_error
 from app.api.context import GraphQLInfo, authenticated, services
@@ -13,11 +14,33 @@ from app.api.errors import attempt
 from app.api.ids import decode_id
 from app.api.scalars import maybe, maybe_set
 from app.domain import connections, credentials
+from app.domain.errors import CommonErrorCode, UserInputError
+from app.domain.values import UNSET
 from app.services.connections import ConnectionChanges
+
+
+def settings_of(value: object) -> dict[str, object] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise UserInputError.single(
+        CommonErrorCode.INVALID, "must be a JSON object", ["input", "providerSettings"]
+    )
+
 
 _BEARER_DOC = "Bearer token or API key. Write-only."
 _CLIENT_HEADER_DOC = "Custom-header auth; always sent together with secretKey. Write-only."
 _PAIRED_HEADER_DOC = "Custom-header auth; always sent together with clientKey. Write-only."
+_URL_DOC = (
+    "Where the credentials are sent: the provider's API base (or a full endpoint URL). Null: the "
+    "provider's public API. Models that use the connection take this endpoint."
+)
+_SETTINGS_DOC = (
+    "The provider's destination settings (e.g. Azure resourceName/deploymentName/baseCustomUrl, Vertex "
+    "location/apiEndpoint/projectId, OpenAI-compatible baseCustomUrl/customAuthHeader, Bedrock region)."
+)
+_MOVE_DOC = (
+    " Changing it needs the stored credentials again in the same update (they are not sent to a new place)."
+)
 
 
 @strawberry.input
@@ -26,6 +49,8 @@ class ConnectionCreateInput:
     name: str
     provider: Provider  # type: ignore[valid-type]
     description: str | None = None
+    model_url: str | None = strawberry.field(default=None, description=_URL_DOC)
+    provider_settings: JSON | None = strawberry.field(default=None, description=_SETTINGS_DOC)
     token: str | None = strawberry.field(default=None, description=_BEARER_DOC)
     client_key: str | None = strawberry.field(default=None, description=_CLIENT_HEADER_DOC)
     secret_key: str | None = strawberry.field(default=None, description=_PAIRED_HEADER_DOC)
@@ -39,6 +64,10 @@ class ConnectionUpdateInput:
     id: strawberry.ID
     name: str | None = strawberry.UNSET
     description: str | None = strawberry.UNSET
+    model_url: str | None = strawberry.field(default=strawberry.UNSET, description=_URL_DOC + _MOVE_DOC)
+    provider_settings: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description=_SETTINGS_DOC + _MOVE_DOC
+    )
     token: str | None = strawberry.field(default=None, description=_BEARER_DOC)
     client_key: str | None = strawberry.field(default=None, description=_CLIENT_HEADER_DOC)
     secret_key: str | None = strawberry.field(default=None, description=_PAIRED_HEADER_DOC)
@@ -89,6 +118,8 @@ class ConnectionMutations:
                 name=input.name,
                 provider=input.provider,
                 description=input.description,
+                model_url=input.model_url,
+                provider_settings=settings_of(input.provider_settings) or {},
                 credentials=credentials.CredentialChanges(
                     token=input.token, client_key=input.client_key, secret_key=input.secret_key
                 ),
@@ -110,6 +141,10 @@ class ConnectionMutations:
             changes = ConnectionChanges(
                 name=maybe_set(input.name, ["input", "name"]),
                 description=maybe(input.description),
+                model_url=maybe(input.model_url),
+                provider_settings=UNSET
+                if input.provider_settings is strawberry.UNSET
+                else settings_of(input.provider_settings) or {},
                 credentials=credentials.CredentialChanges(
                     token=input.token,
                     client_key=input.client_key,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import strawberry
+from strawberry.scalars import JSON
 
 from app.api.context import GraphQLInfo
 from app.api.errors import UserError
@@ -30,6 +31,10 @@ class Connection(Node):
     description: str | None
     has_token: bool
     has_client_key: bool = strawberry.field(description="Whether clientKey and secretKey are set.")
+    model_url: str | None = strawberry.field(
+        description="Where the credentials are sent (null: the provider's public API)."
+    )
+    provider_settings: JSON = strawberry.field(description="The destination settings of the provider.")
     created_at: datetime
     updated_at: datetime
     domain: strawberry.Private[connections.Connection]
@@ -43,6 +48,8 @@ class Connection(Node):
             description=connection.description,
             has_token=connection.has_token,
             has_client_key=connection.has_client_key,
+            model_url=connection.model_url,
+            provider_settings=JSON(connection.provider_settings),
             created_at=connection.created_at,
             updated_at=connection.updated_at,
             domain=connection,

@@ -107,7 +107,7 @@ async def catalog(server: LiveServer, admin: GraphQLClient, org: GraphQLClient, 
         ),
         (
             "India",
-            {**own, "provider": "AWS_BEDROCK", "providerModelId": "amazon.nova", "endOfLifeAt": at(-1)},
+            {**own, "provider": "ALEPH_ALPHA", "providerModelId": "luminous-base", "endOfLifeAt": at(-1)},
         ),
         ("juliet", {**byok, "providerModelId": "gpt-juliet", "modelGroup": "COMPLETION"}),
         ("Kilo", {**byok, "providerModelId": "gpt-kilo", "assignedProjectIds": [second_project]}),
@@ -248,7 +248,7 @@ def filter_cases(c: Catalog, other: Tenant) -> list[tuple[dict[str, Any], list[s
         ({"scopes": ["PROJECT"]}, ["Golf"]),
         ({"scopes": ["ORGANIZATION"]}, [n for n in OWN if n != "Golf"]),
         ({"providers": ["ANTHROPIC"], "includeSystem": True}, ["bravo", "Golf"]),
-        ({"providers": ["AWS_BEDROCK", "MISTRAL"], "includeSystem": True}, ["Echo", "India", "Mike"]),
+        ({"providers": ["ALEPH_ALPHA", "MISTRAL"], "includeSystem": True}, ["Echo", "India", "Mike"]),
         (
             {"providers": ["OPENAI"]},
             ["100% sure", "a_b", "axb", "foxtrot", "hotel", "juliet", "Kilo", "lima", "SHARED"],

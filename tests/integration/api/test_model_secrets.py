@@ -137,6 +137,7 @@ async def test_no_response_log_record_or_row_contains_a_secret(
         tenant.organization_gid,
         name="custom-header",
         provider="OPENAI_COMPATIBLE",
+        modelUrl="https://llm.example.com/v1",
         clientKey=CONNECTION_CLIENT_KEY,
         secretKey=CONNECTION_SECRET_KEY,
     )
@@ -146,16 +147,22 @@ async def test_no_response_log_record_or_row_contains_a_secret(
         name="acme-gpt",
         parentModelId=parent["id"],
         token=USER_TOKEN,
+    )
+    assert variant["hasToken"] is True
+    connected = await create_user_model(
+        org,
+        organizationId=tenant.organization_gid,
+        name="acme-connected",
+        parentModelId=parent["id"],
         connectionId=connection["id"],
     )
-    assert (variant["hasToken"], variant["connection"]) == (True, {"id": connection["id"]})
+    assert connected["connection"] == {"id": connection["id"]}
     header_model = await create_user_model(
         org,
         organizationId=tenant.organization_gid,
         name="acme-compatible",
         provider="OPENAI_COMPATIBLE",
         providerModelId="llama",
-        modelUrl="https://llm.example.com/v1",
         connectionId=header_connection["id"],
     )
 
@@ -326,7 +333,8 @@ async def resolve(server: LiveServer, model_id: str) -> Credentials:
     record = await services.repositories.models.get(uuid_of(model_id))
     assert record is not None
     (effective,) = await services.models.effective([record])
-    return await services.model_credentials.resolve(effective)
+    credentials, _ = await services.model_credentials.resolve(effective)
+    return credentials
 
 
 def shown(credentials: Credentials) -> tuple[str | None, str | None, str | None]:
@@ -347,9 +355,7 @@ async def test_credentials_resolve_own_then_connection_then_parent(
         secretKey=CONNECTION_SECRET_KEY,
     )
     own = {"organizationId": tenant.organization_gid, "parentModelId": parent["id"]}
-    with_all = await create_user_model(
-        org, **own, name="own-and-connection", token=USER_TOKEN, connectionId=connection["id"]
-    )
+    with_all = await create_user_model(org, **own, name="own-token", token=USER_TOKEN)
     with_connection = await create_user_model(
         org, **own, name="connection-only", connectionId=connection["id"]
     )
@@ -363,7 +369,6 @@ async def test_credentials_resolve_own_then_connection_then_parent(
         name="own-headers",
         clientKey=CLIENT_KEY,
         secretKey=SECRET_KEY,
-        connectionId=connection["id"],
     )
     with_nothing = await create_user_model(
         org, organizationId=tenant.organization_gid, parentModelId=bare_parent["id"], name="nothing"
@@ -383,7 +388,9 @@ async def test_credentials_resolve_own_then_connection_then_parent(
     assert "LEAK" not in repr(await resolve(server, with_all["id"]))
 
     # Dropping a level falls through to the next one.
-    await org.mutate(USER_UPDATE, {"id": with_all["id"], "clearToken": True})
+    await org.mutate(
+        USER_UPDATE, {"id": with_all["id"], "clearToken": True, "connectionId": connection["id"]}
+    )
     assert shown(await resolve(server, with_all["id"])) == (CONNECTION_TOKEN, None, None)
     await org.mutate(USER_UPDATE, {"id": with_all["id"], "connectionId": None})
     assert shown(await resolve(server, with_all["id"])) == (SYSTEM_TOKEN, None, None)

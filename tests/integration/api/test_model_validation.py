@@ -581,23 +581,30 @@ SETTINGS_CASES = [
 
 
 async def test_provider_settings_are_checked_per_provider(
-    server: LiveServer, org: GraphQLClient, tenant: Tenant
+    server: LiveServer, admin: GraphQLClient, org: GraphQLClient, tenant: Tenant
 ) -> None:
     for provider, provider_settings, bad_key in SETTINGS_CASES:
         values = {
-            "organizationId": tenant.organization_gid,
             "name": f"{provider.lower()}-{bad_key}",
             "provider": provider,
             "providerModelId": "some-model",
             "modelUrl": "https://llm.example.com/v1",
         }
+        # Bedrock signs with the platform's AWS identity: system models only.
+        client, create, extra = (
+            (admin, SYSTEM_CREATE, {"modelGroup": "CHAT"})
+            if provider == "AWS_BEDROCK"
+            else (org, USER_CREATE, {"organizationId": tenant.organization_gid})
+        )
         before = await snapshot(server, org)
-        payload = await org.mutate(USER_CREATE, {**values, "providerSettings": provider_settings})
+        payload = await client.mutate(create, {**values, **extra, "providerSettings": provider_settings})
         assert codes(payload) == [("INVALID", ["input", "providerSettings", bad_key])], provider
         assert await snapshot(server, org) == before
         # Without the other provider's key the same settings are accepted.
         valid = {k: v for k, v in provider_settings.items() if k != bad_key}
-        created = await create_user_model(org, **values, providerSettings=valid)
+        payload = await client.mutate(create, {**values, **extra, "providerSettings": valid})
+        assert payload["userErrors"] == [], provider
+        (created,) = (p for p in payload.values() if isinstance(p, dict))
         assert created["providerSettings"] == valid
 
 

@@ -200,7 +200,15 @@ async def test_every_field_of_a_system_model_round_trips(admin: GraphQLClient) -
         "systemPromptOverride": None,
         "providerSettings": {"customAuthHeader": "X-Api-Token", "customModel": "llama"},
     }
-    payload = await admin.mutate(UPDATE, {"id": created["id"], **changed})
+    # The destination moves (provider, URL, auth header): the stored token is not sent there unless
+    # it is given again.
+    refused = await admin.mutate(UPDATE, {"id": created["id"], **changed})
+    assert {tuple(e["field"]) for e in refused["userErrors"]} == {
+        ("input", "provider"),
+        ("input", "modelUrl"),
+        ("input", "providerSettings", "customAuthHeader"),
+    }
+    payload = await admin.mutate(UPDATE, {"id": created["id"], **changed, "token": "sk-compatible-token"})
     assert payload["userErrors"] == []
     updated = payload["model"]
     for field in ("description", "endOfLifeAt", "deprecationNotice", "replacement", "systemPromptOverride"):
@@ -209,7 +217,7 @@ async def test_every_field_of_a_system_model_round_trips(admin: GraphQLClient) -
     assert updated["lifecycleState"] == "DISABLED"
     assert updated["systemPrompt"]["id"] == composition["id"]  # not sent: kept
     assert updated["effectiveSystemPrompt"] == composition["text"]  # no override: the composition
-    assert (updated["hasToken"], updated["hasClientKey"]) == (True, False)  # the token was not touched
+    assert (updated["hasToken"], updated["hasClientKey"]) == (True, False)
     assert (await admin.data(READ, {"id": created["id"]}))["model"] == updated
 
 

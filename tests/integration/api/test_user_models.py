@@ -407,7 +407,10 @@ async def test_deleting_a_project_whose_model_is_a_replacement_clears_the_refere
     server: LiveServer, org: GraphQLClient, tenant: Tenant, second_project: str
 ) -> None:
     doomed = await create(org, tenant, "doomed", scope="PROJECT", projectId=second_project)
-    user = await create(org, tenant, "user-of-doomed", replacementModelId=doomed["id"])
+    # Only a model that serves the second project alone may name one of its models.
+    user = await create(
+        org, tenant, "user-of-doomed", replacementModelId=doomed["id"], assignedProjectIds=[second_project]
+    )
     body = await org.post(
         """mutation($input: ProjectDeleteInput!) { projectDelete(input: $input) {
              deletedProjectId userErrors { code field message } } }""",

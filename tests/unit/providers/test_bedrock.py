@@ -52,7 +52,7 @@ def target(**changes: object) -> ProviderTarget:
         "provider": Provider.AWS_BEDROCK,
         "provider_model_id": "unused",
         "model_url": f"bedrock://{MODEL}",
-        "credentials": Credentials(token="iam"),
+        "credentials": Credentials(token="iam", platform_identity=True),
     }
     values.update(changes)
     return ProviderTarget(**values)  # type: ignore[arg-type]

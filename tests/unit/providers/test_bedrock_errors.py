@@ -35,7 +35,7 @@ TOKEN = "bedrock-token-that-must-never-leak"
 TARGET = ProviderTarget(
     provider=Provider.AWS_BEDROCK,
     provider_model_id="amazon.nova-micro-v1:0",
-    credentials=Credentials(token=TOKEN),
+    credentials=Credentials(token=TOKEN, platform_identity=True),
 )
 
 
@@ -270,10 +270,24 @@ async def test_embedding_errors(fake: BedrockFake, runtime: ProviderRuntime) -> 
         provider=Provider.AWS_BEDROCK,
         provider_model_id="amazon.titan-embed-text-v2:0",
         model_group=ModelGroup.EMBEDDING,
+        credentials=Credentials(platform_identity=True),
     )
     with pytest.raises(ProviderError) as raised:
         await bedrock_adapter(embedder, runtime).embed(EmbedRequest(("a", "b", "c")))
     assert (raised.value.code, raised.value.status) == (ProviderErrorCode.RATE_LIMITED, 429)
+
+
+async def test_a_model_without_the_platform_identity_is_refused_before_any_call(
+    fake: BedrockFake, runtime: ProviderRuntime
+) -> None:
+    """The AWS credential chain is the platform's: a user's own model may not sign with it."""
+    target = ProviderTarget(
+        provider=Provider.AWS_BEDROCK, provider_model_id="m", credentials=Credentials("iam")
+    )
+    with pytest.raises(ProviderError) as raised:
+        await bedrock_adapter(target, runtime).complete(REQUEST)
+    assert (raised.value.code, raised.value.retryable) == (ProviderErrorCode.AUTH_FAILED, False)
+    assert fake.requests == []
 
 
 async def test_no_region_anywhere(fake: BedrockFake, make_runtime: MakeRuntime) -> None:
