@@ -12,7 +12,9 @@ if it were a query (a 500). Here instead (see `app.api.media_types` for the nego
   multipart subscriptions), or refused with 406 when it accepts none;
 - Strawberry's plain-text refusals (bad JSON, no query, GET mutations, …) become GraphQL errors
   with `extensions.code` and `extensions.requestId`, under the same media type rules;
-- HEAD is answered with the headers a GET would get, without executing anything.
+- HEAD is answered with the headers a GET would get, without executing anything;
+- PUT, DELETE and requests carrying a stream token are graphql-sse's single connection mode
+  (`app.api.event_streams`).
 """
 
 from __future__ import annotations
@@ -104,9 +106,12 @@ class GraphQLHTTPView(GraphQLView[Context, None]):
             return error_response(request, exc.status_code, ErrorCode.BAD_USER_INPUT, exc.reason, headers)
 
     def head(self, request: web.Request) -> web.Response:
-        """The headers of the GET: GraphiQL's page to a browser, else the JSON a query would get."""
-        if self.graphql_ide and self.should_render_graphql_ide(_AsGet(request)):
-            return web.Response(content_type="text/html", charset="utf-8")
+        """The headers of the GET, executing nothing: GraphiQL's page to a browser (404 when it is
+        off), else those of the JSON a query would get."""
+        if self.should_render_graphql_ide(_AsGet(request)):
+            if self.graphql_ide:
+                return web.Response(content_type="text/html", charset="utf-8")
+            return error_response(request, 404, ErrorCode.BAD_USER_INPUT, "Not Found")
         return web.Response(content_type=response_type(request.headers.get("Accept")).value, charset="utf-8")
 
     def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:

@@ -7,7 +7,7 @@ subscription needs a stream: GraphQL over SSE (`text/event-stream`) or Apollo's 
 subscriptions (`multipart/mixed;subscriptionSpec=1.0`).
 
 The client's preference is RFC 9110's: the highest q-value wins, and among equal q-values the one it
-listed first. A missing Accept header and `*/*` mean `application/json`, as graphql-http's audit
+listed first. A missing (or empty) Accept header and `*/*` mean `application/json`, as graphql-http's audit
 asks (the spec's legacy rule: older clients send no Accept); an Accept header that names neither
 JSON type gets `application/graphql-response+json`, the spec's default. Streams are only ever
 served to a client that names one: a wildcard says nothing about understanding a stream format.
@@ -71,7 +71,7 @@ class MediaRange:
 
 def parse_accept(header: str | None) -> list[MediaRange]:
     ranges = []
-    for position, item in enumerate(_COMMA.split(header if header is not None else _NO_ACCEPT)):
+    for position, item in enumerate(_COMMA.split(header if header and header.strip() else _NO_ACCEPT)):
         kind, *raw_params = (part.strip() for part in _SEMICOLON.split(item))
         if "/" not in kind:
             continue
