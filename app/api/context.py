@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
+import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from strawberry.types import Info
 
+from app.api.loaders import Loaders
 from app.domain.auth import Principal
 from app.domain.errors import Unauthenticated
 
 if TYPE_CHECKING:
-    from app.api.loaders import Loaders
     from app.services.container import Services
 
 
@@ -27,6 +29,11 @@ class Context:
     # Set when credentials were sent but did not authenticate; raised by `authenticated`.
     auth_error: Exception | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+
+    def for_operation(self) -> Context:
+        """One operation of a WebSocket: the socket's caller, with a request id and DataLoaders of
+        its own (a socket lives long; its operations are separate requests)."""
+        return dataclasses.replace(self, request_id=uuid.uuid4().hex, loaders=Loaders(self.services))
 
 
 GraphQLInfo = Info[Context, None]

@@ -1,4 +1,5 @@
-"""The GraphQL endpoint: Strawberry's aiohttp view with our context and WebSocket authentication."""
+"""The GraphQL endpoint: Strawberry's aiohttp view with our context and WebSocket authentication
+(GraphQL over HTTP's media types, status codes and streams: `app.api.http_view`)."""
 
 from __future__ import annotations
 
@@ -7,25 +8,39 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+from strawberry.subscriptions import (
+    GRAPHQL_SSE_PROTOCOL,
+    GRAPHQL_TRANSPORT_WS_PROTOCOL,
+    GRAPHQL_WS_PROTOCOL,
+    MULTIPART_SUBSCRIPTION_PROTOCOL,
+)
 
 from app.api.context import Context
+from app.api.http_view import GraphQLHTTPView
 from app.api.loaders import Loaders
+from app.api.websocket_handlers import LegacyWSHandler, TransportWSHandler
 from app.config import Settings
 from app.db import DatabaseUnavailable
 from app.domain.errors import Unauthenticated
 from app.server_keys import CALLER, REQUEST_ID, SERVICES, WEBSOCKETS
 
 
-class ModelgateView(GraphQLView[Context, None]):
+class ModelgateView(GraphQLHTTPView):
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = LegacyWSHandler
+
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema=schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=True,
-            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL, GRAPHQL_SSE_PROTOCOL),
+            subscription_protocols=(
+                GRAPHQL_TRANSPORT_WS_PROTOCOL,
+                GRAPHQL_WS_PROTOCOL,
+                GRAPHQL_SSE_PROTOCOL,
+                MULTIPART_SUBSCRIPTION_PROTOCOL,
+            ),
             connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
