@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
 from app.metrics import CLIENT_CONNECTIONS_CLOSED, OPEN_CLIENT_CONNECTIONS, labelled
@@ -53,36 +54,27 @@ class ClientLimits:
     max_connections: int
 
 
-class _Gate:
-    """Counts a server's admitted connections."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.open = 0
-
-
 class GuardedRequestHandler(RequestHandler):
     """aiohttp's connection protocol with deadlines for the request head and body and the cap."""
 
-    __slots__ = ("_admitted", "_body", "_deadline", "_gate", "_limits")
+    __slots__ = ("_admitted", "_body", "_deadline", "_server")
 
-    def __init__(self, manager: web.Server, *, limits: ClientLimits, gate: _Gate, **kwargs: Any) -> None:
-        super().__init__(manager, keepalive_timeout=limits.idle_timeout, **kwargs)
-        self._limits = limits
-        self._gate = gate
+    def __init__(self, server: _GuardedServer, **kwargs: Any) -> None:
+        super().__init__(server, keepalive_timeout=server.limits.idle_timeout, **kwargs)
+        self._server = server
         self._admitted = False
         self._deadline: asyncio.TimerHandle | None = None
-        self._body: Any = None  # the payload (StreamReader) of the newest request while it arrives
+        self._body: StreamReader | None = None  # the newest request's body while it arrives
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._gate.open >= self._gate.limit:
+        if self._server.open_connections >= self._server.limits.max_connections:
             assert isinstance(transport, asyncio.Transport)
             transport.write(_BUSY)
             transport.close()
             labelled(CLIENT_CONNECTIONS_CLOSED, "over_capacity").inc()
             return
         self._admitted = True
-        self._gate.open += 1
+        self._server.open_connections += 1
         OPEN_CLIENT_CONNECTIONS.inc()
         super().connection_made(transport)
 
@@ -90,14 +82,15 @@ class GuardedRequestHandler(RequestHandler):
         if not self._admitted:  # refused in connection_made: aiohttp never knew of it
             return
         self._admitted = False
-        self._gate.open -= 1
+        self._server.open_connections -= 1
         OPEN_CLIENT_CONNECTIONS.dec()
         self._set_deadline(None, "")
         self._body = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        in_body = self._body is not None and not self._body.is_eof()
+        limits = self._server.limits
+        arriving = self._body  # a body still arriving before this data
         heads = self._request_count
         super().data_received(data)
         if self._payload_parser is not None:
@@ -105,16 +98,13 @@ class GuardedRequestHandler(RequestHandler):
         elif self._request_count != heads:  # a head is complete; its body may follow
             _, payload = self._messages[-1]
             self._body = None if payload.is_eof() else payload
-            if self._body is None:
-                self._set_deadline(None, "")
-            else:
-                self._set_deadline(self._limits.body_timeout, "body_timeout")
-        elif in_body:
-            if self._body.is_eof():
+            self._set_deadline(None if self._body is None else limits.body_timeout, "body_timeout")
+        elif arriving is not None:
+            if arriving.is_eof():
                 self._body = None
                 self._set_deadline(None, "")
         elif data and self._deadline is None:  # the first bytes of a head
-            self._set_deadline(self._limits.header_timeout, "header_timeout")
+            self._set_deadline(limits.header_timeout, "header_timeout")
 
     def _set_deadline(self, seconds: float | None, reason: str) -> None:
         if self._deadline is not None:
@@ -132,7 +122,7 @@ class GuardedRequestHandler(RequestHandler):
 
 
 class _GuardedServer(web.Server):
-    """aiohttp's server, making GuardedRequestHandler connections."""
+    """aiohttp's server, making GuardedRequestHandler connections and counting them."""
 
     def __init__(self, plain: web.Server, limits: ClientLimits, handler_kwargs: dict[str, Any]) -> None:
         super().__init__(
@@ -141,15 +131,12 @@ class _GuardedServer(web.Server):
             handler_cancellation=plain.handler_cancellation,
             **handler_kwargs,
         )
-        self._limits = limits
-        self._gate = _Gate(limits.max_connections)
+        self.limits = limits
+        self.open_connections = 0
         self._handler_kwargs = handler_kwargs
 
     def __call__(self) -> RequestHandler:
-        loop = asyncio.get_running_loop()
-        return GuardedRequestHandler(
-            self, loop=loop, limits=self._limits, gate=self._gate, **self._handler_kwargs
-        )
+        return GuardedRequestHandler(self, loop=asyncio.get_running_loop(), **self._handler_kwargs)
 
 
 class GuardedAppRunner(web.AppRunner):

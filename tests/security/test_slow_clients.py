@@ -37,7 +37,7 @@ async def connect(server: ServerProcess) -> Connection:
     return await asyncio.open_connection("127.0.0.1", server.port)
 
 
-async def seconds_until_closed(connection: Connection, within: float = 6) -> float:
+async def seconds_until_closed(connection: Connection, within: float = 12) -> float:
     """How long the server takes to close the connection (what it sends meanwhile is dropped)."""
     reader, _ = connection
     started = time.monotonic()
@@ -92,7 +92,7 @@ async def test_partial_heads_and_bodies_are_disconnected(database_url: str, tmp_
         # One healthy request on a fresh connection is unaffected by the deadlines.
         assert await healthz(await connect(server)) == 200
     for waited in waits:
-        assert 0.8 <= waited < 3, waits  # the 1 s timeouts, not the 30 s idle timeout
+        assert 0.8 <= waited < 10, waits  # the 1 s timeouts, not the 30 s idle timeout
 
 
 async def test_idle_keep_alive_connections_are_closed(database_url: str, tmp_path: Path) -> None:
@@ -102,15 +102,17 @@ async def test_idle_keep_alive_connections_are_closed(database_url: str, tmp_pat
         silent = await connect(server)  # never sends anything
         waits = await asyncio.gather(seconds_until_closed(used), seconds_until_closed(silent))
     for waited in waits:
-        assert 1.2 <= waited < 4, waits
+        assert 1.2 <= waited < 10, waits  # not aiohttp's default of 75 s
 
 
 async def admitted(server: ServerProcess) -> Connection:
     """A connection the server accepted and serves (slots of closed ones free up within moments)."""
     for _ in range(50):
         connection = await connect(server)
-        if await healthz(connection) == 200:
-            return connection
+        # Refused: a 503, or a reset when the refusal closed the socket on our unread request.
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            if await healthz(connection) == 200:
+                return connection
         connection[1].close()
         await asyncio.sleep(0.1)
     raise AssertionError("no connection slot became free")
