@@ -12,7 +12,6 @@ from pathlib import Path
 from uuid import UUID
 
 import orjson
-from aiohttp import web
 
 from app.config import Settings
 from app.db import Database, EmbeddedPostgres, migrate
@@ -85,20 +84,18 @@ async def _prepare(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     from app.server import create_app
+    from app.serving import serve as run_server
 
     with database(settings) as ready:
         asyncio.run(_prepare(ready))
         base = f"http://{ready.host}:{ready.port}"
         print(f"Chat page: {base}/   GraphQL (and GraphiQL): {base}/graphql", flush=True)
-        web.run_app(
+        run_server(
             create_app(ready),
             host=ready.host,
             port=ready.port,
-            print=None,
+            limits=ready.client_limits,
             shutdown_timeout=10,
-            # A client that goes away ends its handler at once: an abandoned SSE stream closes its
-            # upstream request (and is metered as cancelled) instead of running on.
-            handler_cancellation=True,
         )
 
 

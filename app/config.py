@@ -10,6 +10,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.providers.http import Timeouts
 from app.providers.runtime import ProviderConfig
+from app.serving import ClientLimits
 
 # Stytch B2B session JWTs carry the organization and roles under namespaced claims.
 STYTCH_ORGANIZATION_CLAIM = ("https://stytch.com/organization", "organization_id")
@@ -70,6 +71,14 @@ class Settings(BaseSettings):
     bedrock_region: str | None = None
     google_oauth_url: str = "https://oauth2.googleapis.com/token"
 
+    # Client connections (app/serving.py): a request head must be complete this many seconds after its
+    # first byte, its body after its head; a connection without a request is closed when idle this
+    # long; connections beyond the cap are answered 503 and closed.
+    client_header_timeout: float = Field(default=10.0, gt=0)
+    client_body_timeout: float = Field(default=30.0, gt=0)
+    client_idle_timeout: float = Field(default=75.0, gt=0)
+    max_client_connections: int = Field(default=1000, gt=0)
+
     # On SIGTERM: how long running calls may finish before their upstream requests are closed.
     drain_grace: float = 10.0
 
@@ -84,6 +93,15 @@ class Settings(BaseSettings):
     # is older than the timeout belongs to a dead instance and stops counting.
     stream_lease_idle: float = Field(default=5.0, gt=0)
     stream_lease_timeout: float = Field(default=30.0, gt=0)
+
+    @property
+    def client_limits(self) -> ClientLimits:
+        return ClientLimits(
+            header_timeout=self.client_header_timeout,
+            body_timeout=self.client_body_timeout,
+            idle_timeout=self.client_idle_timeout,
+            max_connections=self.max_client_connections,
+        )
 
     @cached_property
     def provider_config(self) -> ProviderConfig:

@@ -51,6 +51,13 @@ PROVIDER_CALLS = Counter(
 )
 FALLBACKS = Counter("modelgate_fallbacks_total", "Calls sent on to a fallback model", ["provider"])
 OPEN_STREAMS = Gauge("modelgate_open_streams", "chatStream subscriptions now open")
+# Client connections (app/serving.py).
+OPEN_CLIENT_CONNECTIONS = Gauge("modelgate_open_client_connections", "Client connections now open")
+CLIENT_CONNECTIONS_CLOSED = Counter(
+    "modelgate_client_connections_closed_total",
+    "Client connections closed or refused by the server's limits",
+    ["reason"],  # header_timeout, body_timeout, over_capacity
+)
 
 
 @functools.cache

@@ -62,7 +62,6 @@ class BedrockAdapter(ProviderAdapter):
         self._clients = clients
         self._region = region
         self._timeouts = timeouts
-        self._secrets = target.credentials.secrets()
 
     async def _client(self) -> Any:
         """The region's client, signing with the server's AWS identity: the platform's credential,
@@ -78,7 +77,7 @@ class BedrockAdapter(ProviderAdapter):
 
     async def _complete(self, request: ChatRequest) -> Completion:
         arguments = converse_arguments(self._model_id(), request)
-        with bedrock_errors(self._secrets):
+        async with bedrock_errors(self._sent_secrets):
             client = await self._client()
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
                 response = await client.converse(**arguments)
@@ -89,7 +88,7 @@ class BedrockAdapter(ProviderAdapter):
         arguments = converse_arguments(self._model_id(), request)
         finish: FinishReason | None = None
         usage_seen = False
-        with bedrock_errors(self._secrets):
+        async with bedrock_errors(self._sent_secrets):
             client = await self._client()
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
                 response = await client.converse_stream(**arguments)
@@ -117,7 +116,7 @@ class BedrockAdapter(ProviderAdapter):
 
     async def _embed(self, request: EmbedRequest) -> Embeddings:
         model_id = self._model_id()
-        with bedrock_errors(self._secrets):
+        async with bedrock_errors(self._sent_secrets):
             client = await self._client()
         limit = asyncio.Semaphore(_EMBED_CONCURRENCY)
 
@@ -136,7 +135,7 @@ class BedrockAdapter(ProviderAdapter):
         )
 
     async def _titan_embedding(self, client: Any, model_id: str, text: str) -> tuple[list[float], int]:
-        with bedrock_errors(self._secrets):
+        async with bedrock_errors(self._sent_secrets):
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
                 response = await client.invoke_model(
                     modelId=model_id,
@@ -150,6 +149,9 @@ class BedrockAdapter(ProviderAdapter):
                     response["body"].close()
         answer = orjson.loads(body)
         return [float(x) for x in answer["embedding"]], int(answer.get("inputTextTokenCount", 0))
+
+    async def _sent_secrets(self) -> tuple[str, ...]:
+        return (*self.target.credentials.secrets(), *await self._clients.sent_secrets())
 
     def _model_id(self) -> str:
         url = self.target.model_url

@@ -10,11 +10,14 @@ files, container or instance roles); the endpoint is botocore's own choice, so
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 from contextlib import AsyncExitStack
 from typing import Any
 
 import aioboto3
 from aiobotocore.config import AioConfig
+from botocore.exceptions import BotoCoreError
 
 from app.providers.http import Timeouts
 from app.providers.runtime import ProviderRuntime
@@ -48,6 +51,18 @@ class BedrockClients:
                 context = self._session.client("bedrock-runtime", region_name=region, config=self._config)
                 self._clients[region] = await self._exit_stack.enter_async_context(context)
             return self._clients[region]
+
+    async def sent_secrets(self) -> tuple[str, ...]:
+        """The AWS credentials calls are made with: the access key id and session token travel in
+        every signed request, a Bedrock API key (AWS_BEARER_TOKEN_BEDROCK) whole; the secret key only
+        signs, but must never be shown either."""
+        found = [os.environ.get("AWS_BEARER_TOKEN_BEDROCK")]
+        with contextlib.suppress(BotoCoreError):  # the call's own error is the one to report
+            credentials = await self._session.get_credentials()
+            if credentials is not None:
+                frozen = await credentials.get_frozen_credentials()
+                found += (frozen.access_key, frozen.secret_key, frozen.token)
+        return tuple(s for s in found if s)
 
     async def aclose(self) -> None:
         self._clients.clear()

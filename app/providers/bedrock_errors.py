@@ -5,8 +5,8 @@ event-stream errors that surface while a ConverseStream body is read."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
@@ -56,15 +56,16 @@ _CODES = {
 _CONTEXT_TOO_LONG = re.compile(r"(?i)too long|too many (input )?tokens|context (window|length)")
 
 
-@contextmanager
-def bedrock_errors(secrets: tuple[str, ...]) -> Iterator[None]:
-    """Re-raises whatever botocore or aiohttp raise inside the block as a ProviderError."""
+@asynccontextmanager
+async def bedrock_errors(secrets: Callable[[], Awaitable[tuple[str, ...]]]) -> AsyncIterator[None]:
+    """Re-raises whatever botocore or aiohttp raise inside the block as a ProviderError, its message
+    redacted of `secrets()` (asked only on failure: AWS credentials may have been refreshed)."""
     try:
         yield
     except ProviderError:
         raise
     except Exception as exc:
-        error = provider_error(exc, secrets)
+        error = provider_error(exc, await secrets())
         if error is None:
             raise
         raise error from exc

@@ -34,7 +34,7 @@ import jwt
 import orjson
 
 from app.providers.base import ProviderError, ProviderErrorCode, ProviderTarget, error_from_exception
-from app.providers.http import UpstreamHttp
+from app.providers.http import ErrorReader, UpstreamHttp
 from app.providers.redact import safe_detail
 from app.providers.runtime import ProviderRuntime
 
@@ -93,8 +93,9 @@ class VertexConnection(GoogleConnection):
         model_url = self.model_url(key)
         access_token = await self._tokens.access_token(key)
         headers = {"authorization": f"Bearer {access_token}"}
-        secrets = (*self._target.credentials.secrets(), key.private_key, access_token)
-        return GoogleEndpoint(model_url, headers, secrets)
+        # Not the key JSON whole: its public parts (URLs, the account's email) appear in Google's own
+        # messages, which would be redacted to nothing.
+        return GoogleEndpoint(model_url, headers, (*key.secrets(), access_token))
 
     def model_url(self, key: ServiceAccountKey) -> str:
         settings = self._target.settings
@@ -172,6 +173,10 @@ class ServiceAccountKey:
             raise _auth_failed("the Vertex AI credential is not a service-account key JSON") from None
         return key
 
+    def secrets(self) -> tuple[str, ...]:
+        """What an error message must never show: the private key and its id (sent in assertions)."""
+        return tuple(s for s in (self.private_key, self.private_key_id) if s)
+
     @property
     def cache_key(self) -> str:
         # The private key is part of the identity: a key JSON that merely names another account's
@@ -229,16 +234,15 @@ class GoogleTokenCache:
 
     async def _exchange(self, key: ServiceAccountKey) -> _AccessToken:
         now = self._clock()
-        form = urlencode(
-            {"grant_type": _JWT_BEARER_GRANT, "assertion": key.assertion(audience=self._token_url, now=now)}
-        )
+        assertion = key.assertion(audience=self._token_url, now=now)
+        form = urlencode({"grant_type": _JWT_BEARER_GRANT, "assertion": assertion})
         try:
             async with self._http.open(
                 "POST",
                 self._token_url,
                 headers={"content-type": "application/x-www-form-urlencoded"},
                 raw_body=form.encode(),
-                read_error=_read_token_error,
+                read_error=_token_error_reader((*key.secrets(), assertion)),
             ) as response:
                 async with asyncio.timeout(self._http.timeouts.first_byte):
                     content = await response.aread()
@@ -263,22 +267,26 @@ def google_token_cache(runtime: ProviderRuntime) -> GoogleTokenCache:
     )
 
 
-def _read_token_error(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+def _token_error_reader(secrets: tuple[str, ...]) -> ErrorReader:
     """Google's OAuth errors are `{"error": "invalid_grant", "error_description": "…"}`. A refused key
     is permanent; a busy or failing endpoint (429, 5xx) is worth another try."""
-    try:
-        payload = orjson.loads(body)
-        detail = ": ".join(str(payload[k]) for k in ("error", "error_description") if payload.get(k))
-    except (ValueError, TypeError, AttributeError):
-        detail = ""
-    transient = status == 429 or status >= 500
-    reason = f"HTTP {status}: {safe_detail(detail)}" if detail else f"HTTP {status}"
-    return ProviderError(
-        ProviderErrorCode.AUTH_FAILED,
-        f"could not obtain a Vertex AI access token ({reason})",
-        status=status,
-        retryable=transient,
-    )
+
+    def read(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+        try:
+            payload = orjson.loads(body)
+            detail = ": ".join(str(payload[k]) for k in ("error", "error_description") if payload.get(k))
+        except (ValueError, TypeError, AttributeError):
+            detail = ""
+        transient = status == 429 or status >= 500
+        reason = f"HTTP {status}: {safe_detail(detail, secrets)}" if detail else f"HTTP {status}"
+        return ProviderError(
+            ProviderErrorCode.AUTH_FAILED,
+            f"could not obtain a Vertex AI access token ({reason})",
+            status=status,
+            retryable=transient,
+        )
+
+    return read
 
 
 def _refresh_failed(exc: BaseException) -> ProviderError:

@@ -3,12 +3,12 @@
 Model URLs come from users, so a URL could point at the metadata service or an internal host.
 `check_url` refuses bad URLs when they are saved and before each call; `GuardedResolver` checks
 the address each host name resolves to at connect time, so a DNS answer that changes after the
-URL was accepted (rebinding) is refused too.
+URL was accepted (rebinding) is refused too. Both read hosts and decide about addresses through
+`addresses`, so what a model save accepts is exactly what a call may reach.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,37 +16,13 @@ from urllib.parse import urlsplit
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-_METADATA_ADDRESSES = frozenset(
-    {
-        ipaddress.ip_address("169.254.169.254"),
-        ipaddress.ip_address("169.254.170.2"),
-        ipaddress.ip_address("100.100.100.200"),
-        ipaddress.ip_address("fd00:ec2::254"),
-    }
-)
+from app.providers.addresses import InvalidHost, is_private_name, is_public, is_public_resolved, parse_host
+
+_PRIVATE = "must not point at a loopback, private or link-local address"
 
 
 class UnsafeUpstreamError(ValueError):
     """A URL or address Modelgate refuses to call. The message is safe to show a user."""
-
-
-def is_public_address(address: str) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip in _METADATA_ADDRESSES
-        or ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or ip in ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT, often internal
-    )
 
 
 def check_url(url: str, *, allow_private: bool) -> None:
@@ -62,31 +38,33 @@ def check_url(url: str, *, allow_private: bool) -> None:
         raise UnsafeUpstreamError("must be an absolute https URL")
     if parts.username or parts.password:
         raise UnsafeUpstreamError("must not contain credentials")
+    try:
+        target = parse_host(host, bracketed="[" in parts.netloc)
+    except InvalidHost as exc:
+        raise UnsafeUpstreamError(f"has an invalid host: {exc}") from exc
     if allow_private:
         return
     if parts.scheme != "https":
         raise UnsafeUpstreamError("must use https")
-    if host.lower() == "localhost" or host.lower().endswith(".localhost"):
-        raise UnsafeUpstreamError("must not point at a loopback, private or link-local address")
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return  # a host name: its addresses are checked when it is resolved
-    if not is_public_address(host):
-        raise UnsafeUpstreamError("must not point at a loopback, private or link-local address")
+    if isinstance(target, str):
+        if is_private_name(target):
+            raise UnsafeUpstreamError(_PRIVATE)
+        # Any other name: its addresses are checked when it is resolved.
+    elif not is_public(target):
+        raise UnsafeUpstreamError(_PRIVATE)
 
 
 class GuardedResolver(AbstractResolver):
-    """Resolves like aiohttp's default resolver, then drops every non-public address."""
+    """Resolves like aiohttp's default resolver (or `inner`), then drops every non-public address."""
 
-    def __init__(self) -> None:
-        self._inner = DefaultResolver()
+    def __init__(self, inner: AbstractResolver | None = None) -> None:
+        self._inner = inner or DefaultResolver()
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
         results = await self._inner.resolve(host, port, family)
-        allowed = [r for r in results if is_public_address(r["host"])]
+        allowed = [r for r in results if is_public_resolved(r["host"])]
         if not allowed:
             raise OSError(f"{host} resolves only to addresses Modelgate may not call")
         return allowed
