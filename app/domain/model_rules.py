@@ -16,6 +16,7 @@ from app.domain.models import Capability, ModelKind, ModelRecord, ModelScope
 from app.domain.tenancy import check_name
 
 CONTEXT_WINDOW_MAX = 2_000_000
+CALL_DEADLINE_MAX = 3600
 MAX_OUTPUT_TOKENS_MAX = 200_000
 SYSTEM_PROMPT_OVERRIDE_MAX = 50_000
 DESCRIPTION_MAX = 2000
@@ -125,6 +126,20 @@ def _check_limits(errors: ErrorCollector, model: ModelRecord, parent: ModelRecor
                 f"must not exceed the parent's maximum output ({parent.max_output_tokens})",
                 *_path("maxOutputTokens"),
             )
+    deadline = model.call_deadline_seconds
+    parent_deadline = parent.call_deadline_seconds if parent else None
+    if deadline is not None and not 1 <= deadline <= CALL_DEADLINE_MAX:
+        errors.add(
+            ModelErrorCode.OUT_OF_RANGE,
+            f"must be between 1 and {CALL_DEADLINE_MAX} seconds",
+            *_path("callDeadlineSeconds"),
+        )
+    elif deadline is not None and parent_deadline is not None and deadline > parent_deadline:
+        errors.add(
+            ModelErrorCode.OUT_OF_RANGE,
+            f"must not exceed the parent's call deadline ({parent_deadline} seconds)",
+            *_path("callDeadlineSeconds"),
+        )
     effective_window = window if window is not None else (parent.context_window if parent else None)
     effective_output = output if output is not None else (parent.max_output_tokens if parent else None)
     if effective_window is not None and effective_output is not None and effective_output > effective_window:

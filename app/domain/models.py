@@ -105,6 +105,8 @@ class ModelRecord:
     is_default: bool
     created_at: datetime
     updated_at: datetime
+    # Seconds one call may take in all, retries and fallbacks included; None: the server's default.
+    call_deadline_seconds: int | None = None
     assigned_project_ids: tuple[UUID, ...] = ()
     fallbacks: tuple[Fallback, ...] = ()
 
@@ -160,6 +162,11 @@ class EffectiveModel:
     @property
     def max_output_tokens(self) -> int | None:
         value: int | None = self._inherited("max_output_tokens")
+        return value
+
+    @property
+    def call_deadline_seconds(self) -> int | None:
+        value: int | None = self._inherited("call_deadline_seconds")
         return value
 
     @property

@@ -15,7 +15,7 @@ _WRITABLE = (
     "model_url, model_group, api_type, context_window, max_output_tokens, capabilities, credit_multiplier, "
     "access_tier, is_visible, is_recommended, enabled, end_of_life_at, deprecation_notice, "
     "replacement_model_id, system_prompt_id, system_prompt_override, provider_settings, connection_id, "
-    "is_default"
+    "is_default, call_deadline_seconds"
 )
 
 
@@ -49,12 +49,13 @@ def _values(record: ModelRecord) -> tuple[object, ...]:
         record.provider_settings,
         record.connection_id,
         record.is_default,
+        record.call_deadline_seconds,
     )
 
 
 class ModelWriter:
     async def insert(self, conn: asyncpg.Connection, record: ModelRecord) -> datetime:
-        placeholders = ", ".join(f"${i}" for i in range(2, 30))
+        placeholders = ", ".join(f"${i}" for i in range(2, 31))
         updated_at: datetime = await conn.fetchval(
             f"INSERT INTO models (id, {_WRITABLE}) VALUES ($1, {placeholders}) RETURNING updated_at",
             record.id,

@@ -36,7 +36,7 @@ MODEL_COLUMNS = (
     "m.end_of_life_at, m.deprecation_notice, m.replacement_model_id, m.system_prompt_id, "
     "m.system_prompt_override, m.provider_settings, m.token_ciphertext IS NOT NULL AS has_token, "
     "m.client_key_ciphertext IS NOT NULL AS has_client_key, m.connection_id, m.is_default, m.created_at, "
-    "m.updated_at"
+    "m.updated_at, m.call_deadline_seconds"
 )
 
 
@@ -99,6 +99,7 @@ def model_record(
         is_default=row["is_default"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        call_deadline_seconds=row["call_deadline_seconds"],
         assigned_project_ids=assigned,
         fallbacks=fallbacks,
     )

@@ -32,6 +32,7 @@ class ModelInput:
     api_type: Maybe[ApiType] = UNSET
     context_window: Maybe[int | None] = UNSET
     max_output_tokens: Maybe[int | None] = UNSET
+    call_deadline_seconds: Maybe[int | None] = UNSET
     capabilities: Maybe[frozenset[Capability] | None] = UNSET
     credit_multiplier: Maybe[Decimal | None] = UNSET
     access_tier: Maybe[AccessTier | None] = UNSET

@@ -76,6 +76,12 @@ class ModelFieldsInput:
     api_type: ApiType | None = strawberry.UNSET  # type: ignore[valid-type]
     context_window: int | None = strawberry.UNSET
     max_output_tokens: int | None = strawberry.UNSET
+    call_deadline_seconds: int | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Seconds one call may take in all, retries and fallbacks included (1 to 3600). Null: the "
+        "server's default (MODELGATE_CALL_DEADLINE for generate/chat/embed, MODELGATE_STREAM_DEADLINE for "
+        "chatStream). A variant may shorten its parent's.",
+    )
     capabilities: ModelCapabilitiesInput | None = strawberry.UNSET
     is_visible: bool | None = strawberry.UNSET
     is_recommended: bool | None = strawberry.UNSET

@@ -98,6 +98,10 @@ class Model(Node):
     def max_output_tokens(self) -> int | None:
         return self.model.max_output_tokens
 
+    @strawberry.field(description="Seconds one call may take in all; null: the server's default.")
+    def call_deadline_seconds(self) -> int | None:
+        return self.model.call_deadline_seconds
+
     @strawberry.field
     def capabilities(self) -> ModelCapabilities:
         return ModelCapabilities.of(self.model.capabilities)
@@ -208,6 +212,7 @@ class ModelFallback:
 class UserModelOverrides:
     context_window: int | None
     max_output_tokens: int | None
+    call_deadline_seconds: int | None
     enabled: bool
     end_of_life_at: datetime | None
     deprecation_notice: str | None
@@ -255,6 +260,7 @@ class UserModel(Model):
         return UserModelOverrides(
             context_window=record.context_window,
             max_output_tokens=record.max_output_tokens,
+            call_deadline_seconds=record.call_deadline_seconds,
             enabled=record.enabled,
             end_of_life_at=record.end_of_life_at,
             deprecation_notice=record.deprecation_notice,
