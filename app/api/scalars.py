@@ -32,8 +32,10 @@ def maybe_set(value: T | None, path: Sequence[str]) -> Maybe[T]:
 
 
 def _parse_datetime(value: object) -> datetime:
-    """Strawberry's ISO 8601 parser, then in UTC: every datetime input is an instant."""
-    parsed = DateTimeDefinition.parse_value(value)  # type: ignore[misc]
+    """Strawberry's own ISO 8601 parser, then in UTC: every datetime input is an instant."""
+    iso_parse = DateTimeDefinition.parse_value
+    assert iso_parse is not None
+    parsed = iso_parse(value)
     assert isinstance(parsed, datetime)
     try:
         return utc_instant(parsed)
