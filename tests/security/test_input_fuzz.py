@@ -7,7 +7,7 @@ Each mutation has a valid base input (BASES) and each input object type a valid 
 (NESTED_BASES): the field under test is the only bad thing in a request. A mutation, input object
 or scalar without one fails `test_every_mutation_input_field_has_a_base_and_a_battery`, so no field
 is skipped silently. Query arguments get the same battery, and cursors forged to carry what a
-column cannot store; a query answers a top-level BAD_USER_INPUT or a null, never a 500.
+column cannot store: never a 500 (test_bad_input.py holds what a NUL in a filter answers).
 """
 
 from __future__ import annotations
