@@ -17,6 +17,7 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
+from app.api.input_check import refuse_unstorable
 from app.db import DatabaseUnavailable
 from app.domain.errors import AccessDenied, Unauthenticated, UserInputError
 
@@ -70,7 +71,11 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
     if isinstance(original, UserInputError):
         return ErrorCode.BAD_USER_INPUT, str(original), {}
     if isinstance(original, GraphQLError):
-        return classify(original)
+        code, message, extensions = classify(original)
+        if code is ErrorCode.BAD_USER_INPUT and error.message != original.message:
+            # A variable's coercion error wraps the scalar's: only the outer message names the field.
+            message = _without_values(error.message)
+        return code, message, extensions
     return ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.", {}
 
 
@@ -142,10 +147,12 @@ def user_errors(exc: UserInputError, make: Callable[[str, list[str] | None, str]
 
 
 async def attempt(
-    work: Awaitable[T], make_error: Callable[[str, list[str] | None, str], E]
+    input: object, work: Callable[[], Awaitable[T]], make_error: Callable[[str, list[str] | None, str], E]
 ) -> tuple[T | None, list[E]]:
-    """Runs a mutation's work; expected failures become user errors, the rest propagates."""
+    """Runs a mutation's work on its input; expected failures become user errors, the rest
+    propagates. The work does not start when the input holds a value no column can store."""
     try:
-        return await work, []
+        refuse_unstorable(input)
+        return await work(), []
     except UserInputError as exc:
         return None, user_errors(exc, make_error)

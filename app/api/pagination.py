@@ -14,6 +14,7 @@ import strawberry
 
 from app.api.errors import ApiError, ErrorCode
 from app.domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, CreatedKey, Page, PageRequest
+from app.domain.storable import json_problems, utc_instant
 
 N = TypeVar("N")
 D = TypeVar("D")
@@ -49,7 +50,8 @@ def decode_cursor(cursor: str) -> list[object]:
         parts = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise ApiError(ErrorCode.BAD_USER_INPUT, "the cursor is not valid") from exc
-    if not isinstance(parts, list):
+    # A cursor is the caller's text: its parts go to SQL as they are.
+    if not isinstance(parts, list) or any(next(json_problems(part), None) for part in parts):
         raise ApiError(ErrorCode.BAD_USER_INPUT, "the cursor is not valid")
     return parts
 
@@ -68,7 +70,7 @@ def created_page(first: int | None, after: str | None) -> PageRequest[CreatedKey
     if after is not None:
         parts = decode_cursor(after)
         try:
-            key = CreatedKey(datetime.fromisoformat(str(parts[0])), UUID(str(parts[1])))
+            key = CreatedKey(utc_instant(datetime.fromisoformat(str(parts[0]))), UUID(str(parts[1])))
         except (ValueError, IndexError) as exc:
             raise ApiError(ErrorCode.BAD_USER_INPUT, "the cursor is not valid") from exc
     return PageRequest(page_size(first), key)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 from collections import OrderedDict
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any, ClassVar
 
 import strawberry
@@ -34,6 +35,7 @@ from app.api.orgs.queries import TenancyQueries
 from app.api.prompts.mutations import PromptMutations
 from app.api.prompts.queries import PromptQueries
 from app.api.response_cache import CatalogResponseCache
+from app.api.scalars import DATETIME_SCALAR
 from app.api.system_prompts.mutations import SystemPromptMutations
 from app.api.system_prompts.queries import SystemPromptQueries
 from app.api.usage.queries import UsageQueries
@@ -153,7 +155,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         types=[SystemModel, UserModel],
         # Not sort_schema: sorting rebuilds the types and enum inputs would arrive as plain strings.
         config=StrawberryConfig(
-            disable_field_suggestions=not settings.field_suggestions, scalar_map={BigInt: BIG_INT_SCALAR}
+            disable_field_suggestions=not settings.field_suggestions,
+            scalar_map={BigInt: BIG_INT_SCALAR, datetime: DATETIME_SCALAR},
         ),
     )
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from app.domain.enums import Provider
 from app.domain.errors import ErrorCollector
 from app.domain.models import Capability, ModelKind, ModelRecord, ModelScope
+from app.domain.storable import DecimalColumn
 from app.domain.tenancy import check_name
 
 CONTEXT_WINDOW_MAX = 2_000_000
@@ -20,7 +21,8 @@ CALL_DEADLINE_MAX = 3600
 MAX_OUTPUT_TOKENS_MAX = 200_000
 SYSTEM_PROMPT_OVERRIDE_MAX = 50_000
 DESCRIPTION_MAX = 2000
-CREDIT_MULTIPLIER_MAX = Decimal(1000)
+# models.credit_multiplier is numeric(12, 6); the catalog allows up to 1000.
+CREDIT_MULTIPLIER_COLUMN = DecimalColumn(precision=12, scale=6, maximum=Decimal(1000))
 MAX_FALLBACKS = 10
 MAX_NOTIFY_EMAILS = 20
 SETTING_VALUE_MAX = 500
@@ -84,8 +86,9 @@ def check_model_fields(errors: ErrorCollector, model: ModelRecord, parent: Model
             f"must be at most {SYSTEM_PROMPT_OVERRIDE_MAX} characters",
             *_path("systemPromptOverride"),
         )
-    if model.credit_multiplier is not None and not (0 <= model.credit_multiplier <= CREDIT_MULTIPLIER_MAX):
-        errors.add(ModelErrorCode.OUT_OF_RANGE, "must be between 0 and 1000", *_path("creditMultiplier"))
+    multiplier = model.credit_multiplier
+    if multiplier is not None and (problem := CREDIT_MULTIPLIER_COLUMN.problem(multiplier)):
+        errors.add(ModelErrorCode.OUT_OF_RANGE, problem, *_path("creditMultiplier"))
     if model.deprecation_notice is not None and len(model.deprecation_notice) > DESCRIPTION_MAX:
         errors.add(
             ModelErrorCode.TOO_LONG,

@@ -34,6 +34,7 @@ class ParticleKind(StrEnum):
 
 
 class SystemPromptErrorCode(StrEnum):
+    INVALID = "INVALID"
     REQUIRED = "REQUIRED"
     TOO_LONG = "TOO_LONG"
     DUPLICATE = "DUPLICATE"

@@ -10,9 +10,11 @@ from uuid import UUID
 
 from app.domain.enums import Plan
 from app.domain.errors import ErrorCollector
+from app.domain.storable import DecimalColumn
 
 NAME_MAX_LENGTH = 200
 MAX_CONCURRENT_STREAMS_LIMIT = 10_000
+CREDIT_LIMIT_COLUMN = DecimalColumn(precision=20, scale=6)  # organizations.monthly_credit_limit
 
 
 class TenancyErrorCode(StrEnum):
@@ -59,9 +61,8 @@ def check_name(errors: ErrorCollector, name: str | None, *path: str) -> None:
 
 
 def check_credit_limit(errors: ErrorCollector, limit: Decimal | None, *path: str) -> None:
-    # is_finite first: comparing a Decimal NaN raises.
-    if limit is not None and (not limit.is_finite() or limit < 0 or limit >= Decimal(10) ** 14):
-        errors.add(TenancyErrorCode.OUT_OF_RANGE, "must be between 0 and 10^14", *path)
+    if limit is not None and (problem := CREDIT_LIMIT_COLUMN.problem(limit)):
+        errors.add(TenancyErrorCode.OUT_OF_RANGE, problem, *path)
 
 
 def check_max_concurrent_streams(errors: ErrorCollector, cap: int | None, *path: str) -> None:

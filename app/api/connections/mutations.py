@@ -125,7 +125,7 @@ class ConnectionMutations:
                 ),
             )
 
-        created, errors = await attempt(work(), connection_error)
+        created, errors = await attempt(input, work, connection_error)
         return ConnectionCreatePayload(
             connection=Connection.of(created) if created else None, user_errors=errors
         )
@@ -156,7 +156,7 @@ class ConnectionMutations:
             )
             return await services(info).connections.update(principal, connection_id, changes)
 
-        updated, errors = await attempt(work(), connection_error)
+        updated, errors = await attempt(input, work, connection_error)
         return ConnectionUpdatePayload(
             connection=Connection.of(updated) if updated else None, user_errors=errors
         )
@@ -171,7 +171,7 @@ class ConnectionMutations:
             connection_id = decode_id(input.id, "Connection", ["input", "id"])
             return await services(info).connections.delete(principal, connection_id)
 
-        deleted, errors = await attempt(work(), connection_error)
+        deleted, errors = await attempt(input, work, connection_error)
         return ConnectionDeletePayload(
             deleted_connection_id=input.id if deleted else None, user_errors=errors
         )

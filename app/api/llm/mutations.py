@@ -85,7 +85,7 @@ class LlmMutations:
         async def work() -> CallResult:
             return await services(info).gateway.complete(principal, generate_call(input), request_id)
 
-        result, errors = await attempt(work(), gateway_error)
+        result, errors = await attempt(input, work, gateway_error)
         if result is None:
             return GeneratePayload(request_id=request_id, user_errors=errors)
         return GeneratePayload(
@@ -108,7 +108,7 @@ class LlmMutations:
                 principal, chat_call(input, CallOperation.CHAT), request_id
             )
 
-        result, errors = await attempt(work(), gateway_error)
+        result, errors = await attempt(input, work, gateway_error)
         if result is None:
             return ChatPayload(request_id=request_id, user_errors=errors)
         return ChatPayload(
@@ -127,7 +127,7 @@ class LlmMutations:
         async def work() -> EmbedResult:
             return await services(info).gateway.embed(principal, embed_call(input), request_id)
 
-        result, errors = await attempt(work(), gateway_error)
+        result, errors = await attempt(input, work, gateway_error)
         if result is None:
             return EmbedPayload(request_id=request_id, user_errors=errors)
         return EmbedPayload(

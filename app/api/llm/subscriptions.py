@@ -11,6 +11,7 @@ from contextlib import aclosing
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
+from app.api.input_check import refuse_unstorable_named
 from app.api.llm.inputs import ChatInput, chat_call
 from app.api.llm.types import (
     ChatStreamDelta,
@@ -61,6 +62,7 @@ class LlmSubscriptions:
         # Every stream its own id, also when many share one WebSocket (and so one context).
         request_id = uuid.uuid4().hex
         try:
+            refuse_unstorable_named(input, "input")
             request = chat_call(input, CallOperation.CHAT_STREAM)
         except UserInputError as exc:
             yield _error(gateway.StreamError(gateway.as_gateway_error(exc)))

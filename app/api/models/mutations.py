@@ -118,7 +118,7 @@ class ModelMutations:
         async def work() -> models.EffectiveModel:
             return await services(info).models.create_system(principal, to_model_input(input))
 
-        created, errors = await attempt(work(), model_error)
+        created, errors = await attempt(input, work, model_error)
         return SystemModelCreatePayload(model=_as(SystemModel, created), user_errors=errors)
 
     @strawberry.mutation
@@ -134,7 +134,7 @@ class ModelMutations:
             )
             return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
 
-        updated, errors = await attempt(work(), model_error)
+        updated, errors = await attempt(input, work, model_error)
         return SystemModelUpdatePayload(model=_as(SystemModel, updated), user_errors=errors)
 
     @strawberry.mutation
@@ -154,7 +154,7 @@ class ModelMutations:
                 changes=to_model_input(input),
             )
 
-        created, errors = await attempt(work(), model_error)
+        created, errors = await attempt(input, work, model_error)
         return UserModelCreatePayload(model=_as(UserModel, created), user_errors=errors)
 
     @strawberry.mutation
@@ -170,7 +170,7 @@ class ModelMutations:
             )
             return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
 
-        updated, errors = await attempt(work(), model_error)
+        updated, errors = await attempt(input, work, model_error)
         return UserModelUpdatePayload(model=_as(UserModel, updated), user_errors=errors)
 
     @strawberry.mutation(description="Refused while other models use it as parent, replacement or fallback.")
@@ -181,7 +181,7 @@ class ModelMutations:
             model_id = decode_id(input.id, MODEL_TYPES, ["input", "id"])
             return await services(info).models.delete(principal, model_id)
 
-        deleted, errors = await attempt(work(), model_error)
+        deleted, errors = await attempt(input, work, model_error)
         return ModelDeletePayload(deleted_model_id=input.id if deleted else None, user_errors=errors)
 
 

@@ -9,6 +9,7 @@ import strawberry
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import ApiError, ErrorCode
 from app.api.ids import decode_argument, decode_as
+from app.api.input_check import refuse_unstorable_named
 from app.api.models.inputs import MODEL_TYPES, ModelFilter
 from app.api.models.types import Model, ModelGroup, model_type
 from app.api.node import register_node
@@ -45,6 +46,7 @@ def _cursor(model: models.EffectiveModel) -> str:
 def _filter(value: ModelFilter | None) -> ServiceModelFilter:
     if value is None:
         return ServiceModelFilter()
+    refuse_unstorable_named(value, "filter")
     return ServiceModelFilter(
         organization_id=None
         if value.organization_id is None

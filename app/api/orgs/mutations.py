@@ -140,17 +140,18 @@ class TenancyMutations:
         self, info: GraphQLInfo, input: OrganizationCreateInput
     ) -> OrganizationCreatePayload:
         principal = authenticated(info)
-        created, errors = await attempt(
-            services(info).organizations.create(
+
+        async def work() -> tenancy.Organization:
+            return await services(info).organizations.create(
                 principal,
                 name=input.name,
                 plan=input.plan,
                 monthly_credit_limit=input.monthly_credit_limit,
                 auto_migrate_end_of_life=input.auto_migrate_end_of_life,
                 external_id=input.external_id,
-            ),
-            organization_error,
-        )
+            )
+
+        created, errors = await attempt(input, work, organization_error)
         return OrganizationCreatePayload(
             organization=Organization.of(created) if created else None, user_errors=errors
         )
@@ -175,7 +176,7 @@ class TenancyMutations:
             )
             return await services(info).organizations.update(principal, organization_id, changes)
 
-        updated, errors = await attempt(work(), organization_error)
+        updated, errors = await attempt(input, work, organization_error)
         return OrganizationUpdatePayload(
             organization=Organization.of(updated) if updated else None, user_errors=errors
         )
@@ -188,7 +189,7 @@ class TenancyMutations:
             organization_id = decode_id(input.organization_id, "Organization", ["input", "organizationId"])
             return await services(info).projects.create(principal, organization_id, input.name)
 
-        created, errors = await attempt(work(), organization_error)
+        created, errors = await attempt(input, work, organization_error)
         return ProjectCreatePayload(project=Project.of(created) if created else None, user_errors=errors)
 
     @strawberry.mutation
@@ -199,7 +200,7 @@ class TenancyMutations:
             project_id = decode_id(input.id, "Project", ["input", "id"])
             return await services(info).projects.rename(principal, project_id, input.name)
 
-        updated, errors = await attempt(work(), organization_error)
+        updated, errors = await attempt(input, work, organization_error)
         return ProjectUpdatePayload(project=Project.of(updated) if updated else None, user_errors=errors)
 
     @strawberry.mutation(description="Deletes the project with its project-scoped models and keys.")
@@ -210,7 +211,7 @@ class TenancyMutations:
             project_id = decode_id(input.id, "Project", ["input", "id"])
             return await services(info).projects.delete(principal, project_id)
 
-        deleted, errors = await attempt(work(), organization_error)
+        deleted, errors = await attempt(input, work, organization_error)
         return ProjectDeletePayload(deleted_project_id=input.id if deleted else None, user_errors=errors)
 
     @strawberry.mutation(description="Creates a key; the payload's `secret` is the only time it is shown.")
@@ -231,7 +232,7 @@ class TenancyMutations:
                 rate_limit_per_minute=input.rate_limit_per_minute,
             )
 
-        created, errors = await attempt(work(), api_key_error)
+        created, errors = await attempt(input, work, api_key_error)
         if created is None:
             return ApiKeyCreatePayload(api_key=None, secret=None, user_errors=errors)
         key, secret = created
@@ -245,5 +246,5 @@ class TenancyMutations:
             key_id = decode_id(input.id, "ApiKey", ["input", "id"])
             return await services(info).api_keys.revoke(principal, key_id)
 
-        revoked, errors = await attempt(work(), api_key_error)
+        revoked, errors = await attempt(input, work, api_key_error)
         return ApiKeyRevokePayload(api_key=ApiKey.of(revoked) if revoked else None, user_errors=errors)

@@ -10,6 +10,7 @@ from strawberry.scalars import JSON
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt, user_errors
 from app.api.ids import decode_id, decode_optional
+from app.api.input_check import refuse_unstorable
 from app.api.llm.types import CallWarning, warnings_of
 from app.api.models.inputs import MODEL_TYPES
 from app.api.prompts.types import Prompt, PromptRun, PromptUserError, prompt_error
@@ -114,7 +115,7 @@ class PromptMutations:
             )
             return await services(info).prompts.create(principal, project_id, changes)
 
-        created, errors = await attempt(work(), prompt_error)
+        created, errors = await attempt(input, work, prompt_error)
         return PromptCreatePayload(prompt=Prompt.of(created) if created else None, user_errors=errors)
 
     @strawberry.mutation
@@ -137,7 +138,7 @@ class PromptMutations:
             )
             return await services(info).prompts.update(principal, prompt_id, changes)
 
-        updated, errors = await attempt(work(), prompt_error)
+        updated, errors = await attempt(input, work, prompt_error)
         return PromptUpdatePayload(prompt=Prompt.of(updated) if updated else None, user_errors=errors)
 
     @strawberry.mutation(description="Deletes the prompt and its runs.")
@@ -148,7 +149,7 @@ class PromptMutations:
             prompt_id = decode_id(input.id, "Prompt", ["input", "id"])
             return await services(info).prompts.delete(principal, prompt_id)
 
-        deleted, errors = await attempt(work(), prompt_error)
+        deleted, errors = await attempt(input, work, prompt_error)
         return PromptDeletePayload(deleted_prompt_id=input.id if deleted else None, user_errors=errors)
 
     @strawberry.mutation(
@@ -159,6 +160,7 @@ class PromptMutations:
         principal = authenticated(info)
         request_id = info.context.request_id
         try:
+            refuse_unstorable(input)
             prompt_id = decode_id(input.prompt_id, "Prompt", ["input", "promptId"])
             variables: object = {} if input.variables is None else input.variables
             result = await services(info).prompt_runs.run(principal, prompt_id, variables, request_id)

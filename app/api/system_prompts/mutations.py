@@ -95,7 +95,7 @@ class SystemPromptMutations:
                 particles=_particles(input.particles),
             )
 
-        created, errors = await attempt(work(), system_prompt_error)
+        created, errors = await attempt(input, work, system_prompt_error)
         return SystemPromptCreatePayload(
             system_prompt=SystemPrompt.of(created) if created else None, user_errors=errors
         )
@@ -117,7 +117,7 @@ class SystemPromptMutations:
             )
             return await services(info).system_prompts.update(principal, system_prompt_id, changes)
 
-        updated, errors = await attempt(work(), system_prompt_error)
+        updated, errors = await attempt(input, work, system_prompt_error)
         return SystemPromptUpdatePayload(
             system_prompt=SystemPrompt.of(updated) if updated else None, user_errors=errors
         )
@@ -132,7 +132,7 @@ class SystemPromptMutations:
             system_prompt_id = decode_id(input.id, "SystemPrompt", ["input", "id"])
             return await services(info).system_prompts.delete(principal, system_prompt_id)
 
-        deleted, errors = await attempt(work(), system_prompt_error)
+        deleted, errors = await attempt(input, work, system_prompt_error)
         return SystemPromptDeletePayload(
             deleted_system_prompt_id=input.id if deleted else None, user_errors=errors
         )

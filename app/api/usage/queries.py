@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.ids import decode_argument
 from app.api.models.inputs import MODEL_TYPES
 from app.api.usage.types import UsageFilter, UsageReport
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 @strawberry.type
@@ -36,7 +30,7 @@ class UsageQueries:
             organization_id=organization_id,
             project_id=project_id,
             model_id=model_id,
-            since=_utc(filter.from_),
-            until=_utc(filter.to),
+            since=filter.from_,
+            until=filter.to,
         )
         return UsageReport.of(report)

@@ -30,9 +30,9 @@ BIG_INT_SCALAR = strawberry.scalar(
 @strawberry.input(description="Which calls to count: one organization's, created in [from, to).")
 class UsageFilter:
     organization_id: strawberry.ID
-    from_: datetime = strawberry.field(name="from", description="Inclusive. Without an offset: UTC.")
+    from_: datetime = strawberry.field(name="from", description="Inclusive.")
     to: datetime = strawberry.field(
-        description=f"Exclusive; at most {usage.MAX_REPORT_DAYS} days after `from`. Without an offset: UTC."
+        description=f"Exclusive; at most {usage.MAX_REPORT_DAYS} days after `from`."
     )
     project_id: strawberry.ID | None = None
     model_id: strawberry.ID | None = strawberry.field(

@@ -294,7 +294,7 @@ async def test_an_integer_beyond_64_bits_is_refused_in_the_document_and_read_as_
     literal = f"""mutation {{ promptRun(input: {{promptId: "{prompt["id"]}", variables: {{n: {2**70}}}}}) {{
       run {{ id }} {USER_ERRORS} }} }}"""
     payload = (await dev.data(literal))["promptRun"]
-    assert (payload["run"], errors_of(payload)) == (None, [("INVALID", ["input", "variables"])])
+    assert (payload["run"], errors_of(payload)) == (None, [("INVALID", ["input", "variables", "n"])])
     assert upstream.requests == []
     assert await stored_runs(server.services) == []
     # JSON variables are read as JavaScript reads them: past 64 bits, a number is a double.
