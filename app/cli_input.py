@@ -11,6 +11,7 @@ from uuid import UUID
 import asyncpg
 
 from app.domain.ids import decode_any
+from app.domain.values import with_article
 
 # What asyncpg raises when it cannot open a session: nothing listens or the host is unknown
 # (OSError), no answer in time, the server is starting, or it refuses these credentials or database.
@@ -30,10 +31,6 @@ class CommandError(SystemExit):
         super().__init__(f"modelgate: {message}")
 
 
-def _article(word: str) -> str:
-    return "an" if word[:1].upper() in "AEIOU" else "a"
-
-
 def object_id(text: str, type_name: str, option: str) -> UUID:
     """The UUID given as `option`: a raw UUID, or the API's global id of a `type_name`."""
     try:
@@ -42,12 +39,11 @@ def object_id(text: str, type_name: str, option: str) -> UUID:
         pass
     decoded = decode_any(text)
     if decoded is None:
-        raise CommandError(f"{option} {text!r} is neither {_article(type_name)} {type_name} id nor a UUID")
+        raise CommandError(f"{option} {text!r} is neither {with_article(type_name)} id nor a UUID")
     found_type, value = decoded
     if found_type != type_name:
         raise CommandError(
-            f"{option} {text!r} is the id of {_article(found_type)} {found_type}, "
-            f"not of {_article(type_name)} {type_name}"
+            f"{option} {text!r} is the id of {with_article(found_type)}, not of {with_article(type_name)}"
         )
     return value
 
