@@ -21,8 +21,8 @@ test-quick: $(STAMP)
 	$(PY) -m pytest -m 'not slow' $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check app tests examples bench
-	$(VENV)/bin/ruff format --check app tests examples bench
+	$(VENV)/bin/ruff check app tests examples bench tools
+	$(VENV)/bin/ruff format --check app tests examples bench tools
 	$(VENV)/bin/mypy
 
 # QUICK=1: a short run (under two minutes).

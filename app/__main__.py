@@ -1,4 +1,5 @@
-"""Command line: python -m app {serve,migrate,export-schema,create-api-key,rotate-secrets}."""
+"""Command line: `modelgate` (or python -m app) {serve,migrate,export-schema,create-api-key,seed-catalog,
+rotate-secrets}."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from uuid import UUID
 
 import orjson
 
+from app.cli_input import CommandError, object_id, require_database
 from app.config import Settings
 from app.db import Database, EmbeddedPostgres, migrate
 from app.domain.auth import Role
@@ -31,6 +32,7 @@ def database(settings: Settings) -> Iterator[Settings]:
     """Settings with a database URL: DATABASE_URL, else an embedded PostgreSQL in data_dir
     (started here, stopped on the way out)."""
     if settings.database_url:
+        require_database(settings.database_url, settings.db_acquire_timeout)
         yield settings
         return
     embedded = EmbeddedPostgres(settings.data_dir / "postgres")
@@ -136,14 +138,16 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> str:
                 name=args.name, organization_id=None, platform_admin=True
             )
             return key
-        organization_id = UUID(args.organization)
+        organization_id = object_id(args.organization, "Organization", "--organization")
         if await services.repositories.organizations.get(organization_id) is None:
-            raise SystemExit(f"no organization {organization_id}")
-        project_id = UUID(args.project) if args.project else None
+            raise CommandError(f"--organization: no organization {args.organization}")
+        project_id = object_id(args.project, "Project", "--project") if args.project else None
         if project_id is not None:
             project = await services.repositories.projects.get(project_id)
             if project is None or project.organization_id != organization_id:
-                raise SystemExit(f"no project {project_id} in organization {organization_id}")
+                raise CommandError(
+                    f"--project: no project {args.project} in organization {args.organization}"
+                )
         _, key = await services.api_keys.create_unchecked(
             name=args.name,
             organization_id=organization_id,
@@ -155,7 +159,7 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> str:
 
 def create_api_key(settings: Settings, args: argparse.Namespace) -> None:
     if not args.platform_admin and not args.organization:
-        raise SystemExit("give --platform-admin or --organization ID")
+        raise CommandError("give --platform-admin or --organization ID")
     with database(settings) as ready:
         asyncio.run(migrate(ready.database_url or ""))
         key = asyncio.run(_create_api_key(ready, args))
@@ -178,7 +182,7 @@ def rotate_secrets(settings: Settings, batch_size: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m app", description="Modelgate")
+    parser = argparse.ArgumentParser(prog="modelgate", description="Modelgate")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_cmd = commands.add_parser("serve", help="migrate, seed the demo on first start, serve")
     serve_cmd.add_argument("--host")
@@ -189,8 +193,8 @@ def main(argv: list[str] | None = None) -> None:
     key_cmd = commands.add_parser("create-api-key", help="create an API key; prints only the key last")
     key_cmd.add_argument("--name", required=True)
     key_cmd.add_argument("--platform-admin", action="store_true")
-    key_cmd.add_argument("--organization", help="organization UUID")
-    key_cmd.add_argument("--project", help="project UUID")
+    key_cmd.add_argument("--organization", help="organization id (as the API returns it) or UUID")
+    key_cmd.add_argument("--project", help="project id (as the API returns it) or UUID")
     key_cmd.add_argument("--role", default="developer", choices=["admin", "developer", "viewer"])
     commands.add_parser("seed-catalog", help="load the starter system catalog (idempotent)")
     rotate_cmd = commands.add_parser(

@@ -1,6 +1,6 @@
 """Stream a chat answer over WebSocket (graphql-transport-ws) with the `gql` client.
 
-python examples/chat_stream.py ws://127.0.0.1:8000/graphql "$DEMO_PROJECT_KEY" "Hello!"
+.venv/bin/python examples/chat_stream.py ws://127.0.0.1:8000/graphql "$DEMO_PROJECT_KEY" "Hello!"
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 """List the models a key may call, then ask one a question, over HTTP with the `gql` client.
 
-python examples/graphql_query.py http://127.0.0.1:8000/graphql "$KEY"
+.venv/bin/python examples/graphql_query.py http://127.0.0.1:8000/graphql "$KEY"
 """
 
 import asyncio

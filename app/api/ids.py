@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Sequence
 from uuid import UUID
 
 from app.api.errors import ApiError, ErrorCode
 from app.domain.errors import NotFoundError
-from app.domain.ids import encode_id
+from app.domain.ids import decode_any, encode_id
 
 __all__ = ["decode_any", "decode_argument", "decode_as", "decode_id", "decode_optional", "encode_id"]
-
-
-def decode_any(global_id: str) -> tuple[str, UUID] | None:
-    try:
-        padded = global_id + "=" * (-len(global_id) % 4)
-        type_name, _, raw = base64.urlsafe_b64decode(padded.encode()).decode().partition(":")
-        return type_name, UUID(raw)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        return None
 
 
 def _names(type_names: str | Sequence[str]) -> tuple[str, ...]:

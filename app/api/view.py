@@ -24,6 +24,7 @@ from app.config import Settings
 from app.db import DatabaseUnavailable
 from app.domain.errors import Unauthenticated
 from app.server_keys import CALLER, REQUEST_ID, SERVICES, WEBSOCKETS
+from app.web.graphiql_page import graphiql_page
 
 
 class ModelgateView(GraphQLHTTPView):
@@ -44,6 +45,10 @@ class ModelgateView(GraphQLHTTPView):
             connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
+
+    async def render_graphql_ide(self, request: web.Request) -> web.Response:
+        # Our own GraphiQL page and bundles, not Strawberry's page that loads them from a CDN.
+        return graphiql_page(request)
 
     def encode_json(self, data: object) -> str:
         # orjson: several times faster than json.dumps on a page of models. Text, not bytes: the

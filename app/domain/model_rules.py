@@ -12,7 +12,7 @@ from enum import StrEnum
 
 from app.domain.enums import Provider
 from app.domain.errors import ErrorCollector
-from app.domain.models import Capability, ModelKind, ModelRecord, ModelScope
+from app.domain.models import Capability, ModelKind, ModelRecord, ModelScope, bedrock_model_id
 from app.domain.storable import DecimalColumn
 from app.domain.tenancy import check_name
 
@@ -171,10 +171,7 @@ def _check_shape(errors: ErrorCollector, model: ModelRecord, parent: ModelRecord
     if parent is None:
         if model.provider is None:
             errors.add(ModelErrorCode.REQUIRED, "required unless the model has a parent", *_path("provider"))
-        if not model.provider_model_id and model.provider is not Provider.ECHO:
-            errors.add(
-                ModelErrorCode.REQUIRED, "required unless the model has a parent", *_path("providerModelId")
-            )
+        _check_model_id(errors, model)
         if (
             model.provider is Provider.OPENAI_COMPATIBLE
             and model.connection_id is None  # else the connection's endpoint (checked with it)
@@ -204,6 +201,23 @@ def _check_shape(errors: ErrorCollector, model: ModelRecord, parent: ModelRecord
         errors.add(ModelErrorCode.OUT_OF_RANGE, f"at most {MAX_FALLBACKS} fallbacks", *_path("fallbacks"))
     if model.capabilities is not None and not model.capabilities <= set(Capability):
         errors.add(ModelErrorCode.INVALID, "unknown capability", *_path("capabilities"))
+
+
+def _check_model_id(errors: ErrorCollector, model: ModelRecord) -> None:
+    """A standalone model names its provider's model: providerModelId, or a `bedrock://<model-id>`
+    URL for Bedrock (when both are given they must agree). ECHO needs neither."""
+    from_url = bedrock_model_id(model.provider, model.model_url)
+    if from_url and model.provider_model_id and model.provider_model_id != from_url:
+        errors.add(
+            ModelErrorCode.INVALID,
+            f"names the model {from_url!r} but providerModelId is {model.provider_model_id!r}: "
+            "give one of them, or make them agree",
+            *_path("modelUrl"),
+        )
+    if not (model.provider_model_id or from_url) and model.provider is not Provider.ECHO:
+        errors.add(
+            ModelErrorCode.REQUIRED, "required unless the model has a parent", *_path("providerModelId")
+        )
 
 
 def _check_fallback(

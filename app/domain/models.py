@@ -12,9 +12,20 @@ from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
+from urllib.parse import unquote
 from uuid import UUID
 
 from app.domain.enums import ApiType, ModelGroup, Plan, Provider
+
+BEDROCK_URL_SCHEME = "bedrock://"
+
+
+def bedrock_model_id(provider: Provider | None, url: str | None) -> str | None:
+    """The model a Bedrock model URL names: `bedrock://<model-id>`, where the id may be a model id,
+    an inference-profile id or an ARN (percent-encoded). None for anything else."""
+    if provider is not Provider.AWS_BEDROCK or not url or not url.startswith(BEDROCK_URL_SCHEME):
+        return None
+    return unquote(url[len(BEDROCK_URL_SCHEME) :].strip("/")) or None
 
 
 class ModelKind(StrEnum):
@@ -143,7 +154,9 @@ class EffectiveModel:
 
     @property
     def provider_model_id(self) -> str:
-        return str(self._inherited("provider_model_id") or "")
+        # A Bedrock model may be registered by its URL alone: `bedrock://<model-id>`.
+        own = self._inherited("provider_model_id") or bedrock_model_id(self.provider, self.model_url)
+        return str(own or "")
 
     @property
     def model_url(self) -> str | None:

@@ -31,3 +31,8 @@ Maybe: TypeAlias = T | UnsetType
 
 def apply(change: T | UnsetType, current: T) -> T:
     return current if isinstance(change, UnsetType) else change
+
+
+def with_article(word: str) -> str:
+    """ "a chat", "an embedding", "an Organization": for messages that name a kind of thing."""
+    return f"{'an' if word[:1].upper() in 'AEIOU' else 'a'} {word}"

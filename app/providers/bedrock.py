@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
-from urllib.parse import unquote
 
 import orjson
 
-from app.domain.enums import ChatRole, FinishReason
+from app.domain.enums import ChatRole, FinishReason, Provider
+from app.domain.models import bedrock_model_id
 from app.providers.base import (
     ChatRequest,
     Completion,
@@ -39,7 +39,6 @@ from app.providers.bedrock_errors import bedrock_errors
 from app.providers.http import Timeouts
 from app.providers.runtime import ProviderRuntime
 
-_URL_SCHEME = "bedrock://"
 # Embedding calls are one InvokeModel per text; this many run at once.
 _EMBED_CONCURRENCY = 8
 
@@ -157,13 +156,14 @@ class BedrockAdapter(ProviderAdapter):
         url = self.target.model_url
         if not url:
             return self.target.provider_model_id
-        if not url.startswith(_URL_SCHEME) or not url[len(_URL_SCHEME) :].strip("/"):
+        model_id = bedrock_model_id(Provider.AWS_BEDROCK, url)
+        if model_id is None:
             raise ProviderError(
                 ProviderErrorCode.BAD_REQUEST,
                 "a Bedrock model URL must look like bedrock://<model-id>",
                 retryable=False,
             )
-        return unquote(url[len(_URL_SCHEME) :].strip("/"))
+        return model_id
 
 
 def converse_arguments(model_id: str, request: ChatRequest) -> dict[str, Any]:

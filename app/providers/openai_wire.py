@@ -1,7 +1,7 @@
 """What every adapter of the OpenAI wire-format family shares: the base adapter binding a target to
 its endpoint and the shared HTTP client, the error-envelope reader, and usage / finish-reason mapping.
 
-Error envelopes seen in this family (../shared/reference/provider-wire-formats.md §1, 2, 6, 8):
+Error envelopes seen in this family (each provider's API reference):
 OpenAI, Azure and newer vLLM `{"error": {message, type, param, code}}`; Mistral and older vLLM flat
 `{"object": "error", message, type, param, code}`; Mistral 422 `{"detail": [{loc, msg, type}]}`;
 Mistral 401 and Azure API Management `{"message": …}`; Aleph Alpha `{"error": "…", "code": "…"}`.

@@ -1,6 +1,7 @@
 """What `make run` creates on first start, so a newcomer can call the API at once: the starter
 catalog, a demo organization and project whose default model is a variant of the ECHO demo model
-(offline, no keys needed), and two keys."""
+(offline, no keys needed), an ECHO embedding model in that project (`embed` and `/v1/embeddings`
+offline), and the keys."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from app.domain.auth import OPERATOR, Role
-from app.domain.enums import Plan, Provider
+from app.domain.enums import ModelGroup, Plan, Provider
 from app.domain.models import ModelScope
 from app.repositories.models import ModelListQuery
 from app.services.catalog_seed import seed_catalog
@@ -19,6 +20,7 @@ from app.services.model_input import ModelInput
 DEMO_ORGANIZATION = "Demo"
 DEMO_PROJECT = "Demo project"
 DEMO_MODEL = "Demo echo"
+DEMO_EMBEDDING_MODEL = "Demo echo embeddings"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +60,23 @@ async def seed_demo(services: Services) -> DemoKeys | None:
             description="The demo project's default: the ECHO model, streaming a word every 40 ms.",
             is_default=True,
             provider_settings={"wordDelayMs": "40"},
+        ),
+    )
+    await services.models.create_user(
+        OPERATOR,
+        organization_id=organization.id,
+        scope=ModelScope.PROJECT,
+        project_id=project.id,
+        parent_id=None,
+        changes=ModelInput(
+            name=DEMO_EMBEDDING_MODEL,
+            description=(
+                "Demo only: offline ECHO embeddings. 8 numbers derived from a hash of each text "
+                "(unit length; the same text always gives the same vector); they carry no meaning."
+            ),
+            provider=Provider.ECHO,
+            provider_model_id="echo-embeddings-1",
+            model_group=ModelGroup.EMBEDDING,
         ),
     )
     _, admin_key = await services.api_keys.create_unchecked(

@@ -201,6 +201,19 @@ function setConnection(kind, text) {
   const labels = { connecting: 'Connecting…', connected: 'Connected', refused: 'Refused', idle: 'Not connected' };
   $('connection').dataset.state = kind;
   $('connection').textContent = text ?? labels[kind] ?? kind;
+  updateSettingsSummary();
+}
+
+// Phones: once a key works the settings fold into one line, leaving the screen to the conversation
+// (wide screens always show them: the CSS ignores the fold there).
+function foldSettings(folded) {
+  $('settings').dataset.folded = String(folded);
+  $('settings-toggle').setAttribute('aria-expanded', String(!folded));
+}
+
+function updateSettingsSummary() {
+  const model = state.models.find((m) => m.id === $('model').value);
+  $('settings-summary').textContent = [model?.name, $('connection').textContent].filter(Boolean).join(' · ');
 }
 
 function socketUrl() {
@@ -227,6 +240,7 @@ async function connect(key) {
   fillProjects(data.viewer);
   fillModels(data.availableModels);
   showKeyEntry(false);
+  foldSettings(true);
   $('options').hidden = false;
   $('message').disabled = false;
   updateButtons();
@@ -240,6 +254,7 @@ function forgetKey() {
   sessionStorage.removeItem(KEY_STORAGE);
   $('api-key').value = '';
   showKeyEntry(true);
+  foldSettings(false);
   $('options').hidden = true;
   $('message').disabled = true;
   clearTranscript();
@@ -323,6 +338,7 @@ function fillModels(models) {
   select.value = pick?.id ?? '';
   showModelInfo();
   updateButtons();
+  updateSettingsSummary();
 }
 
 function badge(text, kind) {
@@ -371,29 +387,53 @@ function clearTranscript() {
   $('transcript').replaceChildren(note);
 }
 
+// The transcript is the part of the page that scrolls, above the message box at every width. While
+// the reader is at its end, new text keeps the end in view; a reader who scrolled up stays put.
+const FOLLOW_SLACK_PX = 48;
+
+function changeTranscript(change, { follow = false } = {}) {
+  const list = $('transcript');
+  const atEnd = follow || list.scrollHeight - list.scrollTop - list.clientHeight <= FOLLOW_SLACK_PX;
+  const result = change();
+  if (atEnd) list.scrollTop = list.scrollHeight;
+  return result;
+}
+
 function addMessage(role, text) {
-  $('transcript').querySelector('.empty')?.remove();
-  const item = document.createElement('li');
-  item.className = `message ${role}`;
-  const heading = document.createElement('p');
-  heading.className = 'role';
-  heading.textContent = role === 'user' ? 'You' : 'Assistant';
-  const content = document.createElement('div');
-  content.className = 'content';
-  content.textContent = text;
-  item.append(heading, content);
-  $('transcript').append(item);
-  item.scrollIntoView({ block: 'end' });
-  return item;
+  return changeTranscript(() => {
+    $('transcript').querySelector('.empty')?.remove();
+    const item = document.createElement('li');
+    item.className = `message ${role}`;
+    const heading = document.createElement('p');
+    heading.className = 'role';
+    heading.textContent = role === 'user' ? 'You' : 'Assistant';
+    const content = document.createElement('div');
+    content.className = 'content';
+    content.textContent = text;
+    item.append(heading, content);
+    $('transcript').append(item);
+    return item;
+  }, { follow: true }); // the user just sent it: show it
 }
 
 function addLine(item, className, text) {
-  const line = document.createElement('p');
-  line.className = className;
-  line.textContent = text;
-  item.append(line);
-  item.scrollIntoView({ block: 'end' });
-  return line;
+  return changeTranscript(() => {
+    const line = document.createElement('p');
+    line.className = className;
+    line.textContent = text;
+    item.append(line);
+    return line;
+  });
+}
+
+// Credits as a person reads them: "0 credits", "< 0.01 credits", "1.2 credits", "1 credit".
+export function creditsText(value) {
+  const credits = Number(value);
+  if (!Number.isFinite(credits)) return `${value} credits`;
+  if (credits === 0) return '0 credits';
+  if (credits < 0.01) return '< 0.01 credits';
+  const shown = credits.toLocaleString('en', { maximumFractionDigits: 2 });
+  return `${shown} ${shown === '1' ? 'credit' : 'credits'}`;
 }
 
 function send() {
@@ -435,7 +475,9 @@ function send() {
 
 function setAnswer(stream, text) {
   stream.answer = text;
-  stream.item.querySelector('.content').textContent = text;
+  changeTranscript(() => {
+    stream.item.querySelector('.content').textContent = text;
+  });
 }
 
 function onEvent(stream, event) {
@@ -447,7 +489,6 @@ function onEvent(stream, event) {
     case 'ChatStreamDelta':
       item.classList.remove('pending');
       setAnswer(stream, stream.answer + event.text);
-      item.scrollIntoView({ block: 'end' });
       break;
     case 'ChatStreamReset':
       // The model failed after sending text; the rest comes from a fallback, from the start.
@@ -464,7 +505,7 @@ function onEvent(stream, event) {
       }
       if (event.finishReason !== 'STOP') addLine(item, 'note', `Finished early: ${event.finishReason}.`);
       addLine(item, 'usage', `${usage.totalTokens} tokens (${usage.inputTokens} in, `
-        + `${usage.outputTokens} out) · ${usage.credits} credits`);
+        + `${usage.outputTokens} out) · ${creditsText(usage.credits)}`);
       break;
     }
     case 'ChatStreamError': {
@@ -518,10 +559,14 @@ $('change-key').addEventListener('click', () => {
   showKeyEntry(true);
   $('api-key').select();
 });
+$('settings-toggle').addEventListener('click', () => {
+  foldSettings($('settings-toggle').getAttribute('aria-expanded') === 'true');
+});
 $('project').addEventListener('change', projectChanged);
 $('model').addEventListener('change', () => {
   showModelInfo();
   updateButtons();
+  updateSettingsSummary();
 });
 $('new-chat').addEventListener('click', () => {
   stopStream('Stopped.');

@@ -13,6 +13,8 @@ from pathlib import Path
 from aiohttp import web
 
 from app.config import Settings
+from app.web.graphiql_page import add_graphiql_routes
+from app.web.policy import common_headers, content_security_policy
 
 WEB_DIR = Path(__file__).parent
 ASSETS = {
@@ -22,34 +24,6 @@ ASSETS = {
 }
 # The GraphiQL link sits between these markers in index.html and is cut when GraphiQL is off.
 _GRAPHIQL_LINK = re.compile(r"<!-- graphiql -->.*?<!-- /graphiql -->", re.DOTALL)
-# A Host header that is safe to repeat in the policy (aiohttp already refuses line breaks).
-_SAFE_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
-
-
-def content_security_policy(host: str) -> str:
-    # CSP level 3 lets 'self' cover ws/wss of the same host, but older browsers need them named.
-    sockets = f" ws://{host} wss://{host}" if _SAFE_HOST.match(host) else ""
-    return "; ".join(
-        (
-            "default-src 'none'",
-            "script-src 'self'",
-            "style-src 'self'",
-            "img-src 'self'",
-            f"connect-src 'self'{sockets}",
-            "base-uri 'none'",
-            "form-action 'none'",
-            "frame-ancestors 'none'",
-        )
-    )
-
-
-def _common_headers() -> dict[str, str]:
-    return {
-        "X-Content-Type-Options": "nosniff",
-        "Referrer-Policy": "no-referrer",
-        # Small files that change with each release: revalidate instead of serving stale code.
-        "Cache-Control": "no-cache",
-    }
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
@@ -59,7 +33,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     assets = {name: (WEB_DIR / name).read_bytes() for name in ASSETS}
 
     async def index(request: web.Request) -> web.Response:
-        headers = _common_headers()
+        headers = common_headers()
         headers["Content-Security-Policy"] = content_security_policy(request.host)
         return web.Response(text=html, content_type="text/html", charset="utf-8", headers=headers)
 
@@ -67,9 +41,11 @@ def add_routes(app: web.Application, settings: Settings) -> None:
         name = request.match_info["name"]
         if name not in assets:
             return web.Response(status=404, text="Not Found")
-        headers = _common_headers()
+        headers = common_headers()
         headers["Content-Type"] = ASSETS[name]
         return web.Response(body=assets[name], headers=headers)
 
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", asset)
+    if settings.graphiql:
+        add_graphiql_routes(app)

@@ -21,7 +21,7 @@ from tests.support.graphql import GraphQLClient
 pytestmark = pytest.mark.browser
 
 LONG_MESSAGE = " ".join(f"word{i}" for i in range(40))  # 41 words back: 12 s at 300 ms a word
-USAGE_LINE = re.compile(r"^\d+ tokens \(\d+ in, \d+ out\) · [0-9.]+ credits$")
+USAGE_LINE = re.compile(r"^\d+ tokens \(\d+ in, \d+ out\) · 0 credits$")  # ECHO costs nothing
 
 
 @pytest.fixture
@@ -336,3 +336,87 @@ async def test_the_client_speaks_graphql_transport_ws(context: Any, server: Live
     assert heard[0] == {"type": "connection_init", "payload": {"apiKey": demo.keys.demo_project}}
     assert {"type": "pong"} in heard
     assert [m["type"] for m in heard if m["type"] != "pong"] == ["connection_init", "subscribe"]
+
+
+async def last_line_box(locator: Any) -> dict[str, float]:
+    """The box of the last rendered line of an element's text."""
+    box: dict[str, float] = await locator.evaluate(
+        """element => {
+            const range = document.createRange();
+            range.selectNodeContents(element);
+            const lines = [...range.getClientRects()];
+            const last = lines[lines.length - 1];
+            return { top: last.top, bottom: last.bottom };
+        }"""
+    )
+    return box
+
+
+async def test_at_phone_width_the_streaming_answer_stays_above_the_message_box(
+    browser: Any, server: LiveServer, demo: Demo
+) -> None:
+    phone = await browser.new_context(viewport=PHONE)
+    try:
+        chat = await ChatPage.open(phone, server)
+        page, expect = chat.page, chat.expect
+        toggle = page.locator("#settings-toggle")
+        await chat.connect(demo.keys.demo_project)
+
+        # Connected: the settings fold into one line that says the model and the connection.
+        await expect(page.locator("#settings-body")).to_be_hidden()
+        await expect(toggle).to_have_attribute("aria-expanded", "false")
+        await expect(toggle).to_contain_text("Demo echo · Connected")
+        assert (await page.locator("#settings").bounding_box())["height"] < 70
+
+        # Fill the screen, then stream a long answer from Slow echo (a word every 300 ms), picked
+        # in the settings opened for it and folded again.
+        for _ in range(2):
+            earlier = await chat.send(LONG_MESSAGE)
+            await expect(earlier.locator(".usage")).to_be_visible(timeout=15_000)
+        await toggle.click()
+        await expect(page.get_by_label("Model", exact=True)).to_be_visible()
+        await chat.pick_model("Slow echo")
+        await toggle.click()
+        await expect(page.locator("#settings-body")).to_be_hidden()
+        await expect(toggle).to_contain_text("Slow echo · Connected")
+        answer = await chat.send(LONG_MESSAGE)
+        composer = await page.locator("#composer").bounding_box()
+        transcript = await page.locator("#transcript").bounding_box()
+        assert composer["y"] + composer["height"] <= PHONE["height"] + 1  # the message box is on screen
+        for words in (8, 16, 24):
+            await chat.until_words(answer, words)
+            line = await last_line_box(answer.locator(".content"))
+            # The newest words are on screen, above the message box, inside the transcript.
+            assert transcript["y"] <= line["top"], (words, line, transcript)
+            assert line["bottom"] <= composer["y"] + 1, (words, line, composer)
+        await page.screenshot(path="/tmp/chat-phone.png")
+
+        # A reader who scrolls up to read stays where they are while the answer goes on.
+        await page.locator("#transcript").evaluate("list => { list.scrollTop = 0; }")
+        await chat.until_words(answer, 28)
+        assert await page.locator("#transcript").evaluate("list => list.scrollTop") == 0
+        await page.get_by_role("button", name="Stop").click()
+        chat.assert_clean(server)
+    finally:
+        await phone.close()
+
+
+async def test_credits_read_as_a_person_would(context: Any, server: LiveServer) -> None:
+    chat = await ChatPage.open(context, server)
+    shown = await chat.page.evaluate(
+        """async () => {
+            const { creditsText } = await import('/static/chat.js');
+            return ['0.000000', '0.000070', '0.009999', '0.01', '1.000000', '1.200000', '12.345', '1234.5']
+                .map(creditsText);
+        }"""
+    )
+    assert shown == [
+        "0 credits",
+        "< 0.01 credits",
+        "< 0.01 credits",
+        "0.01 credits",
+        "1 credit",
+        "1.2 credits",
+        "12.35 credits",
+        "1,234.5 credits",
+    ]

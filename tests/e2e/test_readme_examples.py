@@ -111,6 +111,15 @@ async def test_curl_sse_stream(server: LiveServer, key: str) -> None:
     assert stream[-1]["usage"]["totalTokens"] == 5
 
 
+async def test_curl_embeddings_offline(server: LiveServer, key: str) -> None:
+    needs("curl")
+    body = json.loads(await run(readme_command("/v1/embeddings"), server, key))
+    first, second = (item["embedding"] for item in body["data"])
+    assert len(first) == len(second) == 8
+    assert first != second
+    assert body["object"] == "list"
+
+
 async def test_python_gql_query_and_chat(server: LiveServer, key: str) -> None:
     out = await run(readme_command("examples/graphql_query.py"), server, key)
     lines = out.splitlines()

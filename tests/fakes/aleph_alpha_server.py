@@ -1,5 +1,5 @@
-"""A fake Aleph Alpha / PhariaAI inference API on 127.0.0.1, faithful to the wire format (see
-shared/reference/provider-wire-formats.md §7): `POST /complete` (JSON, or an SSE stream of
+"""A fake Aleph Alpha / PhariaAI inference API on 127.0.0.1, faithful to the wire format of its
+API reference: `POST /complete` (JSON, or an SSE stream of
 `stream_chunk` / `stream_summary` / `completion_summary` frames ending with EOF, no `[DONE]`) and
 the OpenAI-compatible `POST /chat/completions` (usage-only last chunk, then `[DONE]`); both also
 under `/v1/` as PhariaAI hosts serve them. Errors use the flat `{"error": "…", "code": "…"}` envelope.

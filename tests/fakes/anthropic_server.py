@@ -1,5 +1,5 @@
-"""A fake Anthropic Messages API on 127.0.0.1, faithful to the wire format (see
-shared/reference/provider-wire-formats.md §3): `POST /v1/messages` checked like the real API
+"""A fake Anthropic Messages API on 127.0.0.1, faithful to the wire format of its
+API reference: `POST /v1/messages` checked like the real API
 (`x-api-key`, `anthropic-version`, required `max_tokens`, no system role in `messages`), JSON answers
 or named SSE events padded with trailing spaces as the real API sends them, ending in
 `message_stop`; errors as `{"type":"error","error":{type,message},"request_id"}` with `request-id`,

@@ -1,5 +1,5 @@
-"""A fake AWS bedrock-runtime on 127.0.0.1, faithful to the wire format (see
-shared/reference/provider-wire-formats.md §5): Converse JSON, ConverseStream as binary
+"""A fake AWS bedrock-runtime on 127.0.0.1, faithful to the wire format of its
+API reference: Converse JSON, ConverseStream as binary
 `application/vnd.amazon.eventstream` frames with correct prelude and message CRC32s, errors as
 `{"message": …}` with `x-amzn-ErrorType`, in-stream exception frames, and InvokeModel with Titan
 embedding bodies. It does not check signatures; it records whether a SigV4 header came.

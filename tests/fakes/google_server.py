@@ -1,5 +1,5 @@
 """A fake Google Gemini API, Vertex AI and OAuth token endpoint on 127.0.0.1, faithful to the wire
-format (see shared/reference/provider-wire-formats.md §4):
+format of their API references:
 
 - Gemini API: `/v1beta/models/{model}:generateContent|streamGenerateContent|batchEmbedContents`,
   `x-goog-api-key` (a bad key is 400 INVALID_ARGUMENT "API key not valid", as for real).

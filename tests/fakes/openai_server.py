@@ -1,5 +1,5 @@
 """A fake of the OpenAI wire-format family on 127.0.0.1 (random port), faithful to
-shared/reference/provider-wire-formats.md §1, 2, 6, 8, 10:
+the wire formats of OpenAI, Azure OpenAI, Mistral and vLLM:
 
 - Chat Completions, legacy completions, embeddings and the Responses API at any path ending in
   `chat/completions`, `completions`, `embeddings` or `responses` (so `/v1/…` and custom prefixes work);

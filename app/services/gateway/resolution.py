@@ -23,6 +23,7 @@ from app.domain.ids import model_global_id
 from app.domain.models import LifecycleState
 from app.domain.tenancy import Organization
 from app.domain.tokens import estimate_prompt_tokens
+from app.domain.values import with_article
 from app.services.model_cache import ModelCache, ResolvedModel
 from app.services.permissions import require
 from app.services.tenancy_cache import TenancyCache
@@ -34,6 +35,22 @@ _ACCEPTED_GROUPS = {
     CallOperation.EMBED: (ModelGroup.EMBEDDING,),
 }
 _MAX_MIGRATION_HOPS = 5
+# The operation as a caller names it (chatStream is the GraphQL subscription).
+_OPERATION_NAMES = {
+    CallOperation.GENERATE: "generate",
+    CallOperation.CHAT: "chat",
+    CallOperation.CHAT_STREAM: "chatStream",
+    CallOperation.EMBED: "embed",
+}
+
+
+def _group_mismatch(name: str, group: ModelGroup, operation: CallOperation) -> str:
+    """E.g. "Demo echo is a chat model; embed needs an embedding model"."""
+    wanted = " or ".join(g.value.lower() for g in _ACCEPTED_GROUPS[operation])
+    return (
+        f"{name} is {with_article(group.value.lower())} model; "
+        f"{_OPERATION_NAMES[operation]} needs {with_article(wanted)} model"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,11 +100,9 @@ class Resolver:
         """Who serves it, after the model group, lifecycle (with migration) and plan checks."""
         organization, project_id, model = requested.organization, requested.project_id, requested.model
         if model.model.record.model_group not in _ACCEPTED_GROUPS[operation]:
-            wanted = " or ".join(g.value for g in _ACCEPTED_GROUPS[operation])
             raise GatewayError(
                 GatewayErrorCode.MODEL_GROUP_MISMATCH,
-                f"{model.model.record.name} is a {model.model.record.model_group.value} model; "
-                f"{operation.value.lower()} needs a {wanted} model",
+                _group_mismatch(model.model.record.name, model.model.record.model_group, operation),
                 field=("input", "model"),
             )
         warnings: list[CallWarning] = []

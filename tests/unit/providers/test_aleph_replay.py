@@ -1,4 +1,4 @@
-"""Real recorded Aleph Alpha traffic (../shared/recordings/aleph-alpha, see its README and index.json)
+"""Real recorded Aleph Alpha traffic (tests/recordings/aleph-alpha, see its README and index.json)
 served byte for byte by the fake, whole and split at odd chunk boundaries, through the adapter."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, aleph_alpha_fa
 from tests.fakes.common import RawReply
 from tests.support.streams import collect, text_of
 
-RECORDINGS = Path(__file__).resolve().parents[3] / ".." / "shared" / "recordings" / "aleph-alpha"
+RECORDINGS = Path(__file__).resolve().parents[2] / "recordings" / "aleph-alpha"
 REQUEST = ChatRequest(messages=(ChatMessage(ChatRole.USER, "Hello, how are you?"),), max_tokens=7)
 
 

@@ -1,4 +1,4 @@
-"""Real recorded Anthropic traffic (shared/recordings/anthropic, see its README and index.json) served
+"""Real recorded Anthropic traffic (tests/recordings/anthropic, see its README and index.json) served
 byte for byte by the fake, also cut at odd chunk boundaries, through the Anthropic adapter."""
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from tests.fakes.anthropic_server import API_KEY, AnthropicFake, anthropic_fake
 from tests.fakes.common import RawReply
 from tests.support.streams import collect, last_usage, text_of
 
-RECORDINGS = Path(__file__).resolve().parents[3] / ".." / "shared" / "recordings" / "anthropic"
+RECORDINGS = Path(__file__).resolve().parents[2] / "recordings" / "anthropic"
 REQUEST = ChatRequest(
     messages=(ChatMessage(ChatRole.USER, "Extract order IDs from the following text:\n\nOrder 12345"),),
     max_tokens=1024,

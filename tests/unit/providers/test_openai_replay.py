@@ -1,4 +1,4 @@
-"""Real recorded Chat Completions traffic (shared/recordings, see its README and index.json files)
+"""Real recorded Chat Completions traffic (tests/recordings, see its README and index.json files)
 served byte for byte by the fake, whole and cut at odd chunk boundaries, through the adapter.
 
 What the adapter defines for recordings beyond plain text: a refusal is the answer text; with n=3
@@ -22,7 +22,7 @@ from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import CHAT, OpenAIFake, make_target
 from tests.support.streams import collect_result
 
-RECORDINGS = Path(__file__).parents[3] / ".." / "shared" / "recordings"
+RECORDINGS = Path(__file__).parents[2] / "recordings"
 FINISH = {"stop": FinishReason.STOP, "length": FinishReason.LENGTH, "tool_calls": FinishReason.TOOL_CALLS}
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from app.providers.sse import SseEvent, SseParser, parse_sse
 
-RECORDINGS = Path(__file__).parents[3] / ".." / "shared" / "recordings"
+RECORDINGS = Path(__file__).parents[2] / "recordings"
 SSE_RECORDINGS = sorted(RECORDINGS.glob("*/*.sse"))
 
 
