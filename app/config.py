@@ -64,8 +64,13 @@ class Settings(BaseSettings):
     # Provider calls.
     allow_private_upstreams: bool = False
     provider_connect_timeout: float = 5.0
-    provider_first_byte_timeout: float = 60.0
+    # A hung upstream is failed over within connect + first byte (30 s) by default.
+    provider_first_byte_timeout: float = 25.0
     provider_idle_timeout: float = 30.0
+    # How long one call may take in all, retries and fallbacks included, unless its model sets
+    # callDeadlineSeconds: generate/chat/embed, and a chatStream from start to end.
+    call_deadline: float = Field(default=120.0, gt=0)
+    stream_deadline: float = Field(default=600.0, gt=0)
     # A provider's Retry-After longer than this skips the retry on the same model (fallbacks next).
     retry_after_bound: float = 5.0
     bedrock_region: str | None = None

@@ -33,6 +33,8 @@ class GatewayErrorCode(StrEnum):
     RATE_LIMITED = "RATE_LIMITED"
     TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
     PROVIDER_ERROR = "PROVIDER_ERROR"
+    # The provider refused the input or the answer on content grounds.
+    CONTENT_FILTERED = "CONTENT_FILTERED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
 
 

@@ -138,7 +138,7 @@ class AlephAlphaCompleteAdapter(AlephAlphaConnection):
                     summarised = True
                     yield UsageUpdate(_usage(item))
         if not summarised:
-            raise ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended early")
+            raise ProviderError(ProviderErrorCode.TRUNCATED, "the provider stream ended early")
         yield Finished(finish)
 
 

@@ -127,7 +127,7 @@ class AnthropicAdapter(ProviderAdapter):
                 # ping, content_block_start/stop and event types added later carry nothing we use.
             else:
                 raise ProviderError(
-                    ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended before message_stop"
+                    ProviderErrorCode.TRUNCATED, "the provider stream ended before message_stop"
                 )
         # Announced after the response is closed, so the connection is released before the caller
         # moves on.

@@ -145,6 +145,8 @@ class ProviderErrorCode(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     UPSTREAM_ERROR = "UPSTREAM_ERROR"
     MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
+    # The answer stopped before its end: no finish reason, no terminal event (EOF or a cut body).
+    TRUNCATED = "TRUNCATED"
 
 
 _RETRYABLE_BY_DEFAULT = frozenset(
@@ -154,6 +156,8 @@ _RETRYABLE_BY_DEFAULT = frozenset(
         ProviderErrorCode.TIMEOUT,
         ProviderErrorCode.CONNECT_FAILED,
         ProviderErrorCode.UPSTREAM_ERROR,
+        ProviderErrorCode.MALFORMED_RESPONSE,
+        ProviderErrorCode.TRUNCATED,
     }
 )
 
@@ -229,9 +233,7 @@ class ProviderAdapter(ABC):
             yield StreamFailed(error_from_exception(exc))
             return
         if not finished:
-            yield StreamFailed(
-                ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended early")
-            )
+            yield StreamFailed(ProviderError(ProviderErrorCode.TRUNCATED, "the provider stream ended early"))
 
     async def embed(self, request: EmbedRequest) -> Embeddings:
         try:

@@ -110,7 +110,7 @@ class BedrockAdapter(ProviderAdapter):
                 stream.close()
         # The stream is complete only with messageStop and then metadata, before EOF.
         if finish is None or not usage_seen:
-            raise ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended early")
+            raise ProviderError(ProviderErrorCode.TRUNCATED, "the provider stream ended early")
         yield Finished(finish)
 
     async def _embed(self, request: EmbedRequest) -> Embeddings:

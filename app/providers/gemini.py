@@ -126,7 +126,7 @@ class GeminiChatAdapter(ProviderAdapter):
                 finish = chunk.finish or finish
         if finish is None:
             raise ProviderError(
-                ProviderErrorCode.MALFORMED_RESPONSE, "the provider stream ended without a finish reason"
+                ProviderErrorCode.TRUNCATED, "the provider stream ended without a finish reason"
             )
         yield Finished(finish)
 

@@ -31,7 +31,7 @@ _MAX_RETRY_AFTER_SECONDS = 3600.0
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     connect: float = 5.0
-    first_byte: float = 60.0
+    first_byte: float = 25.0
     idle: float = 30.0
 
 

@@ -31,6 +31,7 @@ from app.providers.openai_wire import (
     malformed,
     parse_usage,
     stream_error,
+    truncated,
 )
 
 
@@ -96,7 +97,7 @@ class OpenAIChatAdapter(OpenAIWireAdapter):
         if done or (finish is not None and not self.endpoint.dialect.done_marker_required):
             yield Finished(finish or FinishReason.STOP)
         else:
-            raise malformed("the provider stream ended early")
+            raise truncated()
 
 
 class OpenAICompletionsAdapter(OpenAIChatAdapter):

@@ -22,7 +22,13 @@ from app.providers.base import (
     Usage,
     UsageUpdate,
 )
-from app.providers.openai_wire import OpenAIWireAdapter, json_object, malformed, parse_usage, stream_error
+from app.providers.openai_wire import (
+    OpenAIWireAdapter,
+    json_object,
+    parse_usage,
+    stream_error,
+    truncated,
+)
 
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 _TEXT_FIELDS = {"output_text": "text", "refusal": "refusal"}  # content part type -> its text field
@@ -80,7 +86,7 @@ class OpenAIResponsesAdapter(OpenAIWireAdapter):
                     break
         # Yielded after the upstream response is closed (see OpenAIChatAdapter._stream).
         if finish is None:
-            raise malformed("the provider stream ended early")
+            raise truncated()
         yield Finished(finish)
 
 

@@ -70,6 +70,10 @@ def malformed(message: str = "the provider sent a malformed response") -> Provid
     return ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, message)
 
 
+def truncated() -> ProviderError:
+    return ProviderError(ProviderErrorCode.TRUNCATED, "the provider stream ended early")
+
+
 @dataclass(frozen=True, slots=True)
 class ErrorFields:
     """The parts of an error envelope that say what went wrong."""

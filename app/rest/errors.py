@@ -38,6 +38,7 @@ _STATUS: dict[GatewayErrorCode, tuple[int, str, str | None]] = {
     GatewayErrorCode.OUT_OF_RANGE: (400, "invalid_request_error", None),
     GatewayErrorCode.MAX_TOKENS_TOO_LARGE: (400, "invalid_request_error", None),
     GatewayErrorCode.CONTEXT_TOO_LONG: (400, "invalid_request_error", "context_length_exceeded"),
+    GatewayErrorCode.CONTENT_FILTERED: (400, "invalid_request_error", "content_filter"),
     GatewayErrorCode.MODEL_GROUP_MISMATCH: (400, "invalid_request_error", None),
     GatewayErrorCode.NOT_FOUND: (404, "invalid_request_error", "model_not_found"),
     GatewayErrorCode.NO_DEFAULT_MODEL: (404, "invalid_request_error", "model_not_found"),
@@ -121,14 +122,12 @@ def from_gateway(error: GatewayError) -> RestError:
 def _provider_failure(error: GatewayError) -> RestError:
     """After retries and fallbacks: the upstream's verdict, as a gateway in front of it reports it."""
     provider_code = error.provider_code
-    if provider_code == ProviderErrorCode.CONTEXT_TOO_LONG:
-        return RestError(400, error.message, code="context_length_exceeded", param="messages")
-    if provider_code == ProviderErrorCode.CONTENT_FILTERED:
-        return RestError(400, error.message, code="content_filter")
     if provider_code in (ProviderErrorCode.RATE_LIMITED, ProviderErrorCode.OVERLOADED):
         status = 503
     elif provider_code == ProviderErrorCode.TIMEOUT:
         status = 504
+    elif provider_code == ProviderErrorCode.BAD_REQUEST:
+        return RestError(400, error.message, code="provider_rejected_request")
     else:
         status = 502
     return RestError(

@@ -148,7 +148,13 @@ class Services:
         self.notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
         self.gateway = Gateway(
             Resolver(self.model_cache, self.tenancy_cache, self.models.clock),
-            Attempts(self.providers, self.health, retry_after_bound=settings.retry_after_bound),
+            Attempts(
+                self.providers,
+                self.health,
+                retry_after_bound=settings.retry_after_bound,
+                call_deadline=settings.call_deadline,
+                stream_deadline=settings.stream_deadline,
+            ),
             self.usage,
             self.quota,
             self.rate_limiter,

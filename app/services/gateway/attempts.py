@@ -1,6 +1,8 @@
-"""Calling providers along a route: one retry on the same model for retryable failures before the
-first byte (honouring Retry-After up to a bound), then the next fallback. A tripped primary is
-skipped. A stream that fails after text was sent fails over with a reset, never a retry."""
+"""Calling providers along a route. What each failure leads to is the table in `failures.py`: at
+most one retry on the same model before the first byte (honouring Retry-After up to a bound), then
+the next fallback. A tripped primary is skipped. A stream that fails after text was sent fails over
+with a reset, never a retry. One deadline per call (the model's, else the server's default for the
+kind of call) caps every attempt, retry and fallback together."""
 
 from __future__ import annotations
 
@@ -11,7 +13,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from app.domain.enums import FinishReason
-from app.domain.gateway import GatewayError, GatewayErrorCode
 from app.metrics import FALLBACKS, PROVIDER_CALLS, labelled
 from app.providers.base import (
     ChatRequest,
@@ -20,13 +21,13 @@ from app.providers.base import (
     EmbedRequest,
     Finished,
     ProviderError,
-    StreamFailed,
     TextDelta,
     Usage,
     UsageUpdate,
 )
 from app.providers.registry import adapter_for
 from app.providers.runtime import ProviderRuntime
+from app.services.gateway.failures import deadline_passed, gateway_error, rule_for
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.resolution import Route
 from app.services.health import ModelHealthTracker
@@ -68,18 +69,6 @@ class StreamDone:
 StreamStep = StreamStarted | StreamText | StreamReset | StreamDone
 
 
-def provider_failure(error: ProviderError | None) -> GatewayError:
-    if error is None:
-        return GatewayError(GatewayErrorCode.PROVIDER_ERROR, "no model could serve the call", retryable=True)
-    return GatewayError(
-        GatewayErrorCode.PROVIDER_ERROR,
-        error.message,
-        retryable=error.retryable,
-        retry_after=error.retry_after,
-        provider_code=error.code.value,
-    )
-
-
 def system_prompts(model: ResolvedModel, request: CallRequest) -> list[str]:
     """The model's effective system prompt comes first, then the caller's."""
     return [p for p in (model.system_prompt, request.system_prompt) if p]
@@ -101,11 +90,15 @@ class Attempts:
         health: ModelHealthTracker,
         *,
         retry_after_bound: float = 5.0,
+        call_deadline: float = 120.0,
+        stream_deadline: float = 600.0,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.runtime = runtime
         self.health = health
         self.retry_after_bound = retry_after_bound
+        self.call_deadline = call_deadline
+        self.stream_deadline = stream_deadline
         self.sleep = sleep
 
     async def candidates(self, route: Route) -> list[ResolvedModel]:
@@ -115,6 +108,12 @@ class Attempts:
         healthy = [m for m in ordered if not await self.health.is_tripped(m.model.id)]
         tripped = [m for m in ordered if m not in healthy]
         return healthy + tripped if healthy else ordered
+
+    def deadline(self, route: Route, default: float) -> float:
+        """Seconds the whole call may take, retries and fallbacks included: the requested model's own
+        deadline, else the server's default for this kind of call."""
+        own = route.primary.model.call_deadline_seconds
+        return float(own) if own is not None else default
 
     async def complete(self, route: Route, request: CallRequest) -> Served[Completion]:
         async def call(model: ResolvedModel) -> Completion:
@@ -131,29 +130,38 @@ class Attempts:
 
     async def _run(self, route: Route, call: Callable[[ResolvedModel], Awaitable[T]]) -> Served[T]:
         error: ProviderError | None = None
+        seconds = self.deadline(route, self.call_deadline)
+        deadline = asyncio.get_running_loop().time() + seconds
         for model in await self.candidates(route):
             if error is not None:
                 labelled(FALLBACKS, model.model.provider.value).inc()
             for attempt in range(2):
                 try:
-                    result = await call(model)
+                    async with asyncio.timeout_at(deadline):
+                        result = await call(model)
+                except TimeoutError:
+                    error = deadline_passed(seconds)
+                    await self._failed(route, model, error)
+                    raise gateway_error(error) from None
                 except ProviderError as failed:
-                    error = failed
-                    labelled(PROVIDER_CALLS, model.model.provider.value, failed.code.value).inc()
-                    if not failed.retryable:
-                        raise provider_failure(failed) from failed
-                    if attempt == 0 and await self._may_retry(failed):
+                    failure = failed
+                    if attempt == 0 and await self._may_retry(failed, deadline):
+                        labelled(PROVIDER_CALLS, model.model.provider.value, failed.code.value).inc()
                         continue
                     break
                 labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
                 await self.health.record_success(model.model.id)
                 return Served(result, model)
-            await self._record_failure(route, model, error)
-        raise provider_failure(error)
+            error = failure
+            if not await self._failed(route, model, failure):
+                break
+        raise gateway_error(error)
 
     async def stream(self, route: Route, request: CallRequest) -> AsyncGenerator[StreamStep]:
         error: ProviderError | None = None
         started = False
+        seconds = self.deadline(route, self.stream_deadline)
+        deadline = asyncio.get_running_loop().time() + seconds
         models = await self.candidates(route)
         for index, model in enumerate(models):
             if error is not None:
@@ -163,7 +171,16 @@ class Attempts:
                 usage: Usage | None = None
                 adapter = adapter_for(model.target(), self.runtime)
                 async with aclosing(adapter.stream(chat_request(model, request))) as events:
-                    async for event in events:
+                    while True:
+                        try:
+                            # Around each wait, never around a yield: the deadline cancels the
+                            # provider read, not whatever the consumer does with an event.
+                            async with asyncio.timeout_at(deadline):
+                                event = await anext(events)
+                        except TimeoutError:
+                            error = deadline_passed(seconds)
+                            await self._failed(route, model, error)
+                            raise gateway_error(error) from None
                         if isinstance(event, TextDelta):
                             if not started:
                                 started = True
@@ -179,33 +196,39 @@ class Attempts:
                             await self.health.record_success(model.model.id)
                             yield StreamDone(event.reason, usage, model)
                             return
-                        elif isinstance(event, StreamFailed):
-                            error = event.error
-                assert error is not None
-                labelled(PROVIDER_CALLS, model.model.provider.value, error.code.value).inc()
-                if not error.retryable:
-                    raise provider_failure(error)
+                        else:  # StreamFailed: the adapter's one terminal failure
+                            failure = event.error
+                            break
+                error = failure
                 # Never again on the same model once text was sent: the caller has seen it.
-                if sent_text or attempt == 1 or not await self._may_retry(error):
+                if sent_text or attempt == 1 or not await self._may_retry(failure, deadline):
                     break
-            assert error is not None
-            await self._record_failure(route, model, error)
-            if sent_text and index + 1 < len(models):
+                labelled(PROVIDER_CALLS, model.model.provider.value, failure.code.value).inc()
+            if not await self._failed(route, model, failure) or index + 1 == len(models):
+                break
+            if sent_text:
                 if not request.fail_over_after_text:
                     break
-                yield StreamReset(f"{model.model.record.name} failed: {error.message}", models[index + 1])
-        raise provider_failure(error)
+                yield StreamReset(f"{model.model.record.name} failed: {failure.message}", models[index + 1])
+        raise gateway_error(error)
 
-    async def _may_retry(self, error: ProviderError) -> bool:
+    async def _may_retry(self, error: ProviderError, deadline: float) -> bool:
+        """Once more on the same model, when the failure allows it, the provider did not say it is
+        pointless, and the wait (Retry-After, bounded) fits before the call's deadline."""
+        if not (rule_for(error).retry and error.retryable):
+            return False
         wait = error.retry_after if error.retry_after is not None else _RETRY_BACKOFF
-        if wait > self.retry_after_bound:
+        if wait > self.retry_after_bound or asyncio.get_running_loop().time() + wait >= deadline:
             return False
         await self.sleep(wait)
         return True
 
-    async def _record_failure(self, route: Route, model: ResolvedModel, error: ProviderError | None) -> None:
-        """Consecutive failures count against the primary, which trips under its policy."""
-        if model is route.primary and route.trip_policy is not None and error is not None:
+    async def _failed(self, route: Route, model: ResolvedModel, error: ProviderError) -> bool:
+        """Counts the failed attempt (metrics, health) and says whether the call falls over to the
+        next model. Consecutive failures count against the primary, which trips under its policy."""
+        labelled(PROVIDER_CALLS, model.model.provider.value, error.code.value).inc()
+        rule = rule_for(error)
+        if rule.counts and model is route.primary and route.trip_policy is not None:
             await self.health.record_failure(
                 model.model.id,
                 route.trip_policy,
@@ -213,3 +236,4 @@ class Attempts:
                 route.organization.id,
                 model.model.record.name,
             )
+        return rule.fall_over

@@ -162,10 +162,11 @@ async def test_a_retryable_failure_of_the_primary_is_served_by_the_fallback(
     with Elapsed() as took:
         answer = await call(mode, server, http, tenant)
     served_by_fallback(answer)
-    assert len(fake_a.requests) == 2  # one retry on the same model first
+    # One retry on the same model first, except after a timeout: a hung upstream is not waited on twice.
+    assert len(fake_a.requests) == (1 if failure == "first-byte-timeout" else 2)
     assert len(fake_b.requests) == 1
-    # Two first-byte timeouts, one short pause, and the fallback's answer; nothing waits longer.
-    assert took.seconds < 2 * TIMEOUT + 1.5
+    # At most one first-byte timeout, one short pause, and the fallback's answer; nothing waits longer.
+    assert took.seconds < TIMEOUT + 1.5
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -180,15 +181,17 @@ async def test_a_primary_that_refuses_connections_is_served_by_the_fallback(
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize(
-    "error", [FakeError.context_too_long(), FakeError.content_filtered()], ids=["400", "filter"]
+    ("error", "code"),
+    [(FakeError.context_too_long(), "CONTEXT_TOO_LONG"), (FakeError.content_filtered(), "CONTENT_FILTERED")],
+    ids=["400", "filter"],
 )
 async def test_a_non_retryable_failure_is_not_retried_or_fallen_back(
-    error: FakeError, mode: str, server: LiveServer, http: aiohttp.ClientSession, tenant: Tenant,
+    error: FakeError, code: str, mode: str, server: LiveServer, http: aiohttp.ClientSession, tenant: Tenant,
     route: Route, fake_a: OpenAIFake, fake_b: OpenAIFake,
 ) -> None:  # fmt: skip
     fail(fake_a, error=error)
     answer = await call(mode, server, http, tenant)
-    assert answer.error == "PROVIDER_ERROR"
+    assert answer.error == code
     assert answer.served_by is None
     if mode == "chatStream":
         assert answer.events == ["ChatStreamError"]

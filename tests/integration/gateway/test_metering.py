@@ -128,7 +128,7 @@ async def test_usage_rows_and_the_report_match_the_calls_made(
     made(payload["requestId"], "CHAT", "primary", "beta", (12, 3), "3", in_project=True)
     fake_a.error = FakeError.context_too_long()
     payload = await dev.mutate(CHAT, {"messages": HI, "model": ids["alpha"]})
-    made(payload["requestId"], "CHAT", "alpha", None, (0, 0), "2", error="PROVIDER_ERROR")
+    made(payload["requestId"], "CHAT", "alpha", None, (0, 0), "2", error="CONTEXT_TOO_LONG")
     fake_a.error = None
     # Refused before a model was known: nothing to meter.
     assert (await dev.mutate(CHAT, {"messages": [], "model": ids["alpha"]}))["userErrors"]

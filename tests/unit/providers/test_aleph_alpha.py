@@ -227,14 +227,14 @@ async def test_credentials_never_appear_in_errors(fake: AlephAlphaFake, runtime:
 
 
 @pytest.mark.parametrize("make_target", [completion_model, chat_model])
-async def test_eof_without_terminal_is_a_malformed_response(
+async def test_eof_without_terminal_is_a_truncated_response(
     fake: AlephAlphaFake, runtime: ProviderRuntime, make_target: object
 ) -> None:
     fake.omit_terminal = True
     events = await collect(aleph_alpha_adapter(make_target(fake), runtime).stream(REQUEST))  # type: ignore[operator]
     assert text_of(events) == fake.reply
     assert isinstance(events[-1], StreamFailed)
-    assert events[-1].error.code is ProviderErrorCode.MALFORMED_RESPONSE
+    assert events[-1].error.code is ProviderErrorCode.TRUNCATED
 
 
 async def test_mid_stream_disconnect(fake: AlephAlphaFake, runtime: ProviderRuntime) -> None:

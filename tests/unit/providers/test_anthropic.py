@@ -262,12 +262,12 @@ async def test_overloaded_mid_stream_is_classified_by_error_type(
     assert "Overloaded" in error.message
 
 
-async def test_missing_message_stop_is_malformed(fake: AnthropicFake, runtime: ProviderRuntime) -> None:
+async def test_missing_message_stop_is_truncated(fake: AnthropicFake, runtime: ProviderRuntime) -> None:
     fake.omit_message_stop = True
 
     error = failure(await collect(adapter(fake, runtime).stream(REQUEST)))
 
-    assert error.code == ProviderErrorCode.MALFORMED_RESPONSE
+    assert error.code == ProviderErrorCode.TRUNCATED
 
 
 async def test_malformed_frame_is_malformed(fake: AnthropicFake, runtime: ProviderRuntime) -> None:

@@ -153,13 +153,13 @@ async def test_bad_crc_is_a_malformed_response(fake: BedrockFake, runtime: Provi
     assert error.code is ProviderErrorCode.MALFORMED_RESPONSE
 
 
-async def test_eof_without_message_stop_is_a_malformed_response(
+async def test_eof_without_message_stop_is_a_truncated_response(
     fake: BedrockFake, runtime: ProviderRuntime
 ) -> None:
     fake.omit_terminal = True
     events, error = await stream_failure(runtime)
     assert text_of(events) == fake.reply
-    assert error.code is ProviderErrorCode.MALFORMED_RESPONSE
+    assert error.code is ProviderErrorCode.TRUNCATED
 
 
 async def test_mid_stream_disconnect(fake: BedrockFake, runtime: ProviderRuntime) -> None:

@@ -268,13 +268,13 @@ async def test_error_chunk_mid_stream(fake: GoogleFake, runtime: ProviderRuntime
     assert "overloaded" in error.message
 
 
-async def test_eof_without_finish_reason_is_malformed(fake: GoogleFake, runtime: ProviderRuntime) -> None:
+async def test_eof_without_finish_reason_is_truncated(fake: GoogleFake, runtime: ProviderRuntime) -> None:
     fake.omit_finish_reason = True
 
     events = await collect(adapter(fake, runtime).stream(REQUEST))
 
     assert text_of(events) == fake.reply
-    assert failure(events).code == ProviderErrorCode.MALFORMED_RESPONSE
+    assert failure(events).code == ProviderErrorCode.TRUNCATED
 
 
 async def test_malformed_frame_is_malformed(fake: GoogleFake, runtime: ProviderRuntime) -> None:

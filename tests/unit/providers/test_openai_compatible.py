@@ -111,14 +111,14 @@ async def test_eof_after_finish_reason_ends_the_stream(
     assert (result.text, result.finish, result.usage) == (REPLY, FinishReason.STOP, Usage(12, 4))
 
 
-async def test_eof_before_finish_reason_is_malformed(
+async def test_eof_before_finish_reason_is_truncated(
     openai_fake: OpenAIFake, runtime: ProviderRuntime
 ) -> None:
     openai_fake.raw = b'data: {"choices":[{"index":0,"delta":{"content":"Hal"},"finish_reason":null}]}\n\n'
     result = await collect_result(compatible(openai_fake, runtime).stream(CHAT))
     assert result.text == "Hal"
     assert result.error is not None
-    assert result.error.code is ProviderErrorCode.MALFORMED_RESPONSE
+    assert result.error.code is ProviderErrorCode.TRUNCATED
 
 
 def data(value: dict[str, Any]) -> bytes:

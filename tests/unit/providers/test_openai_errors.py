@@ -145,7 +145,7 @@ async def test_in_stream_errors_keep_the_key_out(openai_fake: OpenAIFake, runtim
 @pytest.mark.parametrize(
     ("switches", "code", "text"),
     [
-        ({"omit_terminal": True}, ProviderErrorCode.MALFORMED_RESPONSE, "Hello from the fake OpenAI server."),
+        ({"omit_terminal": True}, ProviderErrorCode.TRUNCATED, "Hello from the fake OpenAI server."),
         ({"malformed_after": 3}, ProviderErrorCode.MALFORMED_RESPONSE, "Hello from the fak"),
         ({"stream_error_after": 3}, ProviderErrorCode.UPSTREAM_ERROR, "Hello from the fak"),
     ],
