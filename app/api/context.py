@@ -14,6 +14,7 @@ from app.domain.errors import Unauthenticated
 if TYPE_CHECKING:
     from app.api.loaders import Loaders
     from app.services.container import Services
+    from app.services.revocation import CallerSession
 
 
 @dataclass
@@ -27,6 +28,8 @@ class Context:
     # Set when credentials were sent but did not authenticate; raised by `authenticated`.
     auth_error: Exception | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+    # The credential behind `principal`, to check it again (app/api/revocation.py).
+    caller: CallerSession | None = None
 
 
 GraphQLInfo = Info[Context, None]

@@ -34,6 +34,7 @@ from app.api.orgs.queries import TenancyQueries
 from app.api.prompts.mutations import PromptMutations
 from app.api.prompts.queries import PromptQueries
 from app.api.response_cache import CatalogResponseCache
+from app.api.revocation import CallerCheck
 from app.api.system_prompts.mutations import SystemPromptMutations
 from app.api.system_prompts.queries import SystemPromptQueries
 from app.api.usage.queries import UsageQueries
@@ -137,6 +138,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
     extensions: list[Any] = [
         OperationObserver,
         ErrorFormatter,
+        CallerCheck,
         # Clients send the same few documents over and over: parse and validate each once (the
         # token limit applies when parsing, the query limits when validating: both cached).
         lambda: DocumentParserCache(maxsize=DOCUMENT_CACHE_SIZE, max_tokens=settings.max_query_tokens),

@@ -8,15 +8,13 @@ from typing import Any
 import orjson
 from aiohttp import web
 from strawberry.aiohttp.views import GraphQLView
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from app.api.context import Context
 from app.api.loaders import Loaders
+from app.api.revocation import authenticate_connection, authenticate_request
 from app.config import Settings
-from app.db import DatabaseUnavailable
-from app.domain.errors import Unauthenticated
-from app.server_keys import CALLER, REQUEST_ID, SERVICES, WEBSOCKETS
+from app.server_keys import REQUEST_ID, SERVICES, WEBSOCKETS
 
 
 class ModelgateView(GraphQLView[Context, None]):
@@ -54,24 +52,10 @@ class ModelgateView(GraphQLView[Context, None]):
             request_id=request[REQUEST_ID],
             loaders=Loaders(services),
         )
-        try:
-            context.principal = await services.auth.from_http(request.headers, request.query)
-        except (Unauthenticated, DatabaseUnavailable) as exc:
-            context.auth_error = exc
-        if context.principal is not None:
-            request[CALLER] = context.principal.label
+        await authenticate_request(context)
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """The key or token comes in the connection_init payload; refusal closes with 4403."""
-        try:
-            principal = await context.services.auth.from_connection_params(context.connection_params)
-        except (Unauthenticated, DatabaseUnavailable) as exc:
-            raise ConnectionRejectionError({"message": "authentication failed"}) from exc
-        principal = principal or (None if context.auth_error else context.principal)
-        if principal is None:
-            raise ConnectionRejectionError({"message": "authentication required"})
-        context.principal = principal
-        context.auth_error = None
-        context.request[CALLER] = principal.label
+        await authenticate_connection(context)
         return None

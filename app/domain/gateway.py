@@ -34,6 +34,8 @@ class GatewayErrorCode(StrEnum):
     TOO_MANY_STREAMS = "TOO_MANY_STREAMS"
     PROVIDER_ERROR = "PROVIDER_ERROR"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    # The caller's credential was revoked or expired while a stream ran.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
 
 
 class GatewayError(UserInputError):
