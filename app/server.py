@@ -10,10 +10,10 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import orjson
 from aiohttp import WSCloseCode, web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from app.api.errors import ErrorCode, error_response
 from app.api.schema import build_schema
 from app.api.view import ModelgateView
 from app.config import Settings
@@ -31,14 +31,6 @@ _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _graphql_error_response(status: int, code: str, message: str, request_id: str) -> web.Response:
-    body = {
-        "data": None,
-        "errors": [{"message": message, "extensions": {"code": code, "requestId": request_id}}],
-    }
-    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
-
-
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Request id, body size limit, masking of unexpected failures, access log and metrics."""
@@ -52,20 +44,23 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
         response = await handler(request)
     except web.HTTPRequestEntityTooLarge:
-        response = _graphql_error_response(
-            413, "BAD_USER_INPUT", f"the request body is larger than {limit} bytes", request[REQUEST_ID]
+        response = error_response(
+            413,
+            ErrorCode.BAD_USER_INPUT,
+            f"the request body is larger than {limit} bytes",
+            request[REQUEST_ID],
         )
     except web.HTTPException as exc:  # aiohttp's own answers (404, 405, …): passed on as raised
         _account(request, exc.status, started)
         raise
     except DatabaseUnavailable:
-        response = _graphql_error_response(
-            503, "SERVICE_UNAVAILABLE", "the service is temporarily unavailable", request[REQUEST_ID]
+        response = error_response(
+            503, ErrorCode.SERVICE_UNAVAILABLE, "the service is temporarily unavailable", request[REQUEST_ID]
         )
     except Exception:
         log.exception("unhandled error", extra={"requestId": request[REQUEST_ID]})
-        response = _graphql_error_response(
-            500, "INTERNAL_SERVER_ERROR", "Unexpected error.", request[REQUEST_ID]
+        response = error_response(
+            500, ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.", request[REQUEST_ID]
         )
     _account(request, response.status, started)
     return response

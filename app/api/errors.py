@@ -13,9 +13,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from enum import Enum
 from typing import Any, TypeVar
 
+import orjson
 import strawberry
+from aiohttp import web
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app.db import DatabaseUnavailable
 from app.domain.errors import AccessDenied, Unauthenticated, UserInputError
@@ -71,6 +74,10 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
         return ErrorCode.BAD_USER_INPUT, str(original), {}
     if isinstance(original, GraphQLError):
         return classify(original)
+    if isinstance(original, CannotGetOperationTypeError):  # an operationName the document lacks
+        return ErrorCode.BAD_USER_INPUT, original.as_http_error_reason(), {}
+    if isinstance(original, InvalidOperationTypeError):  # a query or mutation over legacy graphql-ws
+        return ErrorCode.BAD_USER_INPUT, original.as_http_error_reason("this transport"), {}
     return ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.", {}
 
 
@@ -96,6 +103,15 @@ def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
         path=error.path,
         extensions={**extensions, "code": code.value, "requestId": request_id},
     )
+
+
+def error_response(status: int, code: ErrorCode, message: str, request_id: str) -> web.Response:
+    """A request refused before any GraphQL ran, in the shape of a GraphQL response."""
+    body = {
+        "data": None,
+        "errors": [{"message": message, "extensions": {"code": code.value, "requestId": request_id}}],
+    }
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
 
 
 class ErrorFormatter(SchemaExtension):

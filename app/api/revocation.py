@@ -17,6 +17,7 @@ from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import SchemaExtension
 
 from app.api.context import Context, GraphQLInfo
+from app.api.errors import ErrorCode
 from app.db import DatabaseUnavailable
 from app.domain.errors import Unauthenticated
 from app.server_keys import CALLER
@@ -45,10 +46,15 @@ async def authenticate_connection(context: Context) -> None:
         try:
             await _open(context, credential)
         except (Unauthenticated, DatabaseUnavailable) as exc:
-            raise ConnectionRejectionError({"message": "authentication failed"}) from exc
+            raise ConnectionRejectionError(_rejection("authentication failed")) from exc
     elif context.caller is None:
-        raise ConnectionRejectionError({"message": "authentication required"})
+        raise ConnectionRejectionError(_rejection("authentication required"))
     context.auth_error = None
+
+
+def _rejection(message: str) -> dict[str, object]:
+    """The payload of legacy graphql-ws's connection_error (graphql-transport-ws closes with 4403)."""
+    return {"message": message, "extensions": {"code": ErrorCode.UNAUTHENTICATED.value}}
 
 
 async def _open(context: Context, credential: Credential) -> None:

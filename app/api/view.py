@@ -7,17 +7,23 @@ from typing import Any
 
 import orjson
 from aiohttp import web
+from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
 from strawberry.subscriptions import GRAPHQL_SSE_PROTOCOL, GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from app.api.context import Context
 from app.api.loaders import Loaders
 from app.api.revocation import authenticate_connection, authenticate_request
+from app.api.transport_errors import GraphQLWSHandler, TransportWSHandler, json_object, refused_request
 from app.config import Settings
 from app.server_keys import REQUEST_ID, SERVICES, WEBSOCKETS
 
 
 class ModelgateView(GraphQLView[Context, None]):
+    # Errors the transports make themselves get a code and the request id (app/api/transport_errors.py).
+    graphql_transport_ws_handler_class = TransportWSHandler
+    graphql_ws_handler_class = GraphQLWSHandler
+
     def __init__(self, schema: Any, settings: Settings) -> None:
         super().__init__(
             schema=schema,
@@ -35,6 +41,15 @@ class ModelgateView(GraphQLView[Context, None]):
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        return json_object(super().parse_json(data))
+
+    async def __call__(self, request: web.Request) -> web.StreamResponse:
+        try:
+            return await self.run(request=request)
+        except HTTPException as exc:
+            return refused_request(request, exc)
 
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None

@@ -104,15 +104,17 @@ class RevocationWatch:
                 elif session.generation != self.generation:  # a change came since the last check
                     self._check_soon(session)
                 while not interrupt.fired:
+                    interrupt.arm()
                     try:
-                        with interrupt.armed():
-                            event = await anext(events)
+                        event = await anext(events)
                     except StopAsyncIteration:
                         return
                     except asyncio.CancelledError:
                         if not interrupt.was_the_cause():
                             raise
                         break
+                    finally:
+                        interrupt.disarm()
                     yield event
         yield refused()
 
@@ -169,8 +171,8 @@ def stream_refused() -> GatewayStreamEvent:
 
 class _Interrupt:
     """Interrupts the task that awaits a stream's next event, and tells that cancellation apart
-    from any other (the client going away), as asyncio.timeout does. Costs nothing per event: no
-    task or future is made unless the interrupt fires."""
+    from any other (the client going away), as asyncio.timeout does. No task or future is made per
+    event (about a microsecond per event in all)."""
 
     def __init__(self) -> None:
         self.fired = False
@@ -178,15 +180,14 @@ class _Interrupt:
         self._cancelling = 0
         self._cancelled = False
 
-    @contextmanager
-    def armed(self) -> Iterator[None]:
+    def arm(self) -> None:
+        """The current task awaits the next event from now on: `fire` interrupts it."""
         task = asyncio.current_task()
         assert task is not None
         self._waiting, self._cancelling = task, task.cancelling()
-        try:
-            yield
-        finally:
-            self._waiting = None
+
+    def disarm(self) -> None:
+        self._waiting = None
 
     def fire(self) -> None:
         if self.fired:

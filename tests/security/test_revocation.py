@@ -74,6 +74,14 @@ class Socket:
             assert message["type"] == "connection_ack", message
             yield cls(ws, protocol)
 
+    async def receive(self, within: float = 5) -> dict[str, Any]:
+        """The next message that is not a keep-alive."""
+        async with asyncio.timeout(within):
+            while (message := await self.ws.receive_json())["type"] == "ka":
+                pass
+        result: dict[str, Any] = message
+        return result
+
     async def run(self, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:
         """One operation to its end: {"data": [each result's data], "errors": [every error]}."""
         operation_id = str(next(self._ids))
@@ -82,9 +90,9 @@ class Socket:
         await self.ws.send_json({"id": operation_id, "type": start, "payload": payload})
         results: dict[str, Any] = {"data": [], "errors": []}
         while True:
-            message = await self.ws.receive_json(timeout=10)
+            message = await self.receive(within=10)
             if message.get("id") != operation_id:
-                continue  # keep-alives
+                continue
             if message["type"] in ("next", "data"):
                 results["data"].append(message["payload"].get("data"))
                 results["errors"] += message["payload"].get("errors", [])
@@ -472,3 +480,32 @@ async def test_a_client_that_goes_away_is_never_taken_for_a_revocation(revoked_t
         await stream.task
     assert stream.closed == [True]
     assert "refused" not in stream.seen
+
+
+async def test_a_jwt_whose_organization_changes_its_external_id_is_refused_and_its_stream_ends(
+    database_url: str, http: aiohttp.ClientSession, stalling: OpenAIFake
+) -> None:
+    """The organization the token names is no longer there: like a revocation, on every instance."""
+    settings = make_settings(database_url, jwt_hs256_secret=SECRET)
+    async with running_server(settings) as a, running_server(settings) as b:
+        tenant = await make_tenant(a.services, "Acme")
+        admin = GraphQLClient(http, a.url, await make_platform_admin_key(a.services))
+        model = await create_system_model(admin, "slow", modelUrl=f"{stalling.url}/v1")
+        payload = {"authorization": f"Bearer {member_token('ext-Acme', expires_in=300)}"}
+        async with Socket.open(http, b.url, payload, GRAPHQL_TRANSPORT_WS) as socket:
+            variables = stream_input(user_says("Hi"), model=model["id"])
+            running = asyncio.create_task(socket.run(CHAT_STREAM, variables))
+
+            async def new_external_id() -> None:
+                update = await admin.mutate(
+                    "mutation($input: OrganizationUpdateInput!) { organizationUpdate(input: $input) {"
+                    " userErrors { code } } }",
+                    {"id": tenant.organization_gid, "externalId": "ext-Acme-renamed"},
+                )
+                assert update["userErrors"] == []
+
+            await upstream_streaming(stalling)
+            await new_external_id()
+            result = await asyncio.wait_for(running, ENDS_WITHIN)
+            assert_ended_unauthenticated([data["chatStream"] for data in result["data"]])
+            assert codes(await socket.run(VIEWER)) == ["UNAUTHENTICATED"]
