@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -16,8 +15,7 @@ import pytest
 
 from app.domain.auth import Role
 from tests.conftest import LiveServer, make_settings, running_server
-from tests.fakes.openai_server import OpenAIFake, openai_fake_server
-from tests.security.test_revocation import Socket, codes
+from tests.fakes.openai_server import OpenAIFake
 from tests.support.catalog import create_system_model
 from tests.support.factories import Tenant, make_platform_admin_key, make_tenant
 from tests.support.gateway import (
@@ -28,6 +26,7 @@ from tests.support.gateway import (
     user_says,
 )
 from tests.support.graphql import GraphQLClient
+from tests.support.sockets import Socket, codes
 
 CLOSED_SET = {
     "UNAUTHENTICATED",
@@ -196,14 +195,6 @@ async def test_an_unknown_operation_name_over_graphql_transport_ws_is_bad_user_i
 
 
 # ---- the subscription limit -------------------------------------------------------------------------
-
-
-@pytest.fixture
-async def stalling() -> AsyncIterator[OpenAIFake]:
-    async with openai_fake_server(
-        reply="one two three four", chunks=4, stall_after=2, stall_seconds=30
-    ) as fake:
-        yield fake
 
 
 @pytest.mark.parametrize("protocol", [GRAPHQL_TRANSPORT_WS, LEGACY_GRAPHQL_WS])
