@@ -102,7 +102,7 @@ class RevocationWatch:
                 if session.refused:
                     interrupt.fire()
                 elif session.generation != self.generation:  # a change came since the last check
-                    self._check_soon(session)
+                    self._check_soon([session])
                 while not interrupt.fired:
                     interrupt.arm()
                     try:
@@ -137,24 +137,34 @@ class RevocationWatch:
 
     def _changed(self, topic: str, key: str | None) -> None:
         self.generation += 1
-        for session in list(self._streams):
+        # One check per credential, however many streams (and sockets) use it: a change that
+        # concerns every key (a project deleted) must not send each stream to the database.
+        affected: dict[Credential, list[CallerSession]] = {}
+        for session in self._streams:
             if session.affected_by(topic, key):
-                self._check_soon(session)
+                affected.setdefault(session.credential, []).append(session)
+        for sessions in affected.values():
+            self._check_soon(sessions)
 
-    def _check_soon(self, session: CallerSession) -> None:
-        task = asyncio.create_task(self._check(session), name="caller-check")
+    def _check_soon(self, sessions: list[CallerSession]) -> None:
+        task = asyncio.create_task(self._check(sessions), name="caller-check")
         self._checks.add(task)
         task.add_done_callback(self._checks.discard)
 
-    async def _check(self, session: CallerSession) -> None:
+    async def _check(self, sessions: list[CallerSession]) -> None:
+        """Checks the credential the `sessions` share, and refuses them all if it fails."""
         try:
-            await self.check(session)
+            principal = await self.check(sessions[0])
         except Unauthenticated:
-            self._refuse(session)
+            for session in sessions:
+                self._refuse(session)
         except DatabaseUnavailable:
             # The key cache was just dropped and the database does not answer: new operations are
             # refused meanwhile (SERVICE_UNAVAILABLE), and the next change or operation checks again.
             log.warning("could not check a caller again after a change: the database is unavailable")
+        else:
+            for session in sessions[1:]:
+                session.principal, session.generation = principal, sessions[0].generation
 
     def _refuse(self, session: CallerSession) -> None:
         session.refused = True

@@ -25,7 +25,7 @@ from app.domain.auth import Principal, PrincipalKind
 from app.domain.errors import Unauthenticated
 from app.services.auth import Credential
 from app.services.notifications import API_KEYS_TOPIC
-from app.services.revocation import RevocationWatch
+from app.services.revocation import CallerSession, RevocationWatch
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.fakes.openai_server import OpenAIFake
 from tests.support.catalog import create_system_model
@@ -334,8 +334,10 @@ class Keys:
 
     def __init__(self) -> None:
         self.revoked: set[str] = set()
+        self.checks = 0
 
     async def authenticate(self, credential: Credential) -> Principal:
+        self.checks += 1
         await asyncio.sleep(0)
         if credential.secret in self.revoked:
             raise Unauthenticated()
@@ -400,6 +402,25 @@ async def test_a_change_to_another_key_leaves_the_stream_alone() -> None:
     await asyncio.sleep(0.05)
     assert not stream.task.done()
     stream.task.cancel()
+
+
+async def test_streams_that_share_a_credential_share_one_check() -> None:
+    keys, changes = Keys(), Changes()
+    watch = RevocationWatch(keys, changes)  # type: ignore[arg-type]
+    sessions = [await watch.open(KEY) for _ in range(20)]  # e.g. twenty SSE streams of one key
+    closed: list[bool] = []
+
+    async def consume(session: CallerSession) -> list[str]:
+        return [e async for e in watch.until_refused(session, endless(closed), lambda: "refused")]
+
+    tasks = [asyncio.create_task(consume(s)) for s in sessions]
+    await asyncio.sleep(0.01)
+    keys.checks = 0
+    keys.revoked.add(KEY.secret)
+    changes.publish(API_KEYS_TOPIC, None)  # a change to every key, as when a project is deleted
+    results = await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert results == [["first", "refused"]] * 20
+    assert (keys.checks, closed) == (1, [True] * 20)
 
 
 @pytest.mark.parametrize("revoked_too", [False, True])
