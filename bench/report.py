@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.query_analysis import print_rows as print_query_analysis
+
 
 def _row(*cells: object) -> str:
     return "| " + " | ".join(str(c) for c in cells) + " |"
@@ -92,6 +94,8 @@ def print_table(results: dict[str, Any]) -> None:
         results["concurrent"]["modelgate"]["total_p50_ms"] - results["concurrent"]["direct"]["total_p50_ms"]
     ) / 20
     print(f"\nScenario 4 added latency per chunk: {per_chunk:.2f} ms")
+    if "query_analysis" in results:  # results written before scenario 5 existed have none
+        print_query_analysis(results["query_analysis"])
     print()
     print(_row("target", "met", "measured"))
     print(_row("---", "---", "---"))

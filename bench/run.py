@@ -22,6 +22,7 @@ import orjson
 
 from app.config import Settings
 from app.db import EmbeddedPostgres
+from bench import query_analysis
 from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
 from bench.report import print_table
 from bench.scenarios import (
@@ -183,6 +184,7 @@ async def scenarios(
         "catalog": catalog,
         "streaming": {k: dataclasses.asdict(v) for k, v in streaming.items()},
         "concurrent": {k: dataclasses.asdict(v) for k, v in concurrent.items()},
+        "query_analysis": await query_analysis.measure(),
     }
 
 

@@ -16,6 +16,7 @@ from app.domain.errors import Unauthenticated
 
 if TYPE_CHECKING:
     from app.services.container import Services
+    from app.services.revocation import CallerSession
 
 
 @dataclass
@@ -29,6 +30,8 @@ class Context:
     # Set when credentials were sent but did not authenticate; raised by `authenticated`.
     auth_error: Exception | None = None
     connection_params: dict[str, Any] | None = field(default=None)
+    # The credential behind `principal`, to check it again (app/api/revocation.py).
+    caller: CallerSession | None = None
 
     def for_operation(self) -> Context:
         """One operation of a WebSocket: the socket's caller, with a request id and DataLoaders of

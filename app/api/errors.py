@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
 from app.api.input_check import refuse_unstorable
 from app.db import DatabaseUnavailable
@@ -76,6 +77,10 @@ def classify(error: GraphQLError) -> tuple[ErrorCode, str, dict[str, Any]]:
             # A variable's coercion error wraps the scalar's: only the outer message names the field.
             message = _without_values(error.message)
         return code, message, extensions
+    if isinstance(original, CannotGetOperationTypeError):  # an operationName the document lacks
+        return ErrorCode.BAD_USER_INPUT, original.as_http_error_reason(), {}
+    if isinstance(original, InvalidOperationTypeError):  # an operation the transport does not serve
+        return ErrorCode.BAD_USER_INPUT, original.as_http_error_reason("this transport"), {}
     return ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.", {}
 
 

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import strawberry
-from graphql import ASTValidationRule, DocumentNode, GraphQLError, lexicographic_sort_schema, print_schema
+from graphql import DocumentNode, GraphQLError, lexicographic_sort_schema, print_schema
 from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
@@ -22,7 +22,7 @@ from app.api.connections.mutations import ConnectionMutations
 from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
 from app.api.errors import ErrorFormatter
-from app.api.limits import complexity_rule
+from app.api.limits import QueryLimits
 from app.api.llm.mutations import LlmMutations
 from app.api.llm.subscriptions import LlmSubscriptions
 from app.api.models.mutations import ModelMutations
@@ -35,6 +35,7 @@ from app.api.orgs.queries import TenancyQueries
 from app.api.prompts.mutations import PromptMutations
 from app.api.prompts.queries import PromptQueries
 from app.api.response_cache import CatalogResponseCache
+from app.api.revocation import CallerCheck
 from app.api.scalars import DATETIME_SCALAR
 from app.api.system_prompts.mutations import SystemPromptMutations
 from app.api.system_prompts.queries import SystemPromptQueries
@@ -82,22 +83,28 @@ DOCUMENT_CACHE_SIZE = 512
 class DocumentValidationCache(SchemaExtension):
     """Validation errors per parsed document. The parser cache hands out one document object per
     query text, so the object itself is the key: Strawberry's ValidationCache hashes the whole
-    syntax tree on every lookup instead."""
+    syntax tree on every lookup instead.
+
+    The query limits come first, alone: a document past them is refused without the standard
+    rules' walk (microseconds instead of milliseconds for a hostile document)."""
 
     _results: ClassVar[OrderedDict[int, tuple[DocumentNode, Any, list[GraphQLError]]]] = OrderedDict()
 
-    def __init__(self, extra_rules: tuple[type[ASTValidationRule], ...]) -> None:
+    def __init__(self, limits: QueryLimits) -> None:
         super().__init__()
-        self.extra_rules = extra_rules
+        self.limits = limits
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         document = context.graphql_document
         assert document is not None
-        rules = (*context.validation_rules, *self.extra_rules)
+        rules = (context.schema, self.limits, context.validation_rules)
         entry = self._results.get(id(document))
         if entry is None or entry[0] is not document or entry[1] != rules:
-            errors = validate_document(context.schema._schema, document, rules)
+            schema = context.schema._schema
+            errors = self.limits.check(schema, document) or validate_document(
+                schema, document, context.validation_rules
+            )
             entry = (document, rules, errors)
             self._results[id(document)] = entry
             while len(self._results) > DOCUMENT_CACHE_SIZE:
@@ -129,20 +136,15 @@ class ModelgateSchema(strawberry.Schema):
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
-    # Built once: the validation cache keys on the rule classes, so a new class per request
-    # would never hit.
-    complexity = complexity_rule(
-        max_depth=settings.max_query_depth,
-        max_aliases=settings.max_query_aliases,
-        max_cost=settings.max_query_cost,
-    )
+    limits = QueryLimits.of(settings)
     extensions: list[Any] = [
         OperationObserver,
         ErrorFormatter,
+        CallerCheck,
         # Clients send the same few documents over and over: parse and validate each once (the
-        # token limit applies when parsing, the complexity rule when validating: both cached).
+        # token limit applies when parsing, the query limits when validating: both cached).
         lambda: DocumentParserCache(maxsize=DOCUMENT_CACHE_SIZE, max_tokens=settings.max_query_tokens),
-        lambda: DocumentValidationCache((complexity,)),
+        lambda: DocumentValidationCache(limits),
         CatalogResponseCache,
     ]
     if not settings.introspection:

@@ -1,5 +1,6 @@
-"""The GraphQL endpoint: Strawberry's aiohttp view with our context and WebSocket authentication
-(GraphQL over HTTP's media types, status codes and streams: `app.api.http_view`)."""
+"""The GraphQL endpoint: Strawberry's aiohttp view with our context and authentication
+(GraphQL over HTTP's media types, status codes and streams: `app.api.http_view`; the WebSocket
+protocols: `app.api.websocket_handlers`; checking the caller again: `app.api.revocation`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,6 @@ from typing import Any
 
 import orjson
 from aiohttp import web
-from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions import (
     GRAPHQL_SSE_PROTOCOL,
     GRAPHQL_TRANSPORT_WS_PROTOCOL,
@@ -19,11 +19,11 @@ from strawberry.subscriptions import (
 from app.api.context import Context
 from app.api.http_view import GraphQLHTTPView
 from app.api.loaders import Loaders
+from app.api.revocation import authenticate_connection, authenticate_request
+from app.api.transport_errors import json_object
 from app.api.websocket_handlers import LegacyWSHandler, TransportWSHandler
 from app.config import Settings
-from app.db import DatabaseUnavailable
-from app.domain.errors import Unauthenticated
-from app.server_keys import CALLER, REQUEST_ID, SERVICES, WEBSOCKETS
+from app.server_keys import REQUEST_ID, SERVICES, WEBSOCKETS
 from app.web.graphiql_page import graphiql_page
 
 
@@ -58,6 +58,9 @@ class ModelgateView(GraphQLHTTPView):
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        return json_object(super().parse_json(data))
+
     async def create_websocket_response(
         self, request: web.Request, subprotocol: str | None
     ) -> web.WebSocketResponse:
@@ -74,24 +77,10 @@ class ModelgateView(GraphQLHTTPView):
             request_id=request[REQUEST_ID],
             loaders=Loaders(services),
         )
-        try:
-            context.principal = await services.auth.from_http(request.headers, request.query)
-        except (Unauthenticated, DatabaseUnavailable) as exc:
-            context.auth_error = exc
-        if context.principal is not None:
-            request[CALLER] = context.principal.label
+        await authenticate_request(context)
         return context
 
     async def on_ws_connect(self, context: Context) -> dict[str, object] | None:
         """The key or token comes in the connection_init payload; refusal closes with 4403."""
-        try:
-            principal = await context.services.auth.from_connection_params(context.connection_params)
-        except (Unauthenticated, DatabaseUnavailable) as exc:
-            raise ConnectionRejectionError({"message": "authentication failed"}) from exc
-        principal = principal or (None if context.auth_error else context.principal)
-        if principal is None:
-            raise ConnectionRejectionError({"message": "authentication required"})
-        context.principal = principal
-        context.auth_error = None
-        context.request[CALLER] = principal.label
+        await authenticate_connection(context)
         return None

@@ -5,7 +5,9 @@
 - the legacy `graphql-ws` protocol (subscriptions-transport-ws) runs queries and mutations too, as
   its protocol allows (one `data` message, then `complete`); Strawberry ran subscriptions only;
 - a refused legacy socket closes with 4403 after its `connection_error`, as graphql-transport-ws
-  does, instead of 1011 (which says the server failed).
+  does, instead of 1011 (which says the server failed);
+- every error they send carries a code and the request id, and a malformed client message is
+  refused as its protocol says (`app.api.transport_errors`) instead of ending the handler.
 """
 
 from __future__ import annotations
@@ -16,12 +18,14 @@ from typing import Any, cast
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage, OperationMessage
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
 from app.api.context import Context
+from app.api.transport_errors import malformed, with_codes
 
 FORBIDDEN = 4403
 EVERY_OPERATION = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
@@ -52,11 +56,37 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
 
+    async def handle_message(self, message: Message) -> None:
+        if problem := malformed(message):
+            await self.handle_invalid_message(f"Invalid message: {problem}")  # closes with 4400
+            return
+        await super().handle_message(message)
+
+    async def send_message(self, message: Message) -> None:
+        coded = with_codes(message, self.context.request_id, self.max_subscriptions_per_connection)
+        await super().send_message(cast(Message, coded))
+
 
 class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
+
+    async def handle_message(self, message: OperationMessage) -> None:
+        if problem := malformed(message):
+            operation_id = message.get("id") if isinstance(message, dict) else None
+            error = {
+                "type": "error",
+                "id": operation_id,
+                "payload": {"message": f"Invalid message: {problem}"},
+            }
+            await self.send_message(cast(OperationMessage, error))
+            return
+        await super().handle_message(message)
+
+    async def send_message(self, message: OperationMessage) -> None:
+        coded = with_codes(message, self.context.request_id, self.max_subscriptions_per_connection)
+        await super().send_message(cast(OperationMessage, coded))
 
     async def handle_connection_init(self, message: ConnectionInitMessage) -> None:
         """Strawberry's, except for the close code of a refused connection."""

@@ -72,6 +72,8 @@ class Principal:
     label: str = ""
     roles: tuple[Role, ...] = field(default_factory=tuple)
     rate_limit_per_minute: int | None = None
+    # When the credential stops being valid (a key's expiry, a JWT's `exp`); None: never by itself.
+    expires_at: datetime | None = None
 
     @property
     def is_platform_admin(self) -> bool:
@@ -156,6 +158,7 @@ class ApiKey:
             label=f"key:{self.prefix}",
             roles=(self.role,) if self.role else (),
             rate_limit_per_minute=self.rate_limit_per_minute,
+            expires_at=self.expires_at,
         )
 
 

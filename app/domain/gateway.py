@@ -36,6 +36,8 @@ class GatewayErrorCode(StrEnum):
     # The provider refused the input or the answer on content grounds.
     CONTENT_FILTERED = "CONTENT_FILTERED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    # The caller's credential was revoked or expired while a stream ran.
+    UNAUTHENTICATED = "UNAUTHENTICATED"
 
 
 class GatewayError(UserInputError):

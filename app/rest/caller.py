@@ -1,7 +1,8 @@
 """Who calls, in which project, and which model the `model` parameter names.
 
-Authentication is the GraphQL endpoint's (`services.auth.from_http`): an `mg_` key or a JWT as
-`Authorization: Bearer …` (also `X-API-Key` or `?api_key=`). The project is the key's, or the one
+Authentication is the GraphQL endpoint's (`services.auth`): an `mg_` key or a JWT as
+`Authorization: Bearer …` (also `X-API-Key` or `?api_key=`), kept as a session so that a stream
+ends when its key is revoked or expires (app/services/revocation.py). The project is the key's, or the one
 named by the `X-Modelgate-Project` header (a Project id), as GraphQL's `projectId`.
 """
 
@@ -18,6 +19,8 @@ from app.api.ids import decode_any
 from app.domain.auth import Principal
 from app.rest.errors import RestError, from_validation
 from app.server_keys import CALLER, REQUEST_ID, SERVICES
+from app.services.auth import http_credential
+from app.services.revocation import CallerSession
 
 if TYPE_CHECKING:
     from app.services.container import Services
@@ -35,20 +38,22 @@ class Caller:
     principal: Principal
     project_id: UUID | None
     request_id: str
+    session: CallerSession
 
 
 async def caller_of(request: web.Request) -> Caller:
     services = request.app[SERVICES]
-    principal = await services.auth.from_http(request.headers, request.query)
-    if principal is None:
+    credential = http_credential(request.headers, request.query)
+    if credential is None:
         raise RestError(
             401,
             "You didn't provide an API key: send it as `Authorization: Bearer mg_…`.",
             type="authentication_error",
             code="missing_api_key",
         )
-    request[CALLER] = principal.label
-    return Caller(services, principal, _project(request), request[REQUEST_ID])
+    session = await services.revocations.open(credential)
+    request[CALLER] = session.principal.label
+    return Caller(services, session.principal, _project(request), request[REQUEST_ID], session)
 
 
 def _project(request: web.Request) -> UUID | None:

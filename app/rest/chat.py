@@ -20,6 +20,7 @@ from app.rest.schemas import ChatCompletionRequest
 from app.rest.streaming import DONE, SSE_HEADERS, STREAMS, ChatChunks
 from app.services.gateway import service as gateway
 from app.services.gateway.requests import CallRequest
+from app.services.revocation import stream_refused
 
 log = logging.getLogger("modelgate.rest")
 
@@ -75,7 +76,11 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
 async def _stream(
     request: web.Request, caller: Caller, call: CallRequest, *, include_usage: bool
 ) -> web.StreamResponse:
-    events = caller.services.gateway.chat_stream(caller.principal, call, caller.request_id)
+    events = caller.services.revocations.until_refused(
+        caller.session,
+        caller.services.gateway.chat_stream(caller.principal, call, caller.request_id),
+        stream_refused,
+    )
     response: web.StreamResponse | None = None
     try:
         async with request.app[STREAMS].watching(request), aclosing(events):

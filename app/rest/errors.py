@@ -49,6 +49,7 @@ _STATUS: dict[GatewayErrorCode, tuple[int, str, str | None]] = {
     GatewayErrorCode.RATE_LIMITED: (429, "rate_limit_error", "rate_limit_exceeded"),
     GatewayErrorCode.TOO_MANY_STREAMS: (429, "rate_limit_error", None),
     GatewayErrorCode.SERVICE_UNAVAILABLE: (503, "server_error", "service_unavailable"),
+    GatewayErrorCode.UNAUTHENTICATED: (401, "authentication_error", "invalid_api_key"),
 }
 
 

@@ -51,6 +51,7 @@ from app.services.notifications import (
 from app.services.prompt_runs import PromptRunner
 from app.services.prompts import PromptService
 from app.services.response_cache import ResponseCache
+from app.services.revocation import RevocationWatch
 from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
 from app.services.tenancy_cache import TenancyCache
@@ -129,6 +130,8 @@ class Services:
         self.health = ModelHealthTracker(db, HealthRepository(db), OutboxRepository(db), self.notifications)
         self.notifications.subscribe(MODEL_HEALTH_TOPIC, self.health.invalidate)
         self.auth = Authenticator(self.key_auth, _jwt_authenticator(settings, repos.organizations))
+        # After key_auth: a revoked key leaves the cache before open connections check it again.
+        self.revocations = RevocationWatch(self.auth, self.notifications)
         self.rate_limiter = RateLimiter(
             RateLimitRepository(db), default_per_minute=settings.rate_limit_per_minute
         )

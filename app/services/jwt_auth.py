@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import jwt
@@ -88,6 +89,7 @@ class JwtAuthenticator:
             organization_id=organization.id,
             label=f"jwt:{str(claims.get('sub', ''))[:64]}",
             roles=roles,
+            expires_at=_expiry(claims),
         )
 
     async def _verified_claims(self, token: str) -> dict[str, Any]:
@@ -127,6 +129,14 @@ class JwtAuthenticator:
             if mapped in Role.__members__:
                 roles.append(Role(mapped))
         return tuple(dict.fromkeys(roles))
+
+
+def _expiry(claims: dict[str, Any]) -> datetime | None:
+    """`exp` as a time (PyJWT checked that it is a number in the future); None past year 9999."""
+    try:
+        return datetime.fromtimestamp(int(claims["exp"]), UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def _claim(claims: dict[str, Any], path: tuple[str, ...]) -> object:

@@ -180,7 +180,7 @@ async def test_the_middlewares_failures_follow_the_media_type_rules(
     async def fail(*_args: object) -> None:
         raise failure
 
-    monkeypatch.setattr(server.services.auth, "from_http", fail)
+    monkeypatch.setattr(server.services.auth, "authenticate", fail)
     headers = {"Accept": accept, "X-API-Key": tenant.keys[Role.DEVELOPER]}
     async with http.put(f"{server.url}/graphql", headers=headers) as response:
         assert (response.status, response.content_type) == (status, expected)

@@ -24,6 +24,7 @@ from app.api.llm.types import (
     warnings_of,
 )
 from app.api.models.types import model_type
+from app.api.revocation import until_refused
 from app.domain.errors import UserInputError
 from app.domain.gateway import CallOperation
 from app.services.gateway import service as gateway
@@ -67,6 +68,7 @@ class LlmSubscriptions:
         except UserInputError as exc:
             yield _error(gateway.StreamError(gateway.as_gateway_error(exc)))
             return
-        async with aclosing(services(info).gateway.chat_stream(principal, request, request_id)) as events:
+        stream = services(info).gateway.chat_stream(principal, request, request_id)
+        async with aclosing(until_refused(info, stream)) as events:
             async for event in events:
                 yield _event(event)
