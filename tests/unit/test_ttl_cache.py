@@ -18,7 +18,7 @@ async def test_concurrent_misses_share_one_load() -> None:
         await release.wait()
         return str(key)
 
-    cache: TtlCache[str] = TtlCache(load)
+    cache: TtlCache[uuid.UUID, str] = TtlCache(load)
     key = uuid.uuid4()
     waiters = [asyncio.create_task(cache.get(key)) for _ in range(100)]
     await asyncio.sleep(0)
@@ -37,7 +37,7 @@ async def test_a_load_that_raced_with_a_change_is_not_kept() -> None:
         await release.wait()
         return next(values)
 
-    cache: TtlCache[str] = TtlCache(load)
+    cache: TtlCache[uuid.UUID, str] = TtlCache(load)
     key = uuid.uuid4()
     first = asyncio.create_task(cache.get(key))
     await asyncio.sleep(0)
@@ -57,7 +57,7 @@ async def test_a_failed_load_is_not_cached() -> None:
             raise OSError("database gone")
         return "fine"
 
-    cache: TtlCache[str] = TtlCache(load)
+    cache: TtlCache[uuid.UUID, str] = TtlCache(load)
     key = uuid.uuid4()
     with pytest.raises(OSError, match="database gone"):
         await cache.get(key)
