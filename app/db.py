@@ -76,6 +76,9 @@ class Database:
             # Every statement (BEGIN, COMMIT and the reset on release included) gives up after
             # this long: a database that stops answering must not hold a caller indefinitely.
             command_timeout=query_timeout,
+            # The server gives up too, so that a statement the client gave up on (waiting for a
+            # lock, say) is not left to run, or to commit, after its caller was told it failed.
+            server_settings={"statement_timeout": str(round(query_timeout * 1000))},
             # Statements are small and hand-written: the default statement cache is right.
         )
         return cls(pool, acquire_timeout)
@@ -100,6 +103,8 @@ class Database:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             raise DatabaseUnavailable("the database connection failed or did not answer in time") from exc
+        except asyncpg.exceptions.QueryCanceledError as exc:  # statement_timeout: the connection is fine
+            raise DatabaseUnavailable("the database did not answer in time") from exc
         finally:
             await self.pool.release(conn)
 
