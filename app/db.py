@@ -84,7 +84,12 @@ class Database:
         return cls(pool, acquire_timeout)
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            await self.pool.close()
+        except _CONNECTIVITY_ERRORS:
+            # A server that does not answer within the query timeout is not waited for.
+            log.warning("the database did not answer while closing its connections; they were dropped")
+            self.pool.terminate()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
