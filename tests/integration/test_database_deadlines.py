@@ -4,6 +4,7 @@ is not left to run after its caller gave up, and the pool goes on working."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -13,7 +14,13 @@ import asyncpg
 import pytest
 
 from app.db import Database, DatabaseUnavailable
+from app.domain.auth import Role
+from app.services import limits
 from tests.conftest import make_settings, running_server
+from tests.support.catalog import create_system_model
+from tests.support.factories import make_platform_admin_key, make_tenant
+from tests.support.gateway import kinds, stream_events, stream_input, usage_rows, ws_url
+from tests.support.graphql import GraphQLClient
 
 QUERY_TIMEOUT = 0.5
 
@@ -106,3 +113,33 @@ async def test_readyz_answers_within_two_seconds_whatever_the_query_timeout(data
             await holder.close()
         async with http.get(f"{live.url}/readyz") as response:
             assert response.status == 200
+
+
+async def test_a_stream_whose_slot_lease_times_out_ends_with_a_retryable_error(database_url: str) -> None:
+    settings = make_settings(database_url, db_query_timeout=QUERY_TIMEOUT)
+    async with running_server(settings) as live, aiohttp.ClientSession() as http:
+        admin = GraphQLClient(http, live.url, await make_platform_admin_key(live.services))
+        tenant = await make_tenant(live.services, "Acme")
+        echo = await create_system_model(admin, "echo", provider="ECHO", modelUrl=None)
+        key = tenant.keys[Role.DEVELOPER]
+        holder = await asyncpg.connect(database_url)
+        try:
+            async with holder.transaction():
+                # Leasing stream slots locks the organization's row: here it waits, and gives up.
+                await holder.execute(
+                    "SELECT 1 FROM organizations WHERE id = $1 FOR UPDATE", tenant.organization.id
+                )
+                started = time.monotonic()
+                events = await stream_events(ws_url(live.url), key, stream_input(model=echo["id"]), within=5)
+                assert time.monotonic() - started < QUERY_TIMEOUT + 1.5
+        finally:
+            await holder.close()
+        assert kinds(events) == ["ChatStreamError"]
+        assert events[0]["code"] == "SERVICE_UNAVAILABLE"
+        assert events[0]["retryable"] is True
+        # Metered as what happened: refused for want of the database.
+        (row,) = await usage_rows(live.services, 1)
+        assert (row["status"], row["error_code"]) == ("ERROR", "SERVICE_UNAVAILABLE")
+        await asyncio.sleep(limits.DATABASE_RETRY_AFTER)
+        after = await stream_events(ws_url(live.url), key, stream_input(model=echo["id"]))
+        assert kinds(after)[-1] == "ChatStreamEnd"
