@@ -186,10 +186,13 @@ class ModelHealthTracker:
     def invalidate(self, key: str | None = None) -> None:
         """A model's health changed on some instance (`key` its id; None: maybe any model's)."""
         self._generation += 1
+        # A read already running may predate the change: the next caller starts a new one.
         if key is None:
             self._known.clear()
+            self._reading.clear()
         else:
             self._known.pop(UUID(key), None)
+            self._reading.pop(UUID(key), None)
 
     async def _row(self, model_id: UUID, *, wait_for_reread: bool) -> HealthRow:
         known = self._known.get(model_id)
@@ -231,8 +234,9 @@ class ModelHealthTracker:
                 "could not read model health; using what this instance last knew", exc_info=unexpected
             )
         finally:
-            for model_id in wanted:
-                self._reading.pop(model_id, None)
+            for model_id, future in wanted.items():
+                if self._reading.get(model_id) is future:
+                    del self._reading[model_id]
         fetched_at = time.monotonic()
         for model_id, future in wanted.items():
             row = None if rows is None else rows.get(model_id, NEVER_FAILED)

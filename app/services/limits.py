@@ -53,6 +53,7 @@ WINDOW = timedelta(minutes=1)
 LEASE_FRACTION = 10
 # Lease rows of instances silent this many lease timeouts are deleted (they stopped counting long ago).
 _FORGET_AFTER_TIMEOUTS = 10
+# After a lease failed for want of the database, seconds before the next try (refused meanwhile).
 DATABASE_RETRY_AFTER = 1.0
 _JWT_CALLERS = uuid.UUID("2f0c6c1e-5d1a-4f3b-9a57-6b0d5a3c9e41")  # namespace for JWT caller ids
 
