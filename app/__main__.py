@@ -45,7 +45,9 @@ def database(settings: Settings) -> Iterator[Settings]:
 @contextlib.asynccontextmanager
 async def services_for(settings: Settings) -> AsyncIterator[Services]:
     assert settings.database_url
-    db = await Database.connect(settings.database_url, min_size=1, max_size=2)
+    db = await Database.connect(
+        settings.database_url, min_size=1, max_size=2, query_timeout=settings.db_query_timeout
+    )
     try:
         yield Services(settings, db, settings.database_url)
     finally:

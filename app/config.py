@@ -28,10 +28,14 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".data")
     log_level: str = "INFO"
 
-    # Database pool; a request waits at most `db_acquire_timeout` seconds before SERVICE_UNAVAILABLE.
+    # Database pool. A request waits at most `db_acquire_timeout` seconds for a connection and
+    # `db_query_timeout` seconds for each statement, then gets SERVICE_UNAVAILABLE; cache entries
+    # whose refresh fails meanwhile are served up to `cache_stale_for` seconds past their freshness.
     db_pool_min_size: int = 1
     db_pool_max_size: int = 20
-    db_acquire_timeout: float = 5.0
+    db_acquire_timeout: float = Field(default=5.0, gt=0)
+    db_query_timeout: float = Field(default=5.0, gt=0)
+    cache_stale_for: float = Field(default=300.0, ge=0)
 
     # GraphQL surface and limits.
     graphiql: bool = True

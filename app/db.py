@@ -1,7 +1,8 @@
 """The database: the asyncpg pool, migrations, the embedded PostgreSQL, LISTEN/NOTIFY.
 
-Repositories use `Database` rather than the pool directly so that an unreachable database is
-reported one way everywhere: `DatabaseUnavailable`, within the acquire timeout.
+Repositories use `Database` rather than the pool directly so that a database that cannot be
+reached, or stops answering, is reported one way everywhere: `DatabaseUnavailable`, within the
+acquire timeout (waiting for a connection) plus the query timeout (waiting for each statement).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ _CONNECTIVITY_ERRORS = (
 )
 
 
+# A statement that failed with one of these (or was cancelled) left its connection in a state
+# nobody knows: it may still run on the server, and its cancellation may never arrive.
+_UNKNOWN_STATE = (*_CONNECTIVITY_ERRORS, asyncio.CancelledError)
+
+
 class DatabaseUnavailable(Exception):
     """The database could not be reached in time. Safe to report as SERVICE_UNAVAILABLE."""
 
@@ -53,7 +59,13 @@ class Database:
 
     @classmethod
     async def connect(
-        cls, dsn: str, *, min_size: int = 1, max_size: int = 20, acquire_timeout: float = 5.0
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 20,
+        acquire_timeout: float = 5.0,
+        query_timeout: float = 5.0,
     ) -> Database:
         pool = await asyncpg.create_pool(
             dsn,
@@ -61,12 +73,23 @@ class Database:
             max_size=max_size,
             init=_init_connection,
             timeout=acquire_timeout,
+            # Every statement (BEGIN, COMMIT and the reset on release included) gives up after
+            # this long: a database that stops answering must not hold a caller indefinitely.
+            command_timeout=query_timeout,
+            # The server gives up too, so that a statement the client gave up on (waiting for a
+            # lock, say) is not left to run, or to commit, after its caller was told it failed.
+            server_settings={"statement_timeout": str(round(query_timeout * 1000))},
             # Statements are small and hand-written: the default statement cache is right.
         )
         return cls(pool, acquire_timeout)
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:
+            await self.pool.close()
+        except _CONNECTIVITY_ERRORS:
+            # A server that does not answer within the query timeout is not waited for.
+            log.warning("the database did not answer while closing its connections; they were dropped")
+            self.pool.terminate()
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[asyncpg.Connection]:
@@ -77,15 +100,32 @@ class Database:
             raise DatabaseUnavailable("the database is unavailable") from exc
         try:
             yield conn
-        except _CONNECTIVITY_ERRORS as exc:
-            raise DatabaseUnavailable("the database connection was lost") from exc
+        except _UNKNOWN_STATE as exc:
+            # Closed rather than returned to the pool: resetting it would wait on a server that may
+            # not answer, and the next user could inherit a statement still running. The pool opens
+            # a new connection when one is needed (the server rolls back what this one left open).
+            conn.terminate()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            raise DatabaseUnavailable("the database connection failed or did not answer in time") from exc
+        except asyncpg.exceptions.QueryCanceledError as exc:  # statement_timeout: the connection is fine
+            raise DatabaseUnavailable("the database did not answer in time") from exc
         finally:
             await self.pool.release(conn)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
-        async with self.connection() as conn, conn.transaction():
-            yield conn
+        async with self.connection() as conn:
+            transaction = conn.transaction()
+            await transaction.start()
+            try:
+                yield conn
+            except _UNKNOWN_STATE:
+                raise  # no ROLLBACK to wait for: `connection` closes the connection, which ends it
+            except BaseException:
+                await transaction.rollback()
+                raise
+            await transaction.commit()
 
     async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
         async with self.connection() as conn:

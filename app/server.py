@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -28,6 +29,8 @@ from app.web.routes import add_routes as add_web_routes
 access_log = logging.getLogger("modelgate.access")
 log = logging.getLogger("modelgate.server")
 
+# How long /readyz waits for the database before answering 503.
+READY_WITHIN = 1.5
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,8 +99,11 @@ async def healthz(_request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
     try:
-        pending = await pending_migrations(services.db)
-    except DatabaseUnavailable:
+        # Probes have short timeouts of their own: a database that does not answer at once is
+        # reported as not ready, whatever the query timeout.
+        async with asyncio.timeout(READY_WITHIN):
+            pending = await pending_migrations(services.db)
+    except (DatabaseUnavailable, TimeoutError):
         return web.json_response({"status": "unavailable", "database": "unreachable"}, status=503)
     if pending:
         return web.json_response({"status": "unavailable", "pendingMigrations": pending}, status=503)
@@ -122,6 +128,7 @@ def create_app(settings: Settings) -> web.Application:
             min_size=settings.db_pool_min_size,
             max_size=settings.db_pool_max_size,
             acquire_timeout=settings.db_acquire_timeout,
+            query_timeout=settings.db_query_timeout,
         )
         services = Services(settings, db, dsn)
         await services.start()

@@ -13,7 +13,7 @@ import aiohttp
 import orjson
 
 from app.config import Settings
-from app.db import Database
+from app.db import Database, DatabaseUnavailable
 from app.providers.runtime import ProviderRuntime
 from app.repositories.api_keys import ApiKeyRepository
 from app.repositories.connections import ConnectionRepository
@@ -74,7 +74,7 @@ class Services:
     def __init__(self, settings: Settings, db: Database, dsn: str) -> None:
         self.settings = settings
         self.db = db
-        self.notifications = Notifications(db, dsn)
+        self.notifications = Notifications(db, dsn, timeout=settings.db_query_timeout)
         self.keyring = _keyring(settings)
         self.repositories = Repositories(
             organizations=OrganizationRepository(db),
@@ -123,9 +123,11 @@ class Services:
             self.notifications,
         )
         self.system_prompt_texts = EffectiveSystemPrompts(self.system_prompts)
-        self.model_cache = ModelCache(repos.models, self.model_credentials, self.system_prompt_texts)
+        self.model_cache = ModelCache(
+            repos.models, self.model_credentials, self.system_prompt_texts, stale_for=settings.cache_stale_for
+        )
         self.notifications.subscribe(CATALOG_TOPIC, self.model_cache.invalidate)
-        self.key_auth = ApiKeyAuthenticator(repos.api_keys)
+        self.key_auth = ApiKeyAuthenticator(repos.api_keys, stale_for=settings.cache_stale_for)
         self.notifications.subscribe(API_KEYS_TOPIC, self.key_auth.invalidate)
         self.health = ModelHealthTracker(db, HealthRepository(db), OutboxRepository(db), self.notifications)
         self.notifications.subscribe(MODEL_HEALTH_TOPIC, self.health.invalidate)
@@ -147,7 +149,9 @@ class Services:
         self.usage = UsageRecorder(usage, self.quota)
         self.usage_reports = UsageReports(usage)
         self.providers = ProviderRuntime.create(settings.provider_config)
-        self.tenancy_cache = TenancyCache(repos.organizations, repos.projects)
+        self.tenancy_cache = TenancyCache(
+            repos.organizations, repos.projects, stale_for=settings.cache_stale_for
+        )
         self.notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
         self.gateway = Gateway(
             Resolver(self.model_cache, self.tenancy_cache, self.models.clock),
@@ -193,19 +197,19 @@ class Services:
         await self.notifications.stop()
 
     async def flush(self) -> None:
-        """Writes buffered bookkeeping now (also done every `flush_interval` seconds)."""
-        try:
-            await self.key_auth.flush_last_use()
-        except Exception:
-            log.exception("could not record API key last use; will retry")
-        try:
-            await self.usage.flush()
-        except Exception:
-            log.exception("could not write usage; will retry")
-        try:
-            await self.rate_limiter.prune()
-        except Exception:
-            log.exception("could not forget past rate-limit windows; will retry")
+        """Writes buffered bookkeeping now (also done every `flush_interval` seconds). Each write
+        waits at most the database timeouts; what was not written is kept for the next flush."""
+        for what, write in (
+            ("record API key last use", self.key_auth.flush_last_use),
+            ("write usage", self.usage.flush),
+            ("forget past rate-limit windows", self.rate_limiter.prune),
+        ):
+            try:
+                await write()
+            except DatabaseUnavailable:
+                log.warning("could not %s: the database did not answer; will retry", what)
+            except Exception:
+                log.exception("could not %s; will retry", what)
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -10,8 +10,12 @@ topic so that every instance drops its copy at once. A trip ends by itself when 
 After a trip ends the failure count stays where it was: the next call is a trial, and one more
 failure trips the model again at once, while a success resets the count.
 
-Health bookkeeping never fails a call: when the database cannot be reached, the tracker goes on
-with what this instance last knew, and logs it.
+Health bookkeeping never fails a call, and never holds one for a read: a call whose model's row is
+due for a re-read goes on with what this instance last knew while the row is read in the
+background. When the database cannot be reached, the tracker goes on with what it last knew (no
+failures, for a model it never read) for as long as the outage lasts, tries again every
+`refresh_interval`, and logs it. A wrong belief costs at most a call on a tripped model, or a
+fallback taken once more than needed.
 """
 
 from __future__ import annotations
@@ -52,6 +56,9 @@ def health_at(row: HealthRow, now: datetime) -> ModelHealth:
     return ModelHealth(state, row.consecutive_failures, None)
 
 
+_DUE = float("-inf")  # a `fetched_at` that makes a row due for a re-read
+
+
 @dataclass(frozen=True, slots=True)
 class _Known:
     row: HealthRow
@@ -78,6 +85,8 @@ class ModelHealthTracker:
         self._known: dict[UUID, _Known] = {}
         # Rows wanted by callers since the last batch started; one task reads them all.
         self._wanted: dict[UUID, asyncio.Future[HealthRow | None]] = {}
+        # Rows being read: wanted again meanwhile, they wait for that read rather than start one.
+        self._reading: dict[UUID, asyncio.Future[HealthRow | None]] = {}
         self._loaders: set[asyncio.Task[None]] = set()
         # Bumped by every invalidation: a read that raced with one is not kept.
         self._generation = 0
@@ -86,7 +95,7 @@ class ModelHealthTracker:
 
     async def is_tripped(self, model_id: UUID) -> bool:
         """Whether calls should skip this model for its fallbacks. Answered from memory."""
-        return is_tripped_at(await self._row(model_id), self.clock())
+        return is_tripped_at(await self._row(model_id, wait_for_reread=False), self.clock())
 
     async def record_success(self, model_id: UUID) -> None:
         """Resets the failure count, writing only when this instance believes there are failures."""
@@ -100,7 +109,8 @@ class ModelHealthTracker:
                 await self._publish(model_id)
         except DatabaseUnavailable:
             log.warning("could not reset the failure count of model %s", model_id)
-            self._known.pop(model_id, None)
+            # Believed still, but read again when next asked: the reset may not have been written.
+            self._known[model_id] = _Known(replace(known.row, consecutive_failures=0), _DUE)
 
     # ---- the failure path -------------------------------------------------------------------
 
@@ -149,7 +159,7 @@ class ModelHealthTracker:
     async def health(self, model_id: UUID) -> ModelHealth:
         """The model's state now. A failure count recorded by another instance may lag by up to
         `refresh_interval`; starting to fail, trips and resets show at once."""
-        return health_at(await self._row(model_id), self.clock())
+        return health_at(await self._row(model_id, wait_for_reread=True), self.clock())
 
     async def notifications(
         self, principal: Principal, organization_id: UUID, page: PageRequest[CreatedKey]
@@ -176,14 +186,20 @@ class ModelHealthTracker:
     def invalidate(self, key: str | None = None) -> None:
         """A model's health changed on some instance (`key` its id; None: maybe any model's)."""
         self._generation += 1
+        # A read already running may predate the change: the next caller starts a new one.
         if key is None:
             self._known.clear()
+            self._reading.clear()
         else:
             self._known.pop(UUID(key), None)
+            self._reading.pop(UUID(key), None)
 
-    async def _row(self, model_id: UUID) -> HealthRow:
+    async def _row(self, model_id: UUID, *, wait_for_reread: bool) -> HealthRow:
         known = self._known.get(model_id)
         if known is not None and time.monotonic() - known.fetched_at < self.refresh_interval:
+            return known.row
+        if known is not None and not wait_for_reread:
+            self._want(model_id)  # read in the background
             return known.row
         # Shielded: a cancelled caller must not cancel the read other callers wait for.
         row = await asyncio.shield(self._want(model_id))
@@ -192,7 +208,7 @@ class ModelHealthTracker:
         return known.row if known is not None else NEVER_FAILED
 
     def _want(self, model_id: UUID) -> asyncio.Future[HealthRow | None]:
-        future = self._wanted.get(model_id)
+        future = self._wanted.get(model_id) or self._reading.get(model_id)
         if future is not None:
             return future
         if not self._wanted:
@@ -207,17 +223,29 @@ class ModelHealthTracker:
     async def _read_wanted(self) -> None:
         """Reads every wanted row in one query; a waiter gets None when the read failed."""
         wanted, self._wanted = self._wanted, {}
+        self._reading.update(wanted)
         generation = self._generation
         rows: dict[UUID, HealthRow] | None = None
         try:
             rows = await self.health_rows.get_many(list(wanted))
-        except Exception:
-            log.warning("could not read model health; using what this instance last knew", exc_info=True)
+        except Exception as exc:
+            unexpected = not isinstance(exc, DatabaseUnavailable)
+            log.warning(
+                "could not read model health; using what this instance last knew", exc_info=unexpected
+            )
+        finally:
+            for model_id, future in wanted.items():
+                if self._reading.get(model_id) is future:
+                    del self._reading[model_id]
         fetched_at = time.monotonic()
         for model_id, future in wanted.items():
             row = None if rows is None else rows.get(model_id, NEVER_FAILED)
-            if row is not None and generation == self._generation:
-                self._known[model_id] = _Known(row, fetched_at)
+            if generation == self._generation:
+                # After a failed read: what was known (or nothing known to be wrong) is kept for
+                # another `refresh_interval` before the next try, so calls do not queue reads.
+                known = self._known.get(model_id)
+                kept = row if row is not None else known.row if known is not None else NEVER_FAILED
+                self._known[model_id] = _Known(kept, fetched_at)
             if not future.done():
                 future.set_result(row)
 

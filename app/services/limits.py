@@ -14,6 +14,15 @@ are simply lost.
 Stream slots: each instance holds one lease row per organization with a heartbeat. It returns
 slots that sat unused for `idle_after`; a row whose heartbeat is older than `lease_timeout` belongs
 to a dead instance and no longer counts.
+
+When PostgreSQL does not answer (DatabaseUnavailable, within the query timeout): what an instance
+has leased is spent as usual. A caller that needs request tokens and cannot lease them gets, once
+per window, one lease's worth granted by the instance on its own (so a database outage does not
+refuse every caller at the next minute), and SERVICE_UNAVAILABLE once that is spent; across N
+instances a window can then exceed its limit by at most N leases. A stream that needs a new slot
+lease is refused with SERVICE_UNAVAILABLE: a concurrency cap cannot be checked from one instance.
+After a lease failed for want of the database, the next try waits `DATABASE_RETRY_AFTER` seconds;
+calls in between (and those queued behind the failed one) are refused at once.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -29,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from app.db import Database
+from app.db import Database, DatabaseUnavailable
 from app.domain.auth import Principal, PrincipalKind
 from app.domain.gateway import GatewayError, GatewayErrorCode
 from app.repositories.limits import RateLimitRepository, StreamSlotRepository
@@ -43,6 +53,8 @@ WINDOW = timedelta(minutes=1)
 LEASE_FRACTION = 10
 # Lease rows of instances silent this many lease timeouts are deleted (they stopped counting long ago).
 _FORGET_AFTER_TIMEOUTS = 10
+# After a lease failed for want of the database, seconds before the next try (refused meanwhile).
+DATABASE_RETRY_AFTER = 1.0
 _JWT_CALLERS = uuid.UUID("2f0c6c1e-5d1a-4f3b-9a57-6b0d5a3c9e41")  # namespace for JWT caller ids
 
 
@@ -79,6 +91,8 @@ class _Tokens:
     window_start: datetime
     remaining: int = 0
     exhausted: bool = False  # the window has nothing left to lease: refuse without asking again
+    granted_alone: bool = False  # a lease's worth granted without the database this window
+    retry_at: float = 0.0  # monotonic: no lease is tried before this (the database did not answer)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -106,9 +120,7 @@ class RateLimiter:
         if tokens.remaining == 0 and not tokens.exhausted:
             async with tokens.lock:  # one lease at a time per caller; the others wait and spend it
                 if tokens.remaining == 0 and not tokens.exhausted:
-                    granted = await self.repository.lease_requests(caller, window, lease_size(limit), limit)
-                    tokens.remaining += granted
-                    tokens.exhausted = granted == 0
+                    tokens.remaining += await self._lease(caller, tokens, limit)
         if tokens.remaining == 0:
             retry_after = seconds_to_next_window(now)
             raise GatewayError(
@@ -118,6 +130,23 @@ class RateLimiter:
                 retry_after=retry_after,
             )
         tokens.remaining -= 1
+
+    async def _lease(self, caller: UUID, tokens: _Tokens, limit: int) -> int:
+        if time.monotonic() < tokens.retry_at:
+            raise DatabaseUnavailable("the database did not answer a moment ago")
+        try:
+            granted = await self.repository.lease_requests(
+                caller, tokens.window_start, lease_size(limit), limit
+            )
+        except DatabaseUnavailable:
+            tokens.retry_at = time.monotonic() + DATABASE_RETRY_AFTER
+            if tokens.granted_alone:
+                raise
+            tokens.granted_alone = True
+            log.warning("the database did not answer; granting a caller one lease of requests alone")
+            return lease_size(limit)
+        tokens.exhausted = granted == 0
+        return granted
 
     async def prune(self) -> None:
         """Forgets past windows: in memory at once, in the database once a window."""
@@ -137,6 +166,7 @@ class _Slots:
     leased: int = 0  # what this instance's lease row says it holds
     in_use: int = 0
     fewest_spare: int = 0  # the fewest unused leased slots since period_start: that many sat idle
+    retry_at: float = 0.0  # monotonic: no lease is tried before this (the database did not answer)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)  # one lease or return at a time
 
     @property
@@ -188,19 +218,25 @@ class StreamSlots:
         async with slots.lock:
             if slots.spare > 0:
                 return  # another caller's lease arrived meanwhile
+            if time.monotonic() < slots.retry_at:
+                raise DatabaseUnavailable("the database did not answer a moment ago")
             now = self.clock()
-            async with self.db.transaction() as conn:
-                cap = await self.repository.lock_organization(conn, organization_id, self.default_cap)
-                if cap is None:
-                    raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
-                elsewhere = await self.repository.held_elsewhere(
-                    conn, organization_id, self.instance_id, now - self.lease_timeout
-                )
-                grant = max(0, min(lease_size(cap), cap - elsewhere - slots.leased))
-                if grant:
-                    await self.repository.record_lease(
-                        conn, organization_id, self.instance_id, slots.leased + grant, now
+            try:
+                async with self.db.transaction() as conn:
+                    cap = await self.repository.lock_organization(conn, organization_id, self.default_cap)
+                    if cap is None:
+                        raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
+                    elsewhere = await self.repository.held_elsewhere(
+                        conn, organization_id, self.instance_id, now - self.lease_timeout
                     )
+                    grant = max(0, min(lease_size(cap), cap - elsewhere - slots.leased))
+                    if grant:
+                        await self.repository.record_lease(
+                            conn, organization_id, self.instance_id, slots.leased + grant, now
+                        )
+            except DatabaseUnavailable:
+                slots.retry_at = time.monotonic() + DATABASE_RETRY_AFTER
+                raise
             if not grant:
                 raise GatewayError(
                     GatewayErrorCode.TOO_MANY_STREAMS,
@@ -249,5 +285,7 @@ class StreamSlots:
             await asyncio.sleep(interval)
             try:
                 await self.maintain()
+            except DatabaseUnavailable:
+                log.warning("stream slot lease upkeep failed: the database did not answer; will retry")
             except Exception:
                 log.exception("stream slot lease upkeep failed; will retry")

@@ -2,7 +2,8 @@
 credentials, effective system prompt) serves every call until the catalog changes.
 
 Any catalog change, on any instance, publishes on the "catalog" topic and empties the cache here
-(LISTEN/NOTIFY).
+(LISTEN/NOTIFY). While the database does not answer, entries are served up to `stale_for` seconds
+past their freshness (see TtlCache).
 """
 
 from __future__ import annotations
@@ -51,13 +52,18 @@ class ModelCache:
         credentials: ModelCredentials,
         prompts: EffectiveSystemPrompts,
         *,
+        stale_for: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.models = models
         self.credentials = credentials
         self.prompts = prompts
-        self._resolved = TtlCache(self._resolve, clock=clock)
-        self._defaults = TtlCache(models.default_for_project, clock=clock)
+        self._resolved: TtlCache[UUID, ResolvedModel] = TtlCache(
+            self._resolve, stale_for=stale_for, clock=clock
+        )
+        self._defaults: TtlCache[UUID, UUID] = TtlCache(
+            models.default_for_project, stale_for=stale_for, clock=clock
+        )
 
     async def get(self, model_id: UUID) -> ResolvedModel | None:
         return await self._resolved.get(model_id)

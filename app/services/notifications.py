@@ -2,8 +2,9 @@
 
 Every instance keeps one listening connection on a single channel. A change publishes
 `{"topic": …, "key": …}`; each instance calls the handlers registered for that topic. If the
-listening connection drops, it reconnects and tells every handler to drop everything (`key` None),
-since notifications may have been missed meanwhile.
+listening connection drops, or the server stops answering its probe within `timeout`, it
+reconnects and tells every handler to drop everything (`key` None), since notifications may have
+been missed meanwhile.
 """
 
 from __future__ import annotations
@@ -33,10 +34,11 @@ Handler = Callable[[str | None], None]
 
 
 class Notifications:
-    def __init__(self, db: Database, dsn: str, *, reconnect_delay: float = 1.0) -> None:
+    def __init__(self, db: Database, dsn: str, *, reconnect_delay: float = 1.0, timeout: float = 5.0) -> None:
         self.db = db
         self.dsn = dsn
         self.reconnect_delay = reconnect_delay
+        self.timeout = timeout  # for connecting, and for every statement on the connection
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
         self._ready = asyncio.Event()
@@ -76,8 +78,8 @@ class Notifications:
         first = True
         while True:
             try:
-                conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError):
+                conn = await asyncpg.connect(self.dsn, timeout=self.timeout, command_timeout=self.timeout)
+            except (OSError, TimeoutError, asyncpg.PostgresError):
                 await asyncio.sleep(self.reconnect_delay)
                 continue
             try:
@@ -87,13 +89,11 @@ class Notifications:
                         self._dispatch(topic, None)
                 first = False
                 self._ready.set()
-                while not conn.is_closed():
+                while True:
                     await asyncio.sleep(self.reconnect_delay)
-                    with contextlib.suppress(Exception):
-                        await conn.execute("SELECT 1")  # notices a dead connection
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                    await conn.execute("SELECT 1")  # notices a dead connection or a silent server
+            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 pass
             finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                conn.terminate()  # not close(): that would wait for a server that may not answer
             await asyncio.sleep(self.reconnect_delay)

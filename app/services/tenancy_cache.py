@@ -2,6 +2,8 @@
 
 A call needs its organization (plan, quota, migration policy) and to know its project belongs to
 it; both change rarely. Changes publish on the "tenancy" topic and every instance drops its copy.
+While the database does not answer, entries are served up to `stale_for` seconds past their
+freshness (see TtlCache).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from app.services.ttl_cache import TtlCache
 
 
 class TenancyCache:
-    def __init__(self, organizations: OrganizationRepository, projects: ProjectRepository) -> None:
-        self._organizations = TtlCache(organizations.get)
-        self._projects = TtlCache(projects.get)
+    def __init__(
+        self, organizations: OrganizationRepository, projects: ProjectRepository, *, stale_for: float = 0.0
+    ) -> None:
+        self._organizations: TtlCache[UUID, Organization] = TtlCache(organizations.get, stale_for=stale_for)
+        self._projects: TtlCache[UUID, Project] = TtlCache(projects.get, stale_for=stale_for)
 
     async def organization(self, organization_id: UUID) -> Organization | None:
         return await self._organizations.get(organization_id)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from uuid import UUID
 
+from app.db import DatabaseUnavailable
 from app.domain.auth import Principal
 from app.domain.enums import FinishReason
 from app.domain.errors import UserInputError
@@ -174,6 +175,9 @@ class Gateway:
         except GatewayError as exc:
             error_code = exc.code.value
             raise
+        except DatabaseUnavailable:
+            error_code = GatewayErrorCode.SERVICE_UNAVAILABLE.value
+            raise
         finally:
             self._leave()
             self._meter(meter, status, error_code)
@@ -274,6 +278,16 @@ class Gateway:
                                 self._credits(meter),
                                 _warnings(route, step.model),
                             )
+        except DatabaseUnavailable:
+            # A cold cache or a lease the database did not grant in time (see app/db.py).
+            status, error_code = CallStatus.ERROR, GatewayErrorCode.SERVICE_UNAVAILABLE.value
+            yield StreamError(
+                GatewayError(
+                    GatewayErrorCode.SERVICE_UNAVAILABLE,
+                    "the service is temporarily unavailable",
+                    retryable=True,
+                )
+            )
         except UserInputError as exc:
             error = as_gateway_error(exc)
             if self.draining and error.code is GatewayErrorCode.PROVIDER_ERROR:
