@@ -10,7 +10,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.errors import ErrorCode
@@ -23,6 +23,7 @@ from app.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
 from app.rest.routes import add_routes as add_rest_routes
 from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS, WEBSOCKETS
 from app.services.container import Services
+from app.shutdown import drain, refuse_while_draining
 from app.web.routes import add_routes as add_web_routes
 
 access_log = logging.getLogger("modelgate.access")
@@ -95,6 +96,8 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    if services.drain.draining:
+        return web.json_response({"status": "unavailable", "shuttingDown": True}, status=503)
     try:
         pending = await pending_migrations(services.db)
     except DatabaseUnavailable:
@@ -112,7 +115,9 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
     dsn = settings.database_url
-    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[observe, refuse_while_draining], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS] = settings
     app[WEBSOCKETS] = weakref.WeakSet()
 
@@ -134,17 +139,9 @@ def create_app(settings: Settings) -> web.Application:
         await services.stop()
         await db.close()
 
-    async def drain(app: web.Application) -> None:
-        """SIGTERM: running calls get their grace; then sockets still open are told to go away
-        (their streams have ended with an error event by then, or will as providers close)."""
-        await app[SERVICES].gateway.drain(settings.drain_grace)
-        registered = app[WEBSOCKETS]
-        for socket in list(registered):
-            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
     app.cleanup_ctx.append(services_ctx)
     view = ModelgateView(build_schema(settings), settings)
-    app.on_shutdown.append(drain)
+    app.on_shutdown.append(drain)  # SIGTERM: app/shutdown.py
     app.on_shutdown.append(view.event_streams.close)  # after the drain: their last events go out
     app.on_response_prepare.append(_add_request_id)
     app.router.add_route("*", "/graphql", view)

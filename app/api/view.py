@@ -23,7 +23,7 @@ from app.api.websocket_handlers import LegacyWSHandler, TransportWSHandler
 from app.config import Settings
 from app.db import DatabaseUnavailable
 from app.domain.errors import Unauthenticated
-from app.server_keys import CALLER, REQUEST_ID, SERVICES, WEBSOCKETS
+from app.server_keys import CALLER, REQUEST_ID, SERVICES
 
 
 class ModelgateView(GraphQLHTTPView):
@@ -52,13 +52,6 @@ class ModelgateView(GraphQLHTTPView):
 
     def decode_json(self, data: str | bytes) -> object:
         return orjson.loads(data)
-
-    async def create_websocket_response(
-        self, request: web.Request, subprotocol: str | None
-    ) -> web.WebSocketResponse:
-        socket = await super().create_websocket_response(request, subprotocol)
-        request.app[WEBSOCKETS].add(socket)
-        return socket
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         services = request.app[SERVICES]
