@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import re
@@ -30,12 +31,14 @@ access_log = logging.getLogger("modelgate.access")
 log = logging.getLogger("modelgate.server")
 
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before its answer was complete
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, body size limit, masking of unexpected failures, access log and metrics."""
+    """Request id, body size limit, masking of unexpected failures, access log and metrics. A
+    client that goes away is an ordinary outcome (499), not a server fault."""
     incoming = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     started = time.perf_counter()
@@ -56,11 +59,25 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(
             request, 503, ErrorCode.SERVICE_UNAVAILABLE, "the service is temporarily unavailable"
         )
-    except Exception:
-        log.exception("unhandled error", extra={"requestId": request[REQUEST_ID]})
-        response = error_response(request, 500, ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.")
-    _account(request, response.status, started)
+    except asyncio.CancelledError:
+        if _client_left(request):  # aiohttp cancels the handler of a client that went away
+            _account(request, CLIENT_CLOSED_REQUEST, started)
+        raise
+    except Exception as exc:
+        if isinstance(exc, ConnectionError) and _client_left(request):  # it left as we wrote
+            response = web.Response(status=CLIENT_CLOSED_REQUEST)
+        else:
+            log.exception("unhandled error", extra={"requestId": request[REQUEST_ID]})
+            response = error_response(request, 500, ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.")
+    # An answer the client did not wait for is a 499 (a WebSocket's end is its own).
+    left = not isinstance(response, web.WebSocketResponse) and _client_left(request)
+    _account(request, CLIENT_CLOSED_REQUEST if left else response.status, started)
     return response
+
+
+def _client_left(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _account(request: web.Request, status: int, started: float) -> None:

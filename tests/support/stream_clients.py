@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -77,11 +78,10 @@ def _has_text(frame: Any) -> bool:
 def _spawn(watched: Watched, run: Callable[[], Awaitable[None]]) -> Watched:
     async def guarded() -> None:
         try:
-            await run()
-        except (aiohttp.ClientError, ConnectionError, asyncio.IncompleteReadError):
-            watched.close("eof")
+            with contextlib.suppress(aiohttp.ClientError, ConnectionError):
+                await run()
         finally:
-            watched.close("eof")
+            watched.close("eof")  # unless it ended otherwise already
 
     watched.task = asyncio.create_task(guarded(), name=watched.name)
     return watched
@@ -214,6 +214,10 @@ class Socket:
         await self.ws.close()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
+
+    def abort(self) -> None:
+        """Ends the connection without a close handshake, as a client that crashed."""
+        self.ws.get_extra_info("socket").shutdown(socket.SHUT_RDWR)
 
 
 # ---- the OpenAI-compatible REST API -------------------------------------------------------------------
