@@ -95,7 +95,7 @@ def serve(settings: Settings) -> None:
             host=ready.host,
             port=ready.port,
             limits=ready.client_limits,
-            shutdown_timeout=0.5,  # for handlers still running once the drain is over
+            shutdown_timeout=0.25,  # for handlers still running once the drain is over
         )
 
 

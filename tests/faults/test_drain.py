@@ -32,6 +32,7 @@ from tests.support.stream_clients import (
     rest,
     rest_body,
     sse,
+    sse_single_connection,
 )
 
 GRACE = 2.0
@@ -79,6 +80,7 @@ async def test_sigterm_ends_every_stream_at_the_grace_with_its_transports_error(
             await transport_ws.subscribe("1", chat_body(WORDS, model=slow)),
             await legacy_ws.subscribe("1", chat_body(WORDS, model=echo)),
             sse(session, url, key, chat_body(WORDS, model=slow)),
+            await sse_single_connection(session, url, key, chat_body(WORDS, model=echo)),
             multipart(session, url, key, chat_body(WORDS, model=echo)),
         ]
         rests = [
@@ -141,7 +143,7 @@ async def test_sigterm_ends_every_stream_at_the_grace_with_its_transports_error(
     assert code == 0
     assert exited < GRACE + 2, exited
     outcomes = await usage_outcomes(database_url)
-    assert [(o["status"], o["error_code"]) for o in outcomes] == [("ERROR", "SERVICE_UNAVAILABLE")] * 7, (
+    assert [(o["status"], o["error_code"]) for o in outcomes] == [("ERROR", "SERVICE_UNAVAILABLE")] * 8, (
         outcomes
     )
     assert not [r for r in server.log_records() if r.get("level") == "ERROR"]

@@ -38,7 +38,6 @@ class Watched:
     frames: list[tuple[float, Any]] = field(default_factory=list)  # (monotonic time, frame)
     end: str | None = None
     ended_at: float | None = None
-    status: int | None = None  # HTTP streams: the response status
     first_text: asyncio.Event = field(default_factory=asyncio.Event)
     finished: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -106,25 +105,48 @@ def sse(
     async def run() -> None:
         headers = {"X-API-Key": key, "Accept": "text/event-stream"}
         async with session.post(f"{url}/graphql", json=body, headers=headers) as response:
-            watched.status = response.status
-            if response.status != 200:
+            if response.status != 200:  # kept as the last frame, for the assertion's message
                 watched.add(await response.json(content_type=None))
                 return
-            event, data = None, []
-            async for raw in response.content:
-                line = raw.decode().rstrip("\r\n")
-                if line.startswith("event:"):
-                    event = line.removeprefix("event:").strip()
-                elif line.startswith("data:"):
-                    data.append(line.removeprefix("data:").strip())
-                elif not line and event is not None:
-                    if event == "complete":
-                        watched.close("complete")
-                        return
-                    watched.add(_graphql_event(json.loads("\n".join(data))))
-                    event, data = None, []
+            async for event, data in _sse_events(response.content):
+                if event == "complete":
+                    watched.close("complete")
+                    return
+                watched.add(_graphql_event(data))
 
     return _spawn(watched, run)
+
+
+async def sse_single_connection(
+    session: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    body: dict[str, Any],
+    name: str = "sse single connection",
+) -> Watched:
+    """graphql-sse's single connection mode: a reserved stream, one operation on it. The watched
+    stream ends with the operation's `complete` event, or `eof` when the stream ends first."""
+    watched = Watched(name)
+    async with session.put(f"{url}/graphql", headers={"X-API-Key": key}) as reserved:
+        assert reserved.status == 201, await reserved.text()
+        auth = {"X-API-Key": key, "X-GraphQL-Event-Stream-Token": await reserved.text()}
+    opened = asyncio.Event()
+
+    async def run() -> None:
+        async with session.get(f"{url}/graphql", headers={**auth, "Accept": "text/event-stream"}) as response:
+            opened.set()
+            async for event, data in _sse_events(response.content):
+                if event == "complete":
+                    watched.close("complete")
+                elif event == "next":
+                    watched.add(_graphql_event(data["payload"]))
+
+    _spawn(watched, run)
+    await asyncio.wait_for(opened.wait(), 5)
+    operation = {**body, "extensions": {"operationId": "1"}}
+    async with session.post(f"{url}/graphql", json=operation, headers=auth) as response:
+        assert response.status == 202, await response.text()
+    return watched
 
 
 def multipart(
@@ -136,7 +158,6 @@ def multipart(
     async def run() -> None:
         headers = {"X-API-Key": key, "Accept": MULTIPART_ACCEPT}
         async with session.post(f"{url}/graphql", json=body, headers=headers) as response:
-            watched.status = response.status
             buffer = ""
             async for chunk in response.content.iter_any():
                 buffer += chunk.decode()
@@ -151,6 +172,21 @@ def multipart(
                     return
 
     return _spawn(watched, run)
+
+
+async def _sse_events(content: aiohttp.StreamReader) -> AsyncIterator[tuple[str, Any]]:
+    """(event, parsed data) of an event stream; comments skipped."""
+    event, data = None, []
+    async for raw in content:
+        line = raw.decode().rstrip("\r\n")
+        if line.startswith("event:"):
+            event = line.removeprefix("event:").strip()
+        elif line.startswith("data:"):
+            data.append(line.removeprefix("data:").strip())
+        elif not line and event is not None:
+            text = "\n".join(data)
+            yield event, json.loads(text) if text else None
+            event, data = None, []
 
 
 def _graphql_event(payload: dict[str, Any]) -> Any:
@@ -234,8 +270,7 @@ def rest(
         async with session.post(
             f"{url}/v1/chat/completions", json={**body, "stream": True}, headers=headers
         ) as response:
-            watched.status = response.status
-            if response.status != 200:
+            if response.status != 200:  # kept as the last frame, for the assertion's message
                 watched.add(await response.json(content_type=None))
                 return
             async for raw in response.content:
