@@ -21,7 +21,6 @@ from app.api.errors import ErrorCode
 from app.api.http_errors import error_response
 from app.rest.errors import RestError
 from app.server_keys import SERVICES, WEBSOCKETS
-from app.services.container import Services
 from app.services.drain_clock import SHUTTING_DOWN
 
 # Answered as usual while draining: liveness, readiness (its own 503) and metrics.
@@ -33,8 +32,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 @web.middleware
 async def refuse_while_draining(request: web.Request, handler: Handler) -> web.StreamResponse:
-    services: Services = request.app[SERVICES]
-    if not services.drain.draining or request.path in _ALWAYS_ANSWERED:
+    if not request.app[SERVICES].drain.draining or request.path in _ALWAYS_ANSWERED:
         return await handler(request)
     if request.path == "/v1" or request.path.startswith("/v1/"):
         return RestError(

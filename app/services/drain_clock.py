@@ -5,9 +5,9 @@
 - Calls count themselves in flight (`enter`/`leave`), so that a drain with nothing running is over
   at once.
 - Every wait of a running call on its provider is `bounded()`: when the grace ends the wait is cut
-  and the call fails with SERVICE_UNAVAILABLE (a stream ends with its transport's terminal error),
-  whatever the provider does. An upstream may keep its socket open for minutes, and ECHO has no
-  socket at all: neither may hold the shutdown.
+  (its task cancelled, as asyncio.timeout does) and the call fails with SERVICE_UNAVAILABLE (a
+  stream ends with its transport's terminal error), whatever the provider does. An upstream may
+  keep its socket open for minutes, and ECHO has no socket at all: neither may hold the shutdown.
 - `drain()` begins the clock if need be and returns once nothing runs, or once the grace has ended
   and the calls it cut have had `settle` seconds to write their last event and meter their usage.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
+from typing import Any
 
 from app.domain.gateway import GatewayError, GatewayErrorCode
 
@@ -40,7 +41,9 @@ class DrainClock:
         self.settle = settle
         self.draining = False
         self._deadline: float | None = None  # loop time at which the grace ends, once begun
-        self._bounds: set[asyncio.Timeout] = set()  # the waits under way
+        self._expired = False
+        self._waiting: set[asyncio.Task[Any]] = set()  # tasks inside a bounded wait
+        self._cut: set[asyncio.Task[Any]] = set()  # those the end of the grace cancelled
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
@@ -50,9 +53,9 @@ class DrainClock:
         if self.draining:
             return
         self.draining = True
-        self._deadline = asyncio.get_running_loop().time() + self.grace
-        for bound in self._bounds:
-            bound.reschedule(self._deadline)
+        loop = asyncio.get_running_loop()
+        self._deadline = loop.time() + self.grace
+        loop.call_at(self._deadline, self._expire)
 
     async def drain(self) -> None:
         self.begin()
@@ -70,28 +73,33 @@ class DrainClock:
         if not self._in_flight:
             self._idle.set()
 
-    def bounded(self) -> _Bound:
-        """`async with clock.bounded(): await …` — cut when the grace ends (GatewayError
-        SERVICE_UNAVAILABLE). Cheap while no drain runs: a deadline of None schedules nothing."""
-        return _Bound(self)
+    def bounded(self) -> DrainClock:
+        """`with clock.bounded(): await …` — the wait is cut when the grace ends (GatewayError
+        SERVICE_UNAVAILABLE). Not nested. It is on the path of every streamed chunk: while no drain
+        runs it costs a set insertion (~1.5 µs in all; an asyncio.timeout per wait, ~2.7 µs)."""
+        return self
 
+    def __enter__(self) -> None:
+        if self._expired:
+            raise shut_down()
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
 
-class _Bound:
-    __slots__ = ("_clock", "_timeout")
-
-    def __init__(self, clock: DrainClock) -> None:
-        self._clock = clock
-        self._timeout = asyncio.timeout_at(clock._deadline)
-
-    async def __aenter__(self) -> None:
-        await self._timeout.__aenter__()
-        self._clock._bounds.add(self._timeout)
-
-    async def __aexit__(
+    def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
-        self._clock._bounds.discard(self._timeout)
-        try:
-            await self._timeout.__aexit__(kind, error, trace)
-        except TimeoutError:
-            raise shut_down() from None
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.discard(task)
+        if self._cut and task in self._cut:
+            self._cut.discard(task)
+            # Ours unless someone else cancelled the task too (the client went away, say).
+            if task.uncancel() == 0 and kind is not None and issubclass(kind, asyncio.CancelledError):
+                raise shut_down() from None
+
+    def _expire(self) -> None:
+        self._expired = True
+        for task in self._waiting:
+            task.cancel()
+            self._cut.add(task)

@@ -176,7 +176,7 @@ class Gateway:
             route = await self._admit(meter, request.model_id, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
             await self.rate_limiter.acquire(principal)
-            async with self.drain.bounded():
+            with self.drain.bounded():
                 served = await self.attempts.complete(route, request)
             meter.served = served.model
             meter.usage = served.result.usage
@@ -197,7 +197,7 @@ class Gateway:
         with self._metered(meter):
             route = await self._admit(meter, request.model_id, request.project_id)
             await self.rate_limiter.acquire(principal)
-            async with self.drain.bounded():
+            with self.drain.bounded():
                 served = await self.attempts.embed(route, request.texts)
             meter.served = served.model
             meter.usage = served.result.usage
@@ -230,7 +230,7 @@ class Gateway:
                 index = 0
                 async with aclosing(self.attempts.stream(route, request)) as steps:
                     while True:
-                        async with self.drain.bounded():  # not past the end of a shutdown's grace
+                        with self.drain.bounded():  # not past the end of a shutdown's grace
                             step = await anext(steps, None)
                         if step is None:
                             break
