@@ -99,7 +99,7 @@ def serve(settings: Settings) -> None:
             host=ready.host,
             port=ready.port,
             limits=ready.client_limits,
-            shutdown_timeout=10,
+            shutdown_timeout=0.25,  # for handlers still running once the drain is over
         )
 
 

@@ -11,7 +11,7 @@ import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from aiohttp import WSCloseCode, web
+from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from app.api.errors import ErrorCode
@@ -24,6 +24,7 @@ from app.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
 from app.rest.routes import add_routes as add_rest_routes
 from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS, WEBSOCKETS
 from app.services.container import Services
+from app.shutdown import drain, refuse_while_draining
 from app.web.routes import add_routes as add_web_routes
 
 access_log = logging.getLogger("modelgate.access")
@@ -32,12 +33,14 @@ log = logging.getLogger("modelgate.server")
 # How long /readyz waits for the database before answering 503.
 READY_WITHIN = 1.5
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before its answer was complete
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @web.middleware
 async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id, body size limit, masking of unexpected failures, access log and metrics."""
+    """Request id, body size limit, masking of unexpected failures, access log and metrics. A
+    client that goes away is an ordinary outcome (499), not a server fault."""
     incoming = request.headers.get("X-Request-Id", "")
     request[REQUEST_ID] = incoming if _CLIENT_REQUEST_ID.match(incoming) else uuid.uuid4().hex
     started = time.perf_counter()
@@ -58,11 +61,25 @@ async def observe(request: web.Request, handler: Handler) -> web.StreamResponse:
         response = error_response(
             request, 503, ErrorCode.SERVICE_UNAVAILABLE, "the service is temporarily unavailable"
         )
-    except Exception:
-        log.exception("unhandled error", extra={"requestId": request[REQUEST_ID]})
-        response = error_response(request, 500, ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.")
-    _account(request, response.status, started)
+    except asyncio.CancelledError:
+        if _client_left(request):  # aiohttp cancels the handler of a client that went away
+            _account(request, CLIENT_CLOSED_REQUEST, started)
+        raise
+    except Exception as exc:
+        if isinstance(exc, ConnectionError) and _client_left(request):  # it left as we wrote
+            response = web.Response(status=CLIENT_CLOSED_REQUEST)
+        else:
+            log.exception("unhandled error", extra={"requestId": request[REQUEST_ID]})
+            response = error_response(request, 500, ErrorCode.INTERNAL_SERVER_ERROR, "Unexpected error.")
+    # An answer the client did not wait for is a 499 (a WebSocket's end is its own).
+    left = not isinstance(response, web.WebSocketResponse) and _client_left(request)
+    _account(request, CLIENT_CLOSED_REQUEST if left else response.status, started)
     return response
+
+
+def _client_left(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 def _account(request: web.Request, status: int, started: float) -> None:
@@ -98,6 +115,8 @@ async def healthz(_request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
+    if services.drain.draining:
+        return web.json_response({"status": "unavailable", "shuttingDown": True}, status=503)
     try:
         # Probes have short timeouts of their own: a database that does not answer at once is
         # reported as not ready, whatever the query timeout.
@@ -118,7 +137,9 @@ def create_app(settings: Settings) -> web.Application:
     if not settings.database_url:
         raise ValueError("create_app needs settings.database_url")
     dsn = settings.database_url
-    app = web.Application(middlewares=[observe], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[observe, refuse_while_draining], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS] = settings
     app[WEBSOCKETS] = weakref.WeakSet()
 
@@ -141,17 +162,9 @@ def create_app(settings: Settings) -> web.Application:
         await services.stop()
         await db.close()
 
-    async def drain(app: web.Application) -> None:
-        """SIGTERM: running calls get their grace; then sockets still open are told to go away
-        (their streams have ended with an error event by then, or will as providers close)."""
-        await app[SERVICES].gateway.drain(settings.drain_grace)
-        registered = app[WEBSOCKETS]
-        for socket in list(registered):
-            await socket.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown")
-
     app.cleanup_ctx.append(services_ctx)
     view = ModelgateView(build_schema(settings), settings)
-    app.on_shutdown.append(drain)
+    app.on_shutdown.append(drain)  # SIGTERM: app/shutdown.py
     app.on_shutdown.append(view.event_streams.close)  # after the drain: their last events go out
     app.on_response_prepare.append(_add_request_id)
     app.router.add_route("*", "/graphql", view)

@@ -14,9 +14,11 @@ connect, exhaust the process's file descriptors. Here:
   timeout, which also covers a connection that never sends anything);
 - beyond `max_connections` open connections a new one is answered 503 and closed at once.
 
-`serve` replaces `web.run_app` to put this protocol in place, with the same shutdown order: on
-SIGINT/SIGTERM the app's shutdown and cleanup run (draining calls) before remaining tasks are
-cancelled.
+`serve` replaces `web.run_app` to put this protocol in place. On SIGINT/SIGTERM the app's
+on_shutdown handlers run first, while the listener is still open: a client arriving during the
+drain is answered by the app (which refuses new work with a 503) instead of finding the port closed.
+Then aiohttp's cleanup runs as `web.run_app` would: the listener closes, handlers still running get
+`shutdown_timeout` seconds, the app's cleanup contexts end, and remaining tasks are cancelled.
 """
 
 from __future__ import annotations
@@ -140,11 +142,18 @@ class _GuardedServer(web.Server):
 
 
 class GuardedAppRunner(web.AppRunner):
-    """An AppRunner whose connections are GuardedRequestHandlers."""
+    """An AppRunner whose connections are GuardedRequestHandlers, and whose app shuts down once
+    (before the listener closes when `_serve` asks it to; aiohttp's cleanup asks again after)."""
 
     def __init__(self, app: web.Application, limits: ClientLimits, **kwargs: Any) -> None:
         super().__init__(app, **kwargs)
         self._limits = limits
+        self._shut_down = False
+
+    async def shutdown(self) -> None:
+        if not self._shut_down:
+            self._shut_down = True
+            await super().shutdown()
 
     async def _make_server(self) -> web.Server:
         plain = await super()._make_server()  # starts the app, as aiohttp's runner does
@@ -168,6 +177,7 @@ async def _serve(
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         await stop.wait()
+        await runner.shutdown()  # the drain, still listening
     finally:
         await runner.cleanup()
 

@@ -21,7 +21,6 @@ mode); it ends with its stream, and expires when no stream opens within RESERVAT
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -44,6 +43,7 @@ log = logging.getLogger("modelgate.graphql")
 
 TOKEN_HEADER = "X-GraphQL-Event-Stream-Token"  # noqa: S105 (a header name)
 RESERVATION_TIMEOUT = 30.0
+CLOSE_WITHIN = 0.5
 DISCONNECT_CHECK = 1.0
 MAX_RESERVATIONS_PER_CALLER = 16
 # Events wait here for a stream that is slow or not open yet; a full queue holds its operations back.
@@ -203,13 +203,15 @@ class EventStreams:
         return web.Response(status=200)
 
     async def close(self, _app: web.Application | None = None) -> None:
-        """On shutdown, after the gateway's drain: open streams end once their events are written."""
+        """On shutdown, after the drain: open streams end once their events are written (all at
+        once, within CLOSE_WITHIN: a client that does not read is not waited for)."""
+        ends = []
         for reservation in list(self.reservations.values()):
-            if not reservation.connected:
+            if reservation.connected:
+                ends.append(asyncio.wait_for(reservation.events.put(None), CLOSE_WITHIN))
+            else:
                 self._drop(reservation)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(reservation.events.put(None), 1)
+        await asyncio.gather(*ends, return_exceptions=True)  # TimeoutError: that client is left behind
 
     def _event(self, name: str, data: dict[str, Any]) -> str:
         return self.transport.encode_event(name, self.view.encode_json_string(data))

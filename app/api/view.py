@@ -23,7 +23,7 @@ from app.api.revocation import authenticate_connection, authenticate_request
 from app.api.transport_errors import json_object
 from app.api.websocket_handlers import LegacyWSHandler, TransportWSHandler
 from app.config import Settings
-from app.server_keys import REQUEST_ID, SERVICES, WEBSOCKETS
+from app.server_keys import REQUEST_ID, SERVICES
 from app.web.graphiql_page import graphiql_page
 
 
@@ -60,13 +60,6 @@ class ModelgateView(GraphQLHTTPView):
 
     def parse_json(self, data: str | bytes) -> Any:
         return json_object(super().parse_json(data))
-
-    async def create_websocket_response(
-        self, request: web.Request, subprotocol: str | None
-    ) -> web.WebSocketResponse:
-        socket = await super().create_websocket_response(request, subprotocol)
-        request.app[WEBSOCKETS].add(socket)
-        return socket
 
     async def get_context(self, request: web.Request, response: web.StreamResponse) -> Context:
         services = request.app[SERVICES]

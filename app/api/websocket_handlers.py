@@ -7,27 +7,42 @@
 - a refused legacy socket closes with 4403 after its `connection_error`, as graphql-transport-ws
   does, instead of 1011 (which says the server failed);
 - every error they send carries a code and the request id, and a malformed client message is
-  refused as its protocol says (`app.api.transport_errors`) instead of ending the handler.
+  refused as its protocol says (`app.api.transport_errors`) instead of ending the handler;
+- while the server shuts down, a new operation is answered with an `error` message
+  (SERVICE_UNAVAILABLE) instead of starting, and the socket is closed with 1001 once its running
+  operations have sent their last messages (`close_for_shutdown`, from `app.shutdown`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from collections.abc import Collection
 from typing import Any, cast
 
+from graphql import GraphQLFormattedError
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema.base import BaseSchema
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
+from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message, SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_ws.types import ConnectionInitMessage, OperationMessage
+from strawberry.subscriptions.protocols.graphql_ws.types import (
+    ConnectionInitMessage,
+    OperationMessage,
+    StartMessage,
+)
+from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyErrorMessage
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
 from app.api.context import Context
+from app.api.errors import ErrorCode
 from app.api.transport_errors import malformed, with_codes
+from app.server_keys import WEBSOCKETS
+from app.services.drain_clock import SHUTTING_DOWN
 
 FORBIDDEN = 4403
+GOING_AWAY = 1001
 EVERY_OPERATION = (OperationType.QUERY, OperationType.MUTATION, OperationType.SUBSCRIPTION)
 
 
@@ -51,10 +66,34 @@ class OperationScopedSchema:
         )
 
 
+def shutting_down() -> GraphQLFormattedError:
+    extensions = {"code": ErrorCode.SERVICE_UNAVAILABLE.value, "requestId": uuid.uuid4().hex}
+    return {"message": SHUTTING_DOWN, "extensions": extensions}
+
+
+async def _close_when_done(
+    handler: TransportWSHandler | LegacyWSHandler, running: Collection[asyncio.Task[Any]]
+) -> None:
+    if running:
+        await asyncio.wait(running)
+    await handler.websocket.close(code=GOING_AWAY, reason="server shutdown")
+
+
 class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
+        self.context.request.app[WEBSOCKETS].add(self)
+
+    async def handle_subscribe(self, message: SubscribeMessage) -> None:
+        if self.connection_acknowledged and self.context.services.drain.draining:
+            await self.send_message({"id": message["id"], "type": "error", "payload": [shutting_down()]})
+            return
+        await super().handle_subscribe(message)
+
+    async def close_for_shutdown(self) -> None:
+        running = [op.task for op in self.operations.values() if op.task is not None and not op.task.done()]
+        await _close_when_done(self, running)
 
     async def handle_message(self, message: Message) -> None:
         if problem := malformed(message):
@@ -71,6 +110,18 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
+        self.context.request.app[WEBSOCKETS].add(self)
+
+    async def handle_start(self, message: StartMessage) -> None:
+        if self.connection_acknowledged and self.context.services.drain.draining:
+            await self.send_message(
+                LegacyErrorMessage(type="error", id=message["id"], payload=shutting_down())
+            )
+            return
+        await super().handle_start(message)
+
+    async def close_for_shutdown(self) -> None:
+        await _close_when_done(self, [task for task in self.tasks.values() if not task.done()])
 
     async def handle_message(self, message: OperationMessage) -> None:
         if problem := malformed(message):

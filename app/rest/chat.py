@@ -106,6 +106,7 @@ async def _stream(
             except Exception:
                 log.exception("a chat stream failed", extra={"requestId": caller.request_id})
                 await response.write(RestError(500, "Unexpected error.", type="server_error").frame())
+                await response.write(DONE)
             await response.write_eof()
     except ConnectionError:
         pass  # the client left while we wrote; leaving the block closed the gateway's stream
@@ -121,7 +122,8 @@ async def _relay(
     include_usage: bool,
 ) -> None:
     """Writes the answer as it comes. Before the last frame the gateway's stream is closed, so
-    that the call is metered and its stream slot free by the time the client sees the end."""
+    that the call is metered and its stream slot free by the time the client sees the end. Every
+    stream ends with `[DONE]`, a failed one after its error frame."""
     async for event in events:
         if isinstance(event, gateway.StreamDelta):
             await response.write(chunks.text(event.text))
@@ -135,10 +137,12 @@ async def _relay(
         elif isinstance(event, gateway.StreamError):
             await events.aclose()
             await response.write(from_gateway(event.error).frame())
+            await response.write(DONE)
             return
         elif isinstance(event, gateway.StreamResetEvent):
             # Not sent to this front door (fail_over_after_text=False); never relay a mixed answer.
             await events.aclose()
             error = RestError(502, "the model failed mid-answer", type="server_error", code="provider_error")
             await response.write(error.frame())
+            await response.write(DONE)
             return

@@ -4,7 +4,8 @@ A stream is answered only once the gateway knows who serves it: failures before 
 (policies, limits, providers failing before any text, with their retries and fallbacks) are plain
 HTTP errors with their status. After that, the answer is `chat.completion.chunk` frames and
 `data: [DONE]`; a failure is an error frame (`data: {"error": {…}}`, which OpenAI's SDKs raise as
-an `APIError`) and the stream ends without `[DONE]`.
+an `APIError`), then `data: [DONE]` as well, so that a client reading to the end sees the stream
+finish rather than break off.
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
 from app.services.connections import ConnectionService
 from app.services.credential_vault import CredentialVault
+from app.services.drain_clock import DrainClock
 from app.services.effective_prompts import EffectiveSystemPrompts
 from app.services.gateway.attempts import Attempts
 from app.services.gateway.resolution import Resolver
@@ -153,6 +154,7 @@ class Services:
             repos.organizations, repos.projects, stale_for=settings.cache_stale_for
         )
         self.notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
+        self.drain = DrainClock(settings.drain_grace)
         self.gateway = Gateway(
             Resolver(self.model_cache, self.tenancy_cache, self.models.clock),
             Attempts(
@@ -166,6 +168,7 @@ class Services:
             self.quota,
             self.rate_limiter,
             self.stream_slots,
+            self.drain,
         )
         self.prompts = PromptService(
             PromptRepository(db), repos.projects, repos.organizations, repos.models, clock=self.models.clock
@@ -183,11 +186,11 @@ class Services:
         self._flusher = asyncio.create_task(self._flush_periodically(), name="bookkeeping-flush")
 
     async def stop(self) -> None:
-        """Drains first (aiohttp's on_shutdown already began it; calling again is harmless):
-        closing the providers ends what still runs, and their usage is flushed last."""
-        await self.gateway.drain(self.settings.drain_grace)
+        """Drains first (aiohttp's on_shutdown has done it already; then this returns at once):
+        by its end every call has ended and metered what it used, so the providers close and
+        usage is flushed last."""
+        await self.drain.drain()
         await self.providers.close()
-        await self.gateway.drain(1.0)  # let interrupted calls meter what they used
         if self._flusher:
             self._flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):

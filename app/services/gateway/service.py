@@ -7,7 +7,6 @@ on the hot path), successes, failures and cancelled streams alike.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import AsyncGenerator, Callable, Iterator
@@ -35,6 +34,7 @@ from app.domain.models import EffectiveModel
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
 from app.providers.base import Usage
+from app.services.drain_clock import DrainClock
 from app.services.gateway.attempts import (
     Attempts,
     StreamDone,
@@ -134,6 +134,7 @@ class Gateway:
         quota: QuotaTracker,
         rate_limiter: RateLimiter,
         stream_slots: StreamSlots,
+        drain: DrainClock,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.resolver = resolver
@@ -143,32 +144,14 @@ class Gateway:
         self.rate_limiter = rate_limiter
         self.stream_slots = stream_slots
         self.clock = clock
-        self.draining = False
-        self._in_flight = 0
-        self._idle = asyncio.Event()
-        self._idle.set()
-
-    async def drain(self, grace: float) -> None:
-        """Refuses new calls and waits up to `grace` seconds for running ones. Whatever is still
-        running then ends when the provider runtime closes (streams with an error event)."""
-        self.draining = True
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._idle.wait(), grace)
-
-    def _enter(self) -> None:
-        self._in_flight += 1
-        self._idle.clear()
-
-    def _leave(self) -> None:
-        self._in_flight -= 1
-        if not self._in_flight:
-            self._idle.set()
+        # Shutting down: new calls are refused; waits on providers are cut when the grace ends.
+        self.drain = drain
 
     @contextlib.contextmanager
     def _metered(self, meter: _Meter) -> Iterator[None]:
         """Counts a one-shot call as in flight (drain waits for it) and meters it however it ends."""
         status, error_code = CallStatus.ERROR, None
-        self._enter()
+        self.drain.enter()
         try:
             yield
             status = CallStatus.SUCCESS
@@ -179,11 +162,11 @@ class Gateway:
             error_code = GatewayErrorCode.SERVICE_UNAVAILABLE.value
             raise
         finally:
-            self._leave()
+            self.drain.leave()
             self._meter(meter, status, error_code)
 
     def _admit_call(self) -> None:
-        if self.draining:
+        if self.drain.draining:
             raise GatewayError(
                 GatewayErrorCode.SERVICE_UNAVAILABLE, "the server is shutting down; try again", retryable=True
             )
@@ -197,7 +180,8 @@ class Gateway:
             route = await self._admit(meter, request.model_id, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
             await self.rate_limiter.acquire(principal)
-            served = await self.attempts.complete(route, request)
+            with self.drain.bounded():
+                served = await self.attempts.complete(route, request)
             meter.served = served.model
             meter.usage = served.result.usage
             return CallResult(
@@ -217,7 +201,8 @@ class Gateway:
         with self._metered(meter):
             route = await self._admit(meter, request.model_id, request.project_id)
             await self.rate_limiter.acquire(principal)
-            served = await self.attempts.embed(route, request.texts)
+            with self.drain.bounded():
+                served = await self.attempts.embed(route, request.texts)
             meter.served = served.model
             meter.usage = served.result.usage
             return EmbedResult(
@@ -238,7 +223,7 @@ class Gateway:
         status, error_code = CallStatus.CANCELLED, None
         text: list[str] = []
         OPEN_STREAMS.inc()
-        self._enter()
+        self.drain.enter()
         try:
             check_call(request)
             self._admit_call()
@@ -248,7 +233,11 @@ class Gateway:
             async with self.stream_slots.acquire(route.organization.id):
                 index = 0
                 async with aclosing(self.attempts.stream(route, request)) as steps:
-                    async for step in steps:
+                    while True:
+                        with self.drain.bounded():  # not past the end of a shutdown's grace
+                            step = await anext(steps, None)
+                        if step is None:
+                            break
                         if isinstance(step, StreamText):
                             if meter.first_token is None:
                                 meter.first_token = time.perf_counter()
@@ -290,19 +279,13 @@ class Gateway:
             )
         except UserInputError as exc:
             error = as_gateway_error(exc)
-            if self.draining and error.code is GatewayErrorCode.PROVIDER_ERROR:
-                error = GatewayError(
-                    GatewayErrorCode.SERVICE_UNAVAILABLE,
-                    "the server shut down during the call",
-                    retryable=True,
-                )
             status, error_code = CallStatus.ERROR, error.code.value
             if text:  # it failed after writing: what was streamed was still produced
                 meter.usage = _estimated_usage(request, text)
             yield StreamError(error)
         finally:
             OPEN_STREAMS.dec()
-            self._leave()
+            self.drain.leave()
             if status is CallStatus.CANCELLED:
                 meter.usage = _estimated_usage(request, text)
             self._meter(meter, status, error_code)

@@ -1,4 +1,5 @@
-"""Shutting down: new calls are refused, running streams end with an error event, usage is kept."""
+"""Shutting down: new calls are refused, running streams end with an error event when the grace
+ends, usage is kept (the whole sequence against the real process: tests/faults/test_drain.py)."""
 
 from __future__ import annotations
 
@@ -45,13 +46,15 @@ async def test_draining_refuses_new_calls_and_ends_open_streams_with_an_error(
         consumer = asyncio.create_task(consume())
         await asyncio.wait_for(text_arrived.wait(), 5)
 
-        await services.gateway.drain(0.2)  # the stream is stalled upstream: still running after the grace
+        services.drain.grace = 0.2
+        services.drain.begin()
         refused = [e async for e in services.gateway.chat_stream(principal, request, "late")]
         assert isinstance(refused[-1], StreamError)
         assert refused[-1].error.code is GatewayErrorCode.SERVICE_UNAVAILABLE
 
-        await services.providers.close()  # what Services.stop does next
-        await asyncio.wait_for(consumer, 5)
+        # The stream is stalled upstream: the end of the grace ends it, not the upstream.
+        await asyncio.wait_for(services.drain.drain(), 1)
+        await asyncio.wait_for(consumer, 1)
         assert isinstance(events[0], StreamStart)
         assert isinstance(events[-1], StreamError)
         assert events[-1].error.code is GatewayErrorCode.SERVICE_UNAVAILABLE

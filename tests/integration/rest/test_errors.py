@@ -280,12 +280,9 @@ async def test_an_upstream_context_length_error_is_400(
 async def test_a_draining_server_is_503(
     server: LiveServer, client: AsyncOpenAI, echo: dict[str, Any]
 ) -> None:
-    server.services.gateway.draining = True
-    try:
-        for stream in (False, True):
-            with pytest.raises(openai.InternalServerError) as refused:
-                await client.chat.completions.create(model=echo["id"], messages=HI, stream=stream)
-            assert refused.value.status_code == 503
-            assert envelope(refused.value)["code"] == "service_unavailable"
-    finally:
-        server.services.gateway.draining = False
+    server.services.drain.begin()
+    for stream in (False, True):
+        with pytest.raises(openai.InternalServerError) as refused:
+            await client.chat.completions.create(model=echo["id"], messages=HI, stream=stream)
+        assert refused.value.status_code == 503
+        assert envelope(refused.value)["code"] == "service_unavailable"
