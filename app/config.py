@@ -102,6 +102,12 @@ class Settings(BaseSettings):
     # is older than the timeout belongs to a dead instance and stops counting.
     stream_lease_idle: float = Field(default=5.0, gt=0)
     stream_lease_timeout: float = Field(default=30.0, gt=0)
+    # Monthly credit limits (app/services/quota.py): a call reserves its input estimate plus its
+    # maxTokens, else its model's maxOutputTokens, else this. Leased credits unused this many seconds
+    # are handed back; an instance silent past the timeout stops holding any.
+    quota_default_max_output_tokens: int = Field(default=4096, gt=0)
+    quota_lease_idle: float = Field(default=5.0, gt=0)
+    quota_lease_timeout: float = Field(default=30.0, gt=0)
 
     @property
     def client_limits(self) -> ClientLimits:

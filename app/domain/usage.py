@@ -9,6 +9,7 @@ from decimal import Decimal
 from uuid import UUID
 
 from app.domain.errors import CommonErrorCode, UserInputError
+from app.domain.gateway import UsageEvent
 from app.domain.models import ModelKind
 
 MAX_REPORT_DAYS = 366
@@ -22,6 +23,15 @@ def month_of(moment: datetime) -> date:
 
 def next_month(month: date) -> date:
     return date(month.year + 1, 1, 1) if month.month == 12 else date(month.year, month.month + 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class Metered:
+    """A usage event waiting to be written."""
+
+    id: UUID  # assigned when recorded, so that writing a batch again cannot insert it twice
+    event: UsageEvent
+    reserved: bool  # its credits are held in this instance's quota lease until written
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,23 +1,23 @@
-"""SQL for usage: batched inserts with the monthly totals, this month's spend, reports."""
+"""SQL for usage: batched inserts (with the monthly totals, and the quota leases they leave), reports."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
 from uuid import UUID
 
 import asyncpg
 
 from app.db import Database
-from app.domain.gateway import UsageEvent
 from app.domain.models import ModelKind
-from app.domain.usage import DayUsage, ModelUsage, UsageQuery, UsageReport, UsageTotals
+from app.domain.usage import DayUsage, Metered, ModelUsage, UsageQuery, UsageReport, UsageTotals
 
 # One statement, so one round trip and one transaction for a whole batch: the rows, then their
-# credits added to the monthly totals. Only rows actually inserted are added, so writing a batch
-# again (after a commit whose acknowledgement was lost) changes nothing. Rows of organizations
-# deleted meanwhile are skipped rather than failing the batch on every retry.
+# credits added to the monthly totals and, for calls that reserved credits, taken off the lease
+# that holds them (app/services/quota.py): a call's cost is counted in one place or the other,
+# never both, never neither. Only rows actually inserted count, so writing a batch again (after a
+# commit whose acknowledgement was lost) changes nothing. Rows of organizations deleted meanwhile
+# are skipped rather than failing the batch on every retry.
 _INSERT_BATCH = """
 WITH inserted AS (
     INSERT INTO usage_records (
@@ -33,12 +33,18 @@ WITH inserted AS (
               time_to_first_token_ms, status, error_code, request_id, created_at)
     WHERE EXISTS (SELECT 1 FROM organizations o WHERE o.id = u.organization_id)
     ON CONFLICT (id) DO NOTHING
-    RETURNING organization_id, created_at, credits
+    RETURNING id, organization_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date AS month, credits
+), totals AS (
+    INSERT INTO organization_monthly_credits AS m (organization_id, month, credits)
+    SELECT organization_id, month, sum(credits) FROM inserted GROUP BY 1, 2
+    ON CONFLICT (organization_id, month) DO UPDATE SET credits = m.credits + excluded.credits
 )
-INSERT INTO organization_monthly_credits AS m (organization_id, month, credits)
-SELECT organization_id, date_trunc('month', created_at AT TIME ZONE 'UTC')::date, sum(credits)
-FROM inserted GROUP BY 1, 2
-ON CONFLICT (organization_id, month) DO UPDATE SET credits = m.credits + excluded.credits
+UPDATE quota_leases l SET credits = l.credits - r.credits
+FROM (SELECT i.organization_id, i.month, sum(i.credits) AS credits
+      FROM inserted i JOIN unnest($1::uuid[], $19::boolean[]) AS h (id, reserved) ON h.id = i.id
+      WHERE h.reserved GROUP BY 1, 2) r
+WHERE l.organization_id = r.organization_id AND l.month = r.month AND l.instance_id = $20
+RETURNING l.organization_id, l.month
 """
 
 # About 0.1 s of writing each on a small server: far within any sensible query timeout.
@@ -84,19 +90,22 @@ class UsageRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert_batch(self, records: Sequence[tuple[UUID, UsageEvent]]) -> None:
-        """Writes (row id, event) pairs and adds their credits to the monthly totals. A backlog (after
-        an outage) goes in several statements, each within the query timeout; if one fails, writing
-        the whole batch again adds only what is missing."""
+    async def insert_batch(self, records: Sequence[Metered], lease_holder: UUID) -> set[tuple[UUID, date]]:
+        """Writes usage rows and adds their credits to the monthly totals, and takes those of
+        reserved calls off `lease_holder`'s leases. Returns the leases (organization, month) it took
+        credits off: a lease that does not exist is left alone. A backlog (after an outage) goes in
+        several statements, each atomic and within the query timeout; if one fails, writing the whole
+        batch again adds only what is missing."""
+        touched: set[tuple[UUID, date]] = set()
         for start in range(0, len(records), _ROWS_PER_STATEMENT):
-            await self._insert(records[start : start + _ROWS_PER_STATEMENT])
+            touched |= await self._insert(records[start : start + _ROWS_PER_STATEMENT], lease_holder)
+        return touched
 
-    async def _insert(self, records: Sequence[tuple[UUID, UsageEvent]]) -> None:
-        """One statement: the rows and their credits in the monthly totals, atomically."""
-        events = [event for _, event in records]
-        await self.db.execute(
+    async def _insert(self, records: Sequence[Metered], lease_holder: UUID) -> set[tuple[UUID, date]]:
+        events = [record.event for record in records]
+        rows = await self.db.fetch(
             _INSERT_BATCH,
-            [record_id for record_id, _ in records],
+            [record.id for record in records],
             [e.organization_id for e in events],
             [e.project_id for e in events],
             [e.api_key_id for e in events],
@@ -114,16 +123,10 @@ class UsageRepository:
             [e.error_code for e in events],
             [e.request_id for e in events],
             [e.created_at for e in events],
+            [record.reserved for record in records],
+            lease_holder,
         )
-
-    async def monthly_credits(self, organization_id: UUID, month: date) -> Decimal:
-        """Credits the organization's written usage adds up to in `month` (its first day, UTC)."""
-        credits: Decimal | None = await self.db.fetchval(
-            "SELECT credits FROM organization_monthly_credits WHERE organization_id = $1 AND month = $2",
-            organization_id,
-            month,
-        )
-        return credits if credits is not None else Decimal(0)
+        return {(row["organization_id"], row["month"]) for row in rows}
 
     async def report(self, query: UsageQuery) -> UsageReport:
         rows = await self.db.fetch(

@@ -22,6 +22,7 @@ from app.repositories.limits import RateLimitRepository, StreamSlotRepository
 from app.repositories.models import ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
 from app.repositories.prompts import PromptRepository, PromptRunRepository
+from app.repositories.quota import QuotaLeaseRepository
 from app.repositories.system_prompts import SystemPromptRepository
 from app.repositories.usage import UsageRepository
 from app.secrets import KeyRing
@@ -51,12 +52,13 @@ from app.services.notifications import (
 )
 from app.services.prompt_runs import PromptRunner
 from app.services.prompts import PromptService
+from app.services.quota import QuotaReservations
 from app.services.response_cache import ResponseCache
 from app.services.revocation import RevocationWatch
 from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
 from app.services.tenancy_cache import TenancyCache
-from app.services.usage import QuotaTracker, UsageRecorder, UsageReports
+from app.services.usage import UsageRecorder, UsageReports
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +148,14 @@ class Services:
             idle_after=settings.stream_lease_idle,
         )
         usage = UsageRepository(db)
-        self.quota = QuotaTracker(usage)
+        self.quota = QuotaReservations(
+            db,
+            QuotaLeaseRepository(db),
+            default_max_output_tokens=settings.quota_default_max_output_tokens,
+            lease_timeout=settings.quota_lease_timeout,
+            idle_after=settings.quota_lease_idle,
+            lease_wait=settings.db_acquire_timeout,
+        )
         self.usage = UsageRecorder(usage, self.quota)
         self.usage_reports = UsageReports(usage)
         self.providers = ProviderRuntime.create(settings.provider_config)
@@ -183,6 +192,7 @@ class Services:
     async def start(self) -> None:
         await self.notifications.start()
         await self.stream_slots.start()
+        await self.quota.start()
         self._flusher = asyncio.create_task(self._flush_periodically(), name="bookkeeping-flush")
 
     async def stop(self) -> None:
@@ -196,6 +206,7 @@ class Services:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._flusher
         await self.flush()
+        await self.quota.stop()
         await self.stream_slots.stop()
         await self.notifications.stop()
 

@@ -1,4 +1,4 @@
-"""Usage metering, the monthly quota across instances, and the usage report over real HTTP.
+"""Usage metering and the usage report over real HTTP (the monthly credit limit: test_quota.py).
 
 The servers here flush only when a test says so (`flush_interval=3600`), so that what is written
 when is deterministic. Calls are metered the way the gateway meters them (`meter`).
@@ -6,7 +6,6 @@ when is deterministic. Calls are metered the way the gateway meters them (`meter
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 import uuid
@@ -27,16 +26,13 @@ from app.domain.auth import OPERATOR, Role
 from app.domain.gateway import (
     CallOperation,
     CallStatus,
-    GatewayError,
-    GatewayErrorCode,
     UsageEvent,
     credits_for,
 )
 from app.domain.tenancy import Project
-from app.domain.usage import month_of
+from app.domain.usage import Metered, month_of
 from app.repositories.usage import UsageRepository
 from app.services.container import Services
-from app.services.tenancy import OrganizationChanges
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.support.catalog import create_system_model, uuid_of
 from tests.support.factories import Tenant, make_platform_admin_key, make_tenant
@@ -89,10 +85,9 @@ def call(
 
 
 def meter(services: Services, *events: UsageEvent) -> None:
-    """What the gateway does after every call."""
+    """What the gateway does after every call (of an organization without a credit limit)."""
     for event in events:
         services.usage.record(event)
-        services.quota.record(event)
 
 
 async def stored_rows(dsn: str) -> dict[str, asyncpg.Record]:
@@ -226,14 +221,23 @@ async def test_a_failed_flush_keeps_its_events_for_the_next(database_url: str) -
 async def test_writing_a_batch_again_inserts_nothing_twice(live: LiveServer, database_url: str) -> None:
     # As after a commit whose acknowledgement was lost: the recorder writes the same batch again.
     acme = await make_tenant(live.services, "Acme")
-    events = [call(acme, input_tokens=250, multiplier="2") for _ in range(4)]
-    batch = [(uuid.uuid4(), e) for e in events]
+    events = [call(acme, input_tokens=250, multiplier="2") for _ in range(4)]  # 0.5 credits each
+    # The first two reserved credits: their cost leaves the lease that held it, once.
+    batch = [Metered(uuid.uuid4(), e, reserved=i < 2) for i, e in enumerate(events)]
+    holder, month = uuid.uuid4(), month_of(events[0].created_at)
+    await live.services.db.execute(
+        "INSERT INTO quota_leases (organization_id, month, instance_id, credits) VALUES ($1, $2, $3, 5)",
+        acme.organization.id,
+        month,
+        holder,
+    )
     repository = UsageRepository(live.services.db)
-    await repository.insert_batch(batch)
-    await repository.insert_batch(batch)
+    await repository.insert_batch(batch, holder)
+    await repository.insert_batch(batch, holder)
     assert_stored_exactly(await stored_rows(database_url), events)
     kept, _ = await monthly_totals(database_url)
     assert kept == expected_months(events)
+    assert await live.services.db.fetchval("SELECT credits FROM quota_leases") == 4
 
 
 async def test_usage_of_an_organization_deleted_meanwhile_does_not_block_the_rest(
@@ -246,51 +250,6 @@ async def test_usage_of_an_organization_deleted_meanwhile_does_not_block_the_res
     await live.services.usage.flush()
     assert live.services.usage.buffered == 0
     assert_stored_exactly(await stored_rows(database_url), kept_events)
-
-
-# ---- the quota ------------------------------------------------------------------------------------
-
-
-async def quota_refuses(services: Services, tenant: Tenant) -> bool:
-    organization = await services.organizations.get(OPERATOR, tenant.organization.id)
-    assert organization is not None
-    error: GatewayError | None = None
-    try:
-        await services.quota.check(organization)
-    except GatewayError as exc:
-        error = exc
-    if error is None:
-        return False
-    assert error.code is GatewayErrorCode.QUOTA_EXCEEDED
-    return True
-
-
-async def test_the_monthly_limit_holds_across_two_instances(database_url: str) -> None:
-    settings = make_settings(database_url, flush_interval=3600)
-    async with running_server(settings) as a, running_server(settings) as b:
-        acme, globex = await make_tenant(a.services, "Acme"), await make_tenant(a.services, "Globex")
-        for tenant in (acme, globex):
-            await a.services.organizations.update(
-                OPERATOR, tenant.organization.id, OrganizationChanges(monthly_credit_limit=Decimal("1"))
-            )
-        assert not await quota_refuses(b.services, acme)  # B has read (and cached) nothing spent
-
-        meter(a.services, call(acme, input_tokens=1000, output_tokens=500))  # 1.5 credits
-        assert await quota_refuses(a.services, acme)  # at once where it was metered, before any write
-        assert not await quota_refuses(b.services, acme)  # not written yet: B cannot know
-
-        await a.services.flush()
-        written_at = time.monotonic()
-        while not await quota_refuses(b.services, acme):
-            assert time.monotonic() - written_at < b.services.quota.refresh_seconds + 0.5
-            await asyncio.sleep(0.05)
-        assert not await quota_refuses(b.services, globex)
-
-        # Usage of past months does not count.
-        this_month_began = datetime.combine(month_of(datetime.now(UTC)), datetime.min.time(), UTC)
-        meter(b.services, call(globex, input_tokens=5000, created_at=this_month_began - timedelta(seconds=1)))
-        await b.services.flush()
-        assert not await quota_refuses(b.services, globex)
 
 
 # ---- the report -----------------------------------------------------------------------------------

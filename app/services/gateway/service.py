@@ -31,6 +31,7 @@ from app.domain.gateway import (
     credits_for,
 )
 from app.domain.models import EffectiveModel
+from app.domain.quota import Reservation
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
 from app.providers.base import Usage
@@ -47,7 +48,8 @@ from app.services.gateway.requests import CallRequest, EmbedCall, check_call, ch
 from app.services.gateway.resolution import Requested, Resolver, Route, check_limits
 from app.services.limits import RateLimiter, StreamSlots
 from app.services.model_cache import ResolvedModel
-from app.services.usage import QuotaTracker, UsageRecorder
+from app.services.quota import QuotaReservations
+from app.services.usage import UsageRecorder
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +125,7 @@ class _Meter:
     served: ResolvedModel | None = None
     usage: Usage = field(default_factory=Usage)
     first_token: float | None = None
+    reservation: Reservation | None = None
 
 
 class Gateway:
@@ -131,7 +134,7 @@ class Gateway:
         resolver: Resolver,
         attempts: Attempts,
         usage: UsageRecorder,
-        quota: QuotaTracker,
+        quota: QuotaReservations,
         rate_limiter: RateLimiter,
         stream_slots: StreamSlots,
         drain: DrainClock,
@@ -179,6 +182,7 @@ class Gateway:
         with self._metered(meter):
             route = await self._admit(meter, request.model_id, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
+            meter.reservation = await self.quota.reserve_call(route, request)
             await self.rate_limiter.acquire(principal)
             with self.drain.bounded():
                 served = await self.attempts.complete(route, request)
@@ -200,6 +204,7 @@ class Gateway:
         meter = _Meter(principal, CallOperation.EMBED, request_id)
         with self._metered(meter):
             route = await self._admit(meter, request.model_id, request.project_id)
+            meter.reservation = await self.quota.reserve_embed(route, request.texts)
             await self.rate_limiter.acquire(principal)
             with self.drain.bounded():
                 served = await self.attempts.embed(route, request.texts)
@@ -229,6 +234,7 @@ class Gateway:
             self._admit_call()
             route = await self._admit(meter, request.model_id, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
+            meter.reservation = await self.quota.reserve_call(route, request)
             await self.rate_limiter.acquire(principal)
             async with self.stream_slots.acquire(route.organization.id):
                 index = 0
@@ -296,7 +302,6 @@ class Gateway:
         meter.requested = requested
         route = await self.resolver.route(requested, meter.operation)
         meter.route = route
-        await self.quota.check(requested.organization)
         return route
 
     def _credits(self, meter: _Meter) -> Decimal:
@@ -334,8 +339,8 @@ class Gateway:
             request_id=meter.request_id,
             created_at=self.clock(),
         )
-        self.usage.record(event)
-        self.quota.record(event)
+        # Settled to what it cost; a call refused before it reserved settles nothing.
+        self.usage.record(event, reserved=self.quota.settle(meter.reservation, event))
         model_name = (served or requested.model.model).record.name
         labelled(CALLS, meter.operation.value, model_name, provider, status.value).inc()
         labelled(CALL_LATENCY, meter.operation.value, provider).observe(elapsed)

@@ -4,7 +4,6 @@ refused call never reaches the provider. Warnings (deprecation, migration) ride 
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -575,48 +574,50 @@ async def test_a_viewer_key_may_not_stream(
 # ---- quota, rate limit, stream cap ------------------------------------------------------------------
 
 
-async def test_the_monthly_credit_limit_refuses_calls_once_spent(
+async def test_the_monthly_credit_limit_refuses_calls_that_may_not_fit(
     server: LiveServer, http: aiohttp.ClientSession, admin: GraphQLClient, dev: GraphQLClient, tenant: Tenant,
     catalog: Catalog, fake_a: OpenAIFake,
 ) -> None:  # fmt: skip
-    # Each call: 12 input + 4 output tokens at 2.5 credits per 1000 = 0.04 credits.
+    # Each call reserves (5 estimated input + 12 maxTokens) / 1000 * 2.5 = 0.0425 credits and costs
+    # 12 input + 4 output tokens = 0.04.
     organization = await update_organization(admin, tenant.organization_gid, monthlyCreditLimit="0.1")
     assert Decimal(organization["monthlyCreditLimit"]) == Decimal("0.1")
+    chat = {"messages": user_says("Hi"), "model": catalog.active["id"], "maxTokens": 12}
     answered = 0
     while True:
-        payload = await dev.mutate(CHAT, {"messages": user_says("Hi"), "model": catalog.active["id"]})
+        payload = await dev.mutate(CHAT, chat)
         if payload["userErrors"]:
             break
         answered += 1
-        assert answered <= 3, "the limit did not hold"
-        await asyncio.sleep(0.05)
-    assert answered == 3  # 0.08 < 0.1 allowed a third call; 0.12 ≥ 0.1 refuses the fourth
+        assert answered <= 2, "the limit did not hold"
+    assert answered == 2  # 0.08 spent: a third call might cost 0.0425 more, past the limit
     (error,) = payload["userErrors"]
     assert error["code"] == "QUOTA_EXCEEDED"
+    assert error["message"].startswith("this call may cost up to 0.0425 credits, more than the 0.02 left")
     assert payload["servedBy"] is None
-    assert len(fake_a.requests) == 3
+    assert len(fake_a.requests) == 2
 
     # Streams and embeddings are refused too, and nothing more reaches the provider.
     events = await stream_events(
-        ws_url(server.url), tenant.keys[Role.DEVELOPER], stream_input(model=catalog.active["id"])
+        ws_url(server.url),
+        tenant.keys[Role.DEVELOPER],
+        stream_input(model=catalog.active["id"], maxTokens=12),
     )
     assert kinds(events) == ["ChatStreamError"]
     assert events[0]["code"] == "QUOTA_EXCEEDED"
-    embedded = await dev.mutate(EMBED, {"texts": ["Hi"], "model": catalog.embedder["id"]})
-    assert [e["code"] for e in embedded["userErrors"]] == ["QUOTA_EXCEEDED"]
-    assert len(fake_a.requests) == 3
+    embedded = await dev.mutate(EMBED, {"texts": ["Hi there " * 12], "model": catalog.embedder["id"]})
+    assert [e["code"] for e in embedded["userErrors"]] == ["QUOTA_EXCEEDED"]  # 27 tokens: 0.0675
+    assert len(fake_a.requests) == 2
 
-    rows = await usage_rows(server.services, 6)
-    assert [(r["status"], r["error_code"]) for r in rows] == [("SUCCESS", None)] * 3 + [
+    rows = await usage_rows(server.services, 5)
+    assert [(r["status"], r["error_code"]) for r in rows] == [("SUCCESS", None)] * 2 + [
         ("ERROR", "QUOTA_EXCEEDED")
     ] * 3
-    assert sum(r["credits"] for r in rows) == Decimal("0.12")
+    assert sum(r["credits"] for r in rows) == Decimal("0.08")
 
     # Raising the limit lets calls through again.
     await update_organization(admin, tenant.organization_gid, monthlyCreditLimit="1")
-    assert (await dev.mutate(CHAT, {"messages": user_says("Hi"), "model": catalog.active["id"]}))[
-        "userErrors"
-    ] == []
+    assert (await dev.mutate(CHAT, chat))["userErrors"] == []
 
 
 async def test_a_keys_rate_limit_refuses_calls_beyond_it(

@@ -188,12 +188,13 @@ async def test_a_body_that_is_not_json_is_400(server: LiveServer, tenant: Tenant
 async def test_the_monthly_credit_limit_is_402_insufficient_quota(
     server: LiveServer, client: AsyncOpenAI, admin: GraphQLClient, tenant: Tenant, echo: dict[str, Any]
 ) -> None:
-    await update_organization(admin, tenant.organization_gid, monthlyCreditLimit="0.01")
-    await client.chat.completions.create(model=echo["id"], messages=HI)  # 2 + 2 tokens x 2 = 0.008
-    await client.chat.completions.create(model=echo["id"], messages=HI)  # 0.016: the limit is reached
+    await update_organization(admin, tenant.organization_gid, monthlyCreditLimit="0.025")
+    # Each call reserves (5 estimated + 2) tokens x 2 = 0.014 credits and costs 2 + 2 tokens = 0.008.
+    await client.chat.completions.create(model=echo["id"], messages=HI, max_tokens=2)
+    await client.chat.completions.create(model=echo["id"], messages=HI, max_tokens=2)  # 0.009 left
     for call in (
-        client.chat.completions.create(model=echo["id"], messages=HI),
-        client.chat.completions.create(model=echo["id"], messages=HI, stream=True),
+        client.chat.completions.create(model=echo["id"], messages=HI, max_tokens=2),
+        client.chat.completions.create(model=echo["id"], messages=HI, max_tokens=2, stream=True),
     ):
         with pytest.raises(openai.APIStatusError) as refused:
             await call
