@@ -111,7 +111,7 @@ async def test_a_failed_call_releases_its_reservation(
 ) -> None:  # fmt: skip
     await limit(admin, tenant, "1.2")  # room for one reservation at a time
     fake_a.error = FakeError.context_too_long()
-    assert code(await chat(dev, model)) == "PROVIDER_ERROR"
+    assert code(await chat(dev, model)) == "CONTEXT_TOO_LONG"
     fake_a.error = None
     assert code(await chat(dev, model)) is None
     assert code(await chat(dev, model)) == "QUOTA_EXCEEDED"
