@@ -67,3 +67,25 @@ def check_credentials(errors: ErrorCollector, changes: CredentialChanges) -> Non
             "input",
             "clearClientKeys",
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """Decrypted credentials for one call. `repr` never shows them."""
+
+    token: str | None = None
+    client_key: str | None = None
+    secret_key: str | None = None
+    # Whether the server's own cloud identity (the AWS credential chain for Bedrock) may sign the
+    # call: it is the platform's credential, for system models and their variants only.
+    platform_identity: bool = False
+
+    def __repr__(self) -> str:
+        return (
+            f"Credentials(token={'***' if self.token else None}, "
+            f"client_key={'***' if self.client_key else None}, "
+            f"secret_key={'***' if self.secret_key else None})"
+        )
+
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(s for s in (self.token, self.client_key, self.secret_key) if s)

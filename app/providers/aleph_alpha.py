@@ -25,20 +25,17 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
-from app.domain.enums import FinishReason, ModelGroup
-from app.providers.base import (
-    ChatRequest,
-    Completion,
+from app.domain.calls import (
     Finished,
-    ProviderAdapter,
     ProviderError,
     ProviderErrorCode,
-    ProviderTarget,
     StreamEvent,
     TextDelta,
     Usage,
     UsageUpdate,
 )
+from app.domain.enums import FinishReason, ModelGroup
+from app.providers.base import ChatRequest, Completion, ProviderAdapter, ProviderTarget
 from app.providers.openai_chat import OpenAIChatAdapter
 from app.providers.openai_endpoints import OpenAIDialect, OpenAIEndpoint
 from app.providers.openai_wire import OpenAIWireAdapter, json_object, malformed, stream_error

@@ -19,20 +19,17 @@ from typing import Any
 import httpx
 import orjson
 
-from app.domain.enums import ChatRole, FinishReason
-from app.providers.base import (
-    ChatRequest,
-    Completion,
+from app.domain.calls import (
     Finished,
-    ProviderAdapter,
     ProviderError,
     ProviderErrorCode,
-    ProviderTarget,
     StreamEvent,
     TextDelta,
     Usage,
     UsageUpdate,
 )
+from app.domain.enums import ChatRole, FinishReason
+from app.providers.base import ChatRequest, Completion, ProviderAdapter, ProviderTarget
 from app.providers.http import ErrorReader, status_error
 from app.providers.redact import safe_detail
 from app.providers.runtime import ProviderRuntime

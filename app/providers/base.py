@@ -1,5 +1,6 @@
 """The provider interface: who to call (ProviderTarget), what to ask (ChatRequest, EmbedRequest),
-normalised results and stream events, and the one error type adapters raise.
+normalised results, and the guarantees around the stream events and the one error type adapters
+raise (both of the call vocabulary, `app.domain.calls`).
 
 Adapters implement `_complete`, `_stream` and `_embed`; the public methods here add the guarantees
 every caller relies on, so no adapter has to remember them:
@@ -15,34 +16,21 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass, field
-from enum import StrEnum
 
 import aiohttp
 import httpx
 
-from app.domain.enums import ApiType, ChatRole, FinishReason, ModelGroup, Provider
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    """Decrypted credentials for one call. `repr` never shows them."""
-
-    token: str | None = None
-    client_key: str | None = None
-    secret_key: str | None = None
-    # Whether the server's own cloud identity (the AWS credential chain for Bedrock) may sign the
-    # call: it is the platform's credential, for system models and their variants only.
-    platform_identity: bool = False
-
-    def __repr__(self) -> str:
-        return (
-            f"Credentials(token={'***' if self.token else None}, "
-            f"client_key={'***' if self.client_key else None}, "
-            f"secret_key={'***' if self.secret_key else None})"
-        )
-
-    def secrets(self) -> tuple[str, ...]:
-        return tuple(s for s in (self.token, self.client_key, self.secret_key) if s)
+from app.domain.calls import (
+    ChatMessage,
+    Finished,
+    ProviderError,
+    ProviderErrorCode,
+    StreamEvent,
+    StreamFailed,
+    Usage,
+)
+from app.domain.credentials import Credentials
+from app.domain.enums import ApiType, FinishReason, ModelGroup, Provider
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +44,6 @@ class ProviderTarget:
     model_url: str | None = None
     settings: Mapping[str, str] = field(default_factory=dict)
     credentials: Credentials = field(default_factory=Credentials)
-
-
-@dataclass(frozen=True, slots=True)
-class ChatMessage:
-    role: ChatRole
-    content: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,16 +69,6 @@ class EmbedRequest:
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
-    input_tokens: int = 0
-    output_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-
-@dataclass(frozen=True, slots=True)
 class Completion:
     text: str
     finish_reason: FinishReason
@@ -107,83 +79,6 @@ class Completion:
 class Embeddings:
     vectors: list[list[float]]
     usage: Usage
-
-
-@dataclass(frozen=True, slots=True)
-class TextDelta:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class UsageUpdate:
-    """Usage so far; a later update replaces an earlier one."""
-
-    usage: Usage
-
-
-@dataclass(frozen=True, slots=True)
-class Finished:
-    reason: FinishReason
-
-
-@dataclass(frozen=True, slots=True)
-class StreamFailed:
-    error: ProviderError
-
-
-StreamEvent = TextDelta | UsageUpdate | Finished | StreamFailed
-
-
-class ProviderErrorCode(StrEnum):
-    RATE_LIMITED = "RATE_LIMITED"
-    OVERLOADED = "OVERLOADED"
-    TIMEOUT = "TIMEOUT"
-    CONNECT_FAILED = "CONNECT_FAILED"
-    CONTEXT_TOO_LONG = "CONTEXT_TOO_LONG"
-    CONTENT_FILTERED = "CONTENT_FILTERED"
-    AUTH_FAILED = "AUTH_FAILED"
-    BAD_REQUEST = "BAD_REQUEST"
-    UPSTREAM_ERROR = "UPSTREAM_ERROR"
-    MALFORMED_RESPONSE = "MALFORMED_RESPONSE"
-    # The answer stopped before its end: no finish reason, no terminal event (EOF or a cut body).
-    TRUNCATED = "TRUNCATED"
-
-
-_RETRYABLE_BY_DEFAULT = frozenset(
-    {
-        ProviderErrorCode.RATE_LIMITED,
-        ProviderErrorCode.OVERLOADED,
-        ProviderErrorCode.TIMEOUT,
-        ProviderErrorCode.CONNECT_FAILED,
-        ProviderErrorCode.UPSTREAM_ERROR,
-        ProviderErrorCode.MALFORMED_RESPONSE,
-        ProviderErrorCode.TRUNCATED,
-    }
-)
-
-
-class ProviderError(Exception):
-    """The only exception adapters raise. `message` is safe to show a caller: it never holds
-    upstream headers, the request, or a credential."""
-
-    def __init__(
-        self,
-        code: ProviderErrorCode,
-        message: str,
-        *,
-        status: int | None = None,
-        retry_after: float | None = None,
-        retryable: bool | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.retry_after = retry_after
-        self.retryable = code in _RETRYABLE_BY_DEFAULT if retryable is None else retryable
-
-    def __repr__(self) -> str:
-        return f"ProviderError({self.code}, {self.message!r}, status={self.status})"
 
 
 def error_from_exception(exc: BaseException) -> ProviderError:

@@ -17,6 +17,15 @@ from typing import Any
 
 import orjson
 
+from app.domain.calls import (
+    Finished,
+    ProviderError,
+    ProviderErrorCode,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+)
 from app.domain.enums import ChatRole, FinishReason, Provider
 from app.domain.models import bedrock_model_id
 from app.providers.base import (
@@ -24,15 +33,8 @@ from app.providers.base import (
     Completion,
     Embeddings,
     EmbedRequest,
-    Finished,
     ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    UsageUpdate,
 )
 from app.providers.bedrock_clients import BedrockClients, bedrock_clients
 from app.providers.bedrock_errors import bedrock_errors

@@ -28,7 +28,7 @@ from botocore.exceptions import (
     ConnectionError as BotocoreConnectionError,
 )
 
-from app.providers.base import ProviderError, ProviderErrorCode
+from app.domain.calls import ProviderError, ProviderErrorCode
 from app.providers.http import code_for_status, status_error
 from app.providers.redact import safe_detail
 

@@ -26,21 +26,23 @@ import math
 import struct
 from collections.abc import AsyncGenerator
 
+from app.domain.calls import (
+    Finished,
+    ProviderError,
+    ProviderErrorCode,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+)
 from app.domain.enums import ChatRole, FinishReason, ModelGroup
 from app.providers.base import (
     ChatRequest,
     Completion,
     Embeddings,
     EmbedRequest,
-    Finished,
     ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    UsageUpdate,
 )
 from app.providers.runtime import ProviderRuntime
 

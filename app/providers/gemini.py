@@ -21,21 +21,23 @@ from typing import Any
 import httpx
 import orjson
 
+from app.domain.calls import (
+    Finished,
+    ProviderError,
+    ProviderErrorCode,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageUpdate,
+)
 from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
 from app.providers.base import (
     ChatRequest,
     Completion,
     Embeddings,
     EmbedRequest,
-    Finished,
     ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
     ProviderTarget,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    UsageUpdate,
 )
 from app.providers.google_auth import GeminiApiConnection, GoogleConnection, VertexConnection
 from app.providers.http import ErrorReader, bounded_delay, status_error

@@ -33,7 +33,8 @@ import httpx
 import jwt
 import orjson
 
-from app.providers.base import ProviderError, ProviderErrorCode, ProviderTarget, error_from_exception
+from app.domain.calls import ProviderError, ProviderErrorCode
+from app.providers.base import ProviderTarget, error_from_exception
 from app.providers.http import ErrorReader, UpstreamHttp
 from app.providers.redact import safe_detail
 from app.providers.runtime import ProviderRuntime

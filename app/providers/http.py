@@ -17,7 +17,7 @@ import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
 
-from app.providers.base import ProviderError, ProviderErrorCode
+from app.domain.calls import ProviderError, ProviderErrorCode
 from app.providers.outbound import UnsafeUpstreamError, check_url, resolver_kwargs
 from app.providers.redact import safe_detail
 from app.providers.sse import SseEvent, parse_sse

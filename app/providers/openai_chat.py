@@ -14,16 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
+from app.domain.calls import Finished, StreamEvent, TextDelta, Usage, UsageUpdate
 from app.domain.enums import FinishReason
-from app.providers.base import (
-    ChatRequest,
-    Completion,
-    Finished,
-    StreamEvent,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
+from app.providers.base import ChatRequest, Completion
 from app.providers.openai_wire import (
     OpenAIWireAdapter,
     finish_reason,

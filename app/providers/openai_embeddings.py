@@ -12,16 +12,8 @@ import struct
 from collections.abc import AsyncGenerator
 from typing import Any
 
-from app.providers.base import (
-    ChatRequest,
-    Completion,
-    Embeddings,
-    EmbedRequest,
-    ProviderError,
-    ProviderErrorCode,
-    StreamEvent,
-    Usage,
-)
+from app.domain.calls import ProviderError, ProviderErrorCode, StreamEvent, Usage
+from app.providers.base import ChatRequest, Completion, Embeddings, EmbedRequest
 from app.providers.openai_wire import OpenAIWireAdapter, malformed, parse_usage
 
 

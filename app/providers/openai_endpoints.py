@@ -14,8 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from app.domain.calls import ProviderError, ProviderErrorCode
 from app.domain.enums import ApiType, Provider
-from app.providers.base import ProviderError, ProviderErrorCode, ProviderTarget
+from app.providers.base import ProviderTarget
 
 _PUBLIC_BASES = {
     Provider.OPENAI: "https://api.openai.com/v1",

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import orjson
 
+from app.domain.calls import ProviderError, ProviderErrorCode, Usage
 from app.domain.enums import FinishReason
-from app.providers.base import ProviderAdapter, ProviderError, ProviderErrorCode, ProviderTarget, Usage
+from app.providers.base import ProviderAdapter, ProviderTarget
 from app.providers.http import ErrorReader, code_for_status, status_error
 from app.providers.openai_endpoints import OpenAIEndpoint, resolve_endpoint
 from app.providers.redact import safe_detail

@@ -9,9 +9,9 @@ from contextlib import aclosing
 
 from aiohttp import web
 
+from app.domain.calls import ChatMessage
 from app.domain.gateway import CallOperation
 from app.domain.ids import model_global_id
-from app.providers.base import ChatMessage
 from app.rest.caller import Caller, body_of, caller_of, model_id
 from app.rest.errors import RestError, from_gateway
 from app.rest.headers import call_headers

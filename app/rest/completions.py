@@ -7,10 +7,10 @@ import time
 
 from aiohttp import web
 
+from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
 from app.domain.gateway import CallOperation
 from app.domain.ids import model_global_id
-from app.providers.base import ChatMessage
 from app.rest.caller import body_of, caller_of, model_id
 from app.rest.headers import call_headers
 from app.rest.responses import finish_reason, json_response, modelgate_extension, usage_object

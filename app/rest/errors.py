@@ -14,8 +14,8 @@ import orjson
 from aiohttp import web
 from pydantic import ValidationError
 
+from app.domain.calls import ProviderErrorCode
 from app.domain.gateway import GatewayError, GatewayErrorCode
-from app.providers.base import ProviderErrorCode
 from app.rest.streaming import frame
 
 # OpenAI's `param` for the gateway's input field names (the GraphQL input's camelCase).

@@ -8,11 +8,11 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from app.domain.calls import Usage
 from app.domain.enums import FinishReason
 from app.domain.gateway import CallWarning
 from app.domain.ids import model_global_id
 from app.domain.models import EffectiveModel
-from app.providers.base import Usage
 
 _FINISH_REASONS = {
     FinishReason.STOP: "stop",

@@ -20,8 +20,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from app.domain.calls import Usage
 from app.domain.enums import FinishReason
-from app.providers.base import Usage
 from app.rest.responses import finish_reason, usage_object
 
 DONE = b"data: [DONE]\n\n"

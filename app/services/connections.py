@@ -15,7 +15,7 @@ import asyncpg
 from app.db import Database
 from app.domain.auth import Permission, Principal
 from app.domain.connections import Connection, ConnectionErrorCode, check_description, in_use_message
-from app.domain.credentials import CredentialChanges, EncryptedCredentials, check_credentials
+from app.domain.credentials import CredentialChanges, Credentials, EncryptedCredentials, check_credentials
 from app.domain.destinations import (
     DESTINATION_SETTINGS,
     Destination,
@@ -28,7 +28,6 @@ from app.domain.model_rules import check_provider_settings
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import check_name
 from app.domain.values import UNSET, Maybe, UnsetType, apply
-from app.providers.base import Credentials
 from app.repositories.connections import ConnectionRepository
 from app.repositories.organizations import OrganizationRepository
 from app.services.credential_vault import CLIENT_KEY, SECRET_KEY, TOKEN, CredentialVault

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from app.domain.credentials import CIPHERTEXT_COLUMNS, CredentialChanges, EncryptedCredentials
+from app.domain.credentials import CIPHERTEXT_COLUMNS, CredentialChanges, Credentials, EncryptedCredentials
 from app.domain.values import UNSET, Maybe
-from app.providers.base import Credentials
 from app.secrets import KeyRing, SecretLocation
 
 TOKEN, CLIENT_KEY, SECRET_KEY = CIPHERTEXT_COLUMNS

@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
+from app.domain.credentials import Credentials
 from app.domain.destinations import Destination, without_destination
 from app.domain.models import EffectiveModel
-from app.providers.base import Credentials, ProviderTarget
+from app.providers.base import ProviderTarget
 from app.repositories.models import ModelRepository
 from app.services.effective_prompts import EffectiveSystemPrompts
 from app.services.model_credentials import ModelCredentials

@@ -11,13 +11,12 @@ from uuid import UUID
 
 import asyncpg
 
-from app.domain.credentials import CredentialChanges, EncryptedCredentials, check_credentials
+from app.domain.credentials import CredentialChanges, Credentials, EncryptedCredentials, check_credentials
 from app.domain.destinations import Destination
 from app.domain.errors import ErrorCollector
 from app.domain.model_rules import ModelErrorCode
 from app.domain.models import EffectiveModel, ModelKind, ModelRecord
 from app.domain.values import UnsetType
-from app.providers.base import Credentials
 from app.repositories.connections import ConnectionRepository
 from app.repositories.model_writes import ModelWriter
 from app.repositories.models import ModelRepository

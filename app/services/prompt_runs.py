@@ -20,12 +20,12 @@ import asyncpg
 import orjson
 
 from app.domain.auth import Permission, Principal
+from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
 from app.domain.errors import FieldError, NotFoundError, UserInputError
 from app.domain.gateway import CallOperation, CallWarning, GatewayError
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.prompts import Prompt, PromptErrorCode, PromptRun, PromptRunStatus, render_prompt, run_field
-from app.providers.base import ChatMessage
 from app.repositories.prompts import PromptRunRepository
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.service import Gateway

@@ -35,8 +35,10 @@ from typing import Any
 
 from aiohttp import web
 
+from app.domain.calls import ChatMessage
+from app.domain.credentials import Credentials
 from app.domain.enums import ApiType, ChatRole, ModelGroup, Provider
-from app.providers.base import ChatMessage, ChatRequest, Credentials, ProviderTarget
+from app.providers.base import ChatRequest, ProviderTarget
 from tests.fakes.common import FakeServer, split_text
 
 TOKEN = "sk-test-SECRET123456789"

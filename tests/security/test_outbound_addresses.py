@@ -12,9 +12,9 @@ import pytest
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app.domain.auth import Role
+from app.domain.calls import ProviderError, ProviderErrorCode
 from app.domain.enums import Provider
 from app.providers.addresses import parse_host
-from app.providers.base import ProviderError, ProviderErrorCode
 from app.providers.http import Timeouts, UpstreamHttp
 from app.providers.openai_family import openai_family_adapter
 from app.providers.outbound import GuardedResolver, UnsafeUpstreamError, check_url

@@ -16,16 +16,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.domain.calls import ChatMessage, ProviderError, ProviderErrorCode
+from app.domain.credentials import Credentials
 from app.domain.enums import ApiType, ChatRole, ModelGroup, Provider
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
-    ProviderTarget,
-)
+from app.providers.base import ChatRequest, ProviderAdapter, ProviderTarget
 from app.providers.google_auth import ServiceAccountKey
 from app.providers.http import Timeouts, UpstreamHttp
 from app.providers.redact import redact_secrets, safe_detail

@@ -9,16 +9,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from app.domain.calls import Finished, ProviderError, StreamEvent, StreamFailed, TextDelta, Usage, UsageUpdate
 from app.domain.enums import FinishReason
-from app.providers.base import (
-    Finished,
-    ProviderError,
-    StreamEvent,
-    StreamFailed,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
 
 
 async def collect(events: AsyncIterator[StreamEvent]) -> list[StreamEvent]:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from app.config import Settings
+from app.domain.calls import ProviderError, ProviderErrorCode
 from app.domain.gateway import GatewayErrorCode
-from app.providers.base import ProviderError, ProviderErrorCode
 from app.services.gateway.failures import FAILURES, gateway_error, rule_for
 
 

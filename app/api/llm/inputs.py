@@ -7,9 +7,9 @@ import strawberry
 from app.api.ids import decode_optional
 from app.api.llm.types import ChatRole
 from app.api.models.inputs import MODEL_TYPES
+from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole as DomainChatRole
 from app.domain.gateway import CallOperation
-from app.providers.base import ChatMessage
 from app.services.gateway.requests import CallRequest, EmbedCall
 
 

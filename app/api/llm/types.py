@@ -13,9 +13,9 @@ from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
 from app.api.models.types import Model, model_type
 from app.domain import gateway
+from app.domain.calls import Usage
 from app.domain.enums import ChatRole as DomainChatRole
 from app.domain.enums import FinishReason as DomainFinishReason
-from app.providers.base import Usage
 
 ChatRole = strawberry.enum(DomainChatRole)
 FinishReason = strawberry.enum(DomainFinishReason, description="Why the model stopped writing.")

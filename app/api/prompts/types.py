@@ -16,7 +16,7 @@ from app.api.node import Node
 from app.api.orgs.types import Project
 from app.api.pagination import Connection, connection, created_cursor, created_page
 from app.domain import prompts
-from app.providers.base import Usage
+from app.domain.calls import Usage
 
 PromptErrorCode = strawberry.enum(
     prompts.PromptErrorCode,

@@ -12,19 +12,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from app.domain.calls import Finished, ProviderError, TextDelta, Usage, UsageUpdate
 from app.domain.enums import FinishReason
 from app.metrics import FALLBACKS, PROVIDER_CALLS, labelled
-from app.providers.base import (
-    ChatRequest,
-    Completion,
-    Embeddings,
-    EmbedRequest,
-    Finished,
-    ProviderError,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
+from app.providers.base import ChatRequest, Completion, Embeddings, EmbedRequest
 from app.providers.registry import adapter_for
 from app.providers.runtime import ProviderRuntime
 from app.services.gateway.failures import deadline_passed, gateway_error, rule_for

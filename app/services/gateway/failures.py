@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.domain.calls import ProviderError, ProviderErrorCode
 from app.domain.gateway import GatewayError, GatewayErrorCode
-from app.providers.base import ProviderError, ProviderErrorCode
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from uuid import UUID
 
+from app.domain.calls import ChatMessage
 from app.domain.errors import ErrorCollector
 from app.domain.gateway import CallOperation, GatewayErrorCode
-from app.providers.base import ChatMessage
 
 MAX_MESSAGES = 1000
 MAX_SYSTEM_PROMPT = 50_000

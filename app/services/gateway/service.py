@@ -18,6 +18,7 @@ from uuid import UUID
 
 from app.db import DatabaseUnavailable
 from app.domain.auth import Principal
+from app.domain.calls import Usage
 from app.domain.enums import FinishReason
 from app.domain.errors import UserInputError
 from app.domain.gateway import (
@@ -34,7 +35,6 @@ from app.domain.models import EffectiveModel
 from app.domain.quota import Reservation
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.metrics import CALL_LATENCY, CALLS, CREDITS, OPEN_STREAMS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
-from app.providers.base import Usage
 from app.services.drain_clock import DrainClock
 from app.services.gateway.attempts import (
     Attempts,

@@ -14,7 +14,7 @@ import pytest
 
 from app.api.ids import decode_any, encode_id
 from app.domain.auth import Role
-from app.providers.base import Credentials
+from app.domain.credentials import Credentials
 from tests.conftest import LiveServer
 from tests.support.factories import Tenant
 from tests.support.graphql import GraphQLClient, error_codes

@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from app.domain.auth import Role
+from app.domain.credentials import Credentials
 from app.logs import JsonFormatter
-from app.providers.base import Credentials
 from tests.conftest import LiveServer
 from tests.support.catalog import (
     AVAILABLE,

@@ -7,9 +7,9 @@ import asyncio
 
 from app.api.ids import decode_any
 from app.domain.auth import Role
+from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
 from app.domain.gateway import CallOperation, GatewayErrorCode
-from app.providers.base import ChatMessage
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.service import StreamDelta, StreamError, StreamStart
 from tests.conftest import LiveServer

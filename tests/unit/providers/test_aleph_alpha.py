@@ -9,22 +9,20 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.aleph_alpha import aleph_alpha_adapter
-from app.providers.base import (
+from app.domain.calls import (
     ChatMessage,
-    ChatRequest,
-    Credentials,
-    EmbedRequest,
     Finished,
     ProviderError,
     ProviderErrorCode,
-    ProviderTarget,
     StreamFailed,
     TextDelta,
     Usage,
     UsageUpdate,
 )
+from app.domain.credentials import Credentials
+from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
+from app.providers.aleph_alpha import aleph_alpha_adapter
+from app.providers.base import ChatRequest, EmbedRequest, ProviderTarget
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, aleph_alpha_fake
 from tests.support.streams import collect, consumer_cancelled_on_exit, text_of

@@ -10,20 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.aleph_alpha import aleph_alpha_adapter
-from app.providers.base import (
+from app.domain.calls import (
     ChatMessage,
-    ChatRequest,
-    Credentials,
     Finished,
     ProviderError,
     ProviderErrorCode,
-    ProviderTarget,
     StreamFailed,
     Usage,
     UsageUpdate,
 )
+from app.domain.credentials import Credentials
+from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
+from app.providers.aleph_alpha import aleph_alpha_adapter
+from app.providers.base import ChatRequest, ProviderTarget
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, aleph_alpha_fake
 from tests.fakes.common import RawReply

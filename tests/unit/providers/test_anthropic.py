@@ -10,22 +10,19 @@ from typing import Any
 
 import pytest
 
-from app.domain.enums import ChatRole, FinishReason, Provider
-from app.providers.anthropic import anthropic_adapter, messages_url
-from app.providers.base import (
+from app.domain.calls import (
     ChatMessage,
-    ChatRequest,
-    Credentials,
-    EmbedRequest,
     Finished,
-    ProviderAdapter,
     ProviderError,
     ProviderErrorCode,
-    ProviderTarget,
     TextDelta,
     Usage,
     UsageUpdate,
 )
+from app.domain.credentials import Credentials
+from app.domain.enums import ChatRole, FinishReason, Provider
+from app.providers.anthropic import anthropic_adapter, messages_url
+from app.providers.base import ChatRequest, EmbedRequest, ProviderAdapter, ProviderTarget
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.anthropic_server import API_KEY, AnthropicFake, anthropic_fake
 from tests.support.streams import collect, consumer_cancelled_on_exit, failure, last_usage, text_of

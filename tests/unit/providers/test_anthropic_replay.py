@@ -10,20 +10,11 @@ from typing import Any
 
 import pytest
 
+from app.domain.calls import ChatMessage, Finished, ProviderError, ProviderErrorCode, StreamFailed, Usage
+from app.domain.credentials import Credentials
 from app.domain.enums import ChatRole, FinishReason, Provider
 from app.providers.anthropic import anthropic_adapter
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    Finished,
-    ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
-    ProviderTarget,
-    StreamFailed,
-    Usage,
-)
+from app.providers.base import ChatRequest, ProviderAdapter, ProviderTarget
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.anthropic_server import API_KEY, AnthropicFake, anthropic_fake
 from tests.fakes.common import RawReply

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.calls import ProviderError, ProviderErrorCode, Usage
 from app.domain.enums import ApiType, FinishReason, ModelGroup, Provider
-from app.providers.base import EmbedRequest, ProviderError, ProviderErrorCode, Usage
+from app.providers.base import EmbedRequest
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.common import RecordedRequest

@@ -8,18 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from app.domain.calls import ChatMessage, Finished, TextDelta, Usage, UsageUpdate
+from app.domain.credentials import Credentials
 from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    EmbedRequest,
-    Finished,
-    ProviderTarget,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
+from app.providers.base import ChatRequest, EmbedRequest, ProviderTarget
 from app.providers.bedrock import bedrock_adapter
 from app.providers.bedrock_clients import bedrock_clients
 from app.providers.runtime import ProviderRuntime

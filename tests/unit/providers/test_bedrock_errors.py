@@ -11,18 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from app.domain.calls import ChatMessage, ProviderError, ProviderErrorCode, StreamEvent, TextDelta
+from app.domain.credentials import Credentials
 from app.domain.enums import ChatRole, ModelGroup, Provider
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    EmbedRequest,
-    ProviderError,
-    ProviderErrorCode,
-    ProviderTarget,
-    StreamEvent,
-    TextDelta,
-)
+from app.providers.base import ChatRequest, EmbedRequest, ProviderTarget
 from app.providers.bedrock import bedrock_adapter
 from app.providers.http import Timeouts
 from app.providers.runtime import ProviderRuntime

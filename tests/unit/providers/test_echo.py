@@ -8,21 +8,18 @@ import time
 
 import pytest
 
-from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.base import (
+from app.domain.calls import (
     ChatMessage,
-    ChatRequest,
-    EmbedRequest,
     Finished,
-    ProviderAdapter,
     ProviderError,
     ProviderErrorCode,
-    ProviderTarget,
     StreamFailed,
     TextDelta,
     Usage,
     UsageUpdate,
 )
+from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
+from app.providers.base import ChatRequest, EmbedRequest, ProviderAdapter, ProviderTarget
 from app.providers.echo import echo_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.support.streams import collect

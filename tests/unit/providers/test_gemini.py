@@ -11,20 +11,10 @@ from typing import Any
 
 import pytest
 
+from app.domain.calls import ChatMessage, Finished, ProviderError, ProviderErrorCode, TextDelta, Usage
+from app.domain.credentials import Credentials
 from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    EmbedRequest,
-    Finished,
-    ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
-    ProviderTarget,
-    TextDelta,
-    Usage,
-)
+from app.providers.base import ChatRequest, EmbedRequest, ProviderAdapter, ProviderTarget
 from app.providers.gemini import google_adapter
 from app.providers.google_auth import GeminiApiConnection
 from app.providers.runtime import ProviderRuntime

@@ -10,16 +10,9 @@ from typing import Any
 
 import pytest
 
+from app.domain.calls import Finished, ProviderError, ProviderErrorCode, TextDelta, Usage, UsageUpdate
 from app.domain.enums import FinishReason, ModelGroup, Provider
-from app.providers.base import (
-    EmbedRequest,
-    Finished,
-    ProviderError,
-    ProviderErrorCode,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
+from app.providers.base import EmbedRequest
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, make_target, openai_fake_server

@@ -8,11 +8,8 @@ import struct
 
 import pytest
 
-from app.domain.enums import ApiType, ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.base import (
+from app.domain.calls import (
     ChatMessage,
-    ChatRequest,
-    EmbedRequest,
     Finished,
     ProviderError,
     ProviderErrorCode,
@@ -20,6 +17,8 @@ from app.providers.base import (
     Usage,
     UsageUpdate,
 )
+from app.domain.enums import ApiType, ChatRole, FinishReason, ModelGroup, Provider
+from app.providers.base import ChatRequest, EmbedRequest
 from app.providers.openai_chat import OpenAIChatAdapter, OpenAICompletionsAdapter
 from app.providers.openai_embeddings import OpenAIEmbeddingsAdapter
 from app.providers.openai_family import openai_family_adapter

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from app.domain.calls import ProviderError, ProviderErrorCode, Usage
+from app.domain.credentials import Credentials
 from app.domain.enums import FinishReason, Provider
-from app.providers.base import Credentials, ProviderError, ProviderErrorCode, Usage
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, make_target

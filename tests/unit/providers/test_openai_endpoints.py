@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from app.domain.calls import ProviderError, ProviderErrorCode
+from app.domain.credentials import Credentials
 from app.domain.enums import ApiType, Provider
-from app.providers.base import Credentials, ProviderError, ProviderErrorCode
 from app.providers.openai_endpoints import (
     COMPATIBLE_DIALECT,
     MISTRAL_DIALECT,

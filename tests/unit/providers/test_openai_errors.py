@@ -8,8 +8,9 @@ import time
 
 import pytest
 
+from app.domain.calls import ProviderError, ProviderErrorCode, TextDelta
+from app.domain.credentials import Credentials
 from app.domain.enums import ApiType, Provider
-from app.providers.base import Credentials, ProviderError, ProviderErrorCode, TextDelta
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import CHAT, TOKEN, FakeError, OpenAIFake, assert_no_secret, make_target

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from app.domain.calls import Usage
 from app.domain.enums import FinishReason, Provider
-from app.providers.base import Usage
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import CHAT, OpenAIFake, make_target

@@ -8,16 +8,9 @@ from typing import Any
 
 import pytest
 
+from app.domain.calls import Finished, ProviderError, ProviderErrorCode, TextDelta, Usage, UsageUpdate
 from app.domain.enums import ApiType, FinishReason, Provider
-from app.providers.base import (
-    ChatRequest,
-    Finished,
-    ProviderError,
-    ProviderErrorCode,
-    TextDelta,
-    Usage,
-    UsageUpdate,
-)
+from app.providers.base import ChatRequest
 from app.providers.openai_family import openai_family_adapter
 from app.providers.openai_responses import OpenAIResponsesAdapter
 from app.providers.runtime import ProviderRuntime

@@ -3,8 +3,9 @@
 import httpx
 import pytest
 
+from app.domain.credentials import Credentials
 from app.domain.enums import Provider
-from app.providers.base import Credentials, ProviderTarget
+from app.providers.base import ProviderTarget
 from app.providers.http import Timeouts, UpstreamHttp
 from app.providers.openai_wire import OpenAIWireAdapter
 from app.providers.registry import adapter_for

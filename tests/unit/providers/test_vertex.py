@@ -15,20 +15,10 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from app.domain.calls import ChatMessage, Finished, ProviderError, ProviderErrorCode, StreamFailed, Usage
+from app.domain.credentials import Credentials
 from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
-from app.providers.base import (
-    ChatMessage,
-    ChatRequest,
-    Credentials,
-    EmbedRequest,
-    Finished,
-    ProviderAdapter,
-    ProviderError,
-    ProviderErrorCode,
-    ProviderTarget,
-    StreamFailed,
-    Usage,
-)
+from app.providers.base import ChatRequest, EmbedRequest, ProviderAdapter, ProviderTarget
 from app.providers.gemini import google_adapter
 from app.providers.google_auth import ServiceAccountKey, VertexConnection
 from app.providers.runtime import ProviderRuntime
