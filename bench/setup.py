@@ -7,11 +7,11 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from app.api.ids import encode_id
 from app.config import Settings
 from app.db import Database, migrate
 from app.domain.auth import OPERATOR, Role
 from app.domain.enums import ModelGroup, Plan, Provider
+from app.domain.ids import encode_id
 from app.domain.models import Capability
 from app.services.catalog_seed import seed_catalog
 from app.services.container import Services

@@ -12,7 +12,7 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated
-from app.api.ids import decode_any
+from app.domain.ids import decode_any
 
 
 @strawberry.interface(description="An object with an opaque, globally unique id.")

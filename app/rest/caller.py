@@ -15,8 +15,8 @@ from uuid import UUID
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from app.api.ids import decode_any
 from app.domain.auth import Principal
+from app.domain.ids import decode_any
 from app.rest.errors import RestError, from_validation
 from app.server_keys import CALLER, REQUEST_ID, SERVICES
 from app.services.auth import http_credential

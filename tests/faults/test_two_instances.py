@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.api.ids import encode_id
 from app.config import Settings
 from app.domain.auth import Role
+from app.domain.ids import encode_id
 from app.services.quota import REFUSAL_MEMORY
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.fakes.openai_server import FakeError, OpenAIFake, openai_fake_server

@@ -13,11 +13,11 @@ from uuid import UUID
 import aiohttp
 import pytest
 
-from app.api.ids import encode_id
 from app.config import Settings
 from app.db import Database
 from app.domain.auth import ROLE_PERMISSIONS, Principal, PrincipalKind, Role
 from app.domain.gateway import HealthState, ModelHealth, TripPolicy
+from app.domain.ids import encode_id
 from app.domain.pagination import PageRequest
 from app.services.health import ModelHealthTracker
 from tests.conftest import LiveServer, running_server

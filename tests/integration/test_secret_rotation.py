@@ -15,8 +15,8 @@ from uuid import UUID
 
 import aiohttp
 
-from app.api.ids import decode_any
 from app.domain.credentials import CIPHERTEXT_COLUMNS, Credentials
+from app.domain.ids import decode_any
 from app.repositories.secrets import SECRET_TABLES, SecretRepository, StoredSecret
 from app.secrets import SecretLocation
 from app.services.secret_rotation import SecretRotation

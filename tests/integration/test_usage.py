@@ -20,7 +20,6 @@ import aiohttp
 import asyncpg
 import pytest
 
-from app.api.ids import encode_id
 from app.db import DatabaseUnavailable
 from app.domain.auth import OPERATOR, Role
 from app.domain.gateway import (
@@ -29,6 +28,7 @@ from app.domain.gateway import (
     UsageEvent,
     credits_for,
 )
+from app.domain.ids import encode_id
 from app.domain.tenancy import Project
 from app.domain.usage import Metered, month_of
 from app.repositories.usage import UsageRepository

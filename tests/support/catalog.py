@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from app.api.ids import decode_any, encode_id
 from app.db import Database
 from app.domain.auth import OPERATOR
+from app.domain.ids import decode_any, encode_id
 from app.services.container import Services
 from tests.support.factories import Tenant
 from tests.support.graphql import GraphQLClient

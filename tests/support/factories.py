@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from app.api.ids import encode_id
 from app.domain.auth import Role
 from app.domain.enums import Plan
+from app.domain.ids import encode_id
 from app.domain.tenancy import Organization, Project
 from app.services.container import Services
 

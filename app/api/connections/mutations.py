@@ -11,10 +11,10 @@ from strawberry.scalars import JSON
 from app.api.connections.types import Connection, ConnectionUserError, Provider, connection_error
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt
-from app.api.ids import decode_id
 from app.api.scalars import maybe, maybe_set
 from app.domain import connections, credentials
 from app.domain.errors import CommonErrorCode, UserInputError
+from app.domain.ids import decode_id
 from app.domain.values import UNSET
 from app.services.connections import ConnectionChanges
 

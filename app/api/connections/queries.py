@@ -8,12 +8,12 @@ import strawberry
 
 from app.api.connections.types import Connection
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import decode_as
 from app.api.node import register_node
 
 # The generic Relay connection: `RelayConnection[Connection]` is named ConnectionConnection.
 from app.api.pagination import Connection as RelayConnection
 from app.api.pagination import connection, created_page, cursor_by_created
+from app.domain.ids import decode_as
 from app.domain.pagination import Page
 
 

@@ -9,11 +9,11 @@ from strawberry.scalars import JSON
 
 from app.api.context import GraphQLInfo
 from app.api.errors import UserError
-from app.api.ids import encode_id
 from app.api.node import Node
 from app.api.orgs.types import Organization
 from app.domain import connections
 from app.domain.enums import Provider as DomainProvider
+from app.domain.ids import encode_id
 
 Provider = strawberry.enum(
     DomainProvider, description="Who serves a model. ECHO is an offline demo provider for tests."

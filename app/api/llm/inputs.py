@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import strawberry
 
-from app.api.ids import decode_optional
 from app.api.llm.types import ChatRole
 from app.api.models.inputs import MODEL_TYPES
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole as DomainChatRole
 from app.domain.gateway import CallOperation
+from app.domain.ids import decode_optional
 from app.services.gateway.requests import CallRequest, EmbedCall
 
 

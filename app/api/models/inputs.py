@@ -11,7 +11,6 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.connections.types import Provider
-from app.api.ids import decode_id
 from app.api.models.types import (
     AccessTier,
     ApiType,
@@ -24,6 +23,7 @@ from app.api.models.types import (
 from app.domain import models
 from app.domain.credentials import CredentialChanges
 from app.domain.errors import CommonErrorCode, UserInputError
+from app.domain.ids import decode_id
 from app.services.model_input import ModelInput
 
 MODEL_TYPES = ("SystemModel", "UserModel")

@@ -10,7 +10,6 @@ import strawberry
 from app.api.connections.types import Provider
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt
-from app.api.ids import decode_id, decode_optional
 from app.api.models.inputs import MODEL_TYPES, SystemModelFieldsInput, UserModelFieldsInput, to_model_input
 from app.api.models.types import (
     ModelGroup,
@@ -23,6 +22,7 @@ from app.api.models.types import (
 )
 from app.domain import models
 from app.domain.enums import ModelGroup as DomainModelGroup
+from app.domain.ids import decode_id, decode_optional
 
 T = TypeVar("T")
 

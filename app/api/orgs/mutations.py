@@ -9,7 +9,6 @@ import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt
-from app.api.ids import decode_id, decode_optional
 from app.api.orgs.types import (
     ApiKey,
     ApiKeyUserError,
@@ -24,6 +23,7 @@ from app.api.orgs.types import (
 from app.api.scalars import maybe, maybe_set
 from app.domain import auth, tenancy
 from app.domain.enums import Plan as DomainPlan
+from app.domain.ids import decode_id, decode_optional
 from app.services.tenancy import OrganizationChanges
 
 

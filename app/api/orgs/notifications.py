@@ -9,10 +9,10 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import encode_id
 from app.api.node import Node, register_node
 from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.domain import notifications
+from app.domain.ids import encode_id
 
 NotificationKind = strawberry.enum(
     notifications.NotificationKind, description="MODEL_TRIPPED: a model failed and its fallbacks serve."

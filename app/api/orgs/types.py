@@ -9,12 +9,12 @@ import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
-from app.api.ids import encode_id
 from app.api.node import Node
 from app.api.orgs.notifications import Notification, organization_notifications
 from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.domain import auth, tenancy
 from app.domain.enums import Plan as DomainPlan
+from app.domain.ids import encode_id
 from app.services.api_keys import ApiKeyErrorCode as DomainApiKeyErrorCode
 
 Plan = strawberry.enum(

@@ -9,7 +9,6 @@ from strawberry.scalars import JSON
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
-from app.api.ids import encode_id
 from app.api.llm.types import TokenUsage
 from app.api.models.types import Model, model_type
 from app.api.node import Node
@@ -17,6 +16,7 @@ from app.api.orgs.types import Project
 from app.api.pagination import Connection, connection, created_cursor, created_page
 from app.domain import prompts
 from app.domain.calls import Usage
+from app.domain.ids import encode_id
 
 PromptErrorCode = strawberry.enum(
     prompts.PromptErrorCode,

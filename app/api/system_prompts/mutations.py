@@ -8,7 +8,6 @@ import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt
-from app.api.ids import decode_id, decode_optional
 from app.api.scalars import maybe, maybe_set
 from app.api.system_prompts.types import (
     SystemPrompt,
@@ -17,6 +16,7 @@ from app.api.system_prompts.types import (
     system_prompt_error,
 )
 from app.domain import system_prompts as compositions
+from app.domain.ids import decode_id, decode_optional
 from app.domain.values import UnsetType
 from app.services.system_prompts import SystemPromptChanges
 

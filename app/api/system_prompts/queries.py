@@ -7,10 +7,10 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import decode_as
 from app.api.node import register_node
 from app.api.pagination import Connection, connection, created_page, cursor_by_created
 from app.api.system_prompts.types import SystemPrompt
+from app.domain.ids import decode_as
 from app.domain.pagination import Page
 
 

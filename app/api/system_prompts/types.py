@@ -8,10 +8,10 @@ import strawberry
 
 from app.api.context import GraphQLInfo
 from app.api.errors import UserError
-from app.api.ids import encode_id
 from app.api.node import Node
 from app.api.orgs.types import Organization
 from app.domain import system_prompts as compositions
+from app.domain.ids import encode_id
 
 SystemPromptParticleKind = strawberry.enum(
     compositions.ParticleKind, name="SystemPromptParticleKind", description="What a particle is for."

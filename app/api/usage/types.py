@@ -10,10 +10,10 @@ from uuid import UUID
 import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.ids import encode_id
 from app.api.models.types import Model, model_type
 from app.domain import usage
 from app.domain.auth import Permission
+from app.domain.ids import encode_id
 from app.domain.models import ModelKind
 
 # GraphQL's Int is 32 bits: an organization's tokens over a year can exceed it. Registered in the

@@ -12,8 +12,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.api.ids import decode_any, encode_id
 from app.domain.auth import ROLE_PERMISSIONS, Role
+from app.domain.ids import decode_any, encode_id
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.support.factories import Tenant, make_tenant
 from tests.support.graphql import GraphQLClient, error_codes

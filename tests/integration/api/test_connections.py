@@ -12,9 +12,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.api.ids import decode_any, encode_id
 from app.domain.auth import Role
 from app.domain.credentials import Credentials
+from app.domain.ids import decode_any, encode_id
 from tests.conftest import LiveServer
 from tests.support.factories import Tenant
 from tests.support.graphql import GraphQLClient, error_codes

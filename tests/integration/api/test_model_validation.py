@@ -13,8 +13,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.api.ids import encode_id
 from app.domain.auth import Role
+from app.domain.ids import encode_id
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.support.catalog import (
     SYSTEM_CREATE,

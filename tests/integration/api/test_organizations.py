@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app.api.ids import encode_id
 from app.domain.auth import ROLE_PERMISSIONS, Permission, Role
+from app.domain.ids import encode_id
 from tests.support.factories import Tenant
 from tests.support.graphql import GraphQLClient, error_codes
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from app.api.ids import decode_any, encode_id
 from app.domain.auth import Role
+from app.domain.ids import decode_any, encode_id
 from tests.conftest import LiveServer
 from tests.support.factories import Tenant
 from tests.support.graphql import GraphQLClient, error_codes

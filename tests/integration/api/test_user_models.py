@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from app.api.ids import encode_id
 from app.domain.auth import Role
+from app.domain.ids import encode_id
 from tests.conftest import LiveServer
 from tests.support.catalog import (
     MODEL_DELETE,

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 
-from app.api.ids import decode_any
 from app.domain.auth import Role
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
 from app.domain.gateway import CallOperation, GatewayErrorCode
+from app.domain.ids import decode_any
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.service import StreamDelta, StreamError, StreamStart
 from tests.conftest import LiveServer

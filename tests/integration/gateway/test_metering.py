@@ -15,8 +15,8 @@ from uuid import UUID
 import aiohttp
 import pytest
 
-from app.api.ids import encode_id
 from app.domain.auth import Role
+from app.domain.ids import encode_id
 from tests.conftest import LiveServer
 from tests.fakes.openai_server import FakeError, OpenAIFake
 from tests.support.catalog import create_system_model, create_user_model, uuid_of

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from gql.transport.exceptions import TransportQueryError
 
-from app.api.ids import encode_id
 from app.domain.auth import Role
 from app.domain.enums import Plan
+from app.domain.ids import encode_id
 from tests.conftest import LiveServer
 from tests.fakes.openai_server import OpenAIFake
 from tests.integration.gateway.conftest import REPLY_A

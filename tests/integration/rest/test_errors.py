@@ -12,9 +12,9 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
-from app.api.ids import encode_id
 from app.domain.auth import Role
 from app.domain.enums import Plan
+from app.domain.ids import encode_id
 from tests.conftest import LiveServer
 from tests.fakes.openai_server import FakeError, OpenAIFake
 from tests.integration.rest.conftest import metered, sdk
