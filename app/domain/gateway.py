@@ -14,6 +14,33 @@ from enum import StrEnum
 from uuid import UUID
 
 from app.domain.errors import FieldError, UserInputError
+from app.domain.ids import MODEL_TYPES, decode_any
+from app.domain.models import EffectiveModel
+
+# What a client names for the project's default model (the OpenAI-style `model` parameter).
+DEFAULT_MODEL = "default"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRef:
+    """Which model a call asks for: by id, by name (which exactly one model the caller may use
+    has), or neither: the project's default model."""
+
+    id: UUID | None = None
+    name: str | None = None
+
+    @classmethod
+    def parse(cls, text: str | None) -> ModelRef:
+        """A model id, a name, or (absent, empty or "default") the project default."""
+        if not text or text == DEFAULT_MODEL:
+            return cls()
+        decoded = decode_any(text)
+        if decoded is not None and decoded[0] in MODEL_TYPES:
+            return cls(id=decoded[1])
+        return cls(name=text)
+
+    def matches(self, model: EffectiveModel) -> bool:
+        return model.id == self.id if self.id is not None else model.record.name == self.name
 
 
 class GatewayErrorCode(StrEnum):
@@ -74,7 +101,11 @@ class CallWarning:
     code: WarningCode
     message: str
     end_of_life_at: datetime | None = None
-    replacement_model_id: UUID | None = None
+    # The replacement of a deprecated or migrated model, when the caller may use it.
+    replacement: EffectiveModel | None = None
+    # For a deprecated or migrated model: since when it counts as deprecated for this answer (the
+    # end of life once it has passed, else the time of the answer: no date of deprecation is kept).
+    deprecated_since: datetime | None = None
 
 
 class CallOperation(StrEnum):

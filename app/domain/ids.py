@@ -11,6 +11,9 @@ from uuid import UUID
 from app.domain.errors import NotFoundError
 from app.domain.models import ModelKind, ModelRecord
 
+# The global id types of models (the Model interface's two implementations).
+MODEL_TYPES = ("SystemModel", "UserModel")
+
 
 def encode_id(type_name: str, value: UUID) -> str:
     return base64.urlsafe_b64encode(f"{type_name}:{value}".encode()).decode().rstrip("=")

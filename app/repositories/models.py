@@ -236,6 +236,17 @@ class ModelRepository:
         )
         return model_id
 
+    async def ids_named(self, organization_id: UUID, name: str) -> list[UUID]:
+        """The ids of the visible system models and the organization's models called `name` (the
+        caller's project narrows them further from the cached models)."""
+        rows = await self.db.fetch(
+            """SELECT id FROM models
+               WHERE name = $2 AND ((kind = 'SYSTEM' AND is_visible) OR organization_id = $1)""",
+            organization_id,
+            name,
+        )
+        return [r["id"] for r in rows]
+
     async def secrets(self, model_id: UUID) -> dict[str, bytes | None]:
         row = await self.db.fetchrow(
             f"SELECT {', '.join(CIPHERTEXT_COLUMNS)} FROM models WHERE id = $1", model_id

@@ -1,4 +1,4 @@
-"""Who calls, in which project, and which model the `model` parameter names.
+"""Who calls, and in which project.
 
 Authentication is the GraphQL endpoint's (`services.auth`): an `mg_` key or a JWT as
 `Authorization: Bearer …` (also `X-API-Key` or `?api_key=`), kept as a session so that a stream
@@ -26,8 +26,6 @@ if TYPE_CHECKING:
     from app.services.container import Services
 
 PROJECT_HEADER = "X-Modelgate-Project"
-DEFAULT_MODEL = "default"
-MODEL_TYPES = ("SystemModel", "UserModel")
 
 B = TypeVar("B", bound=BaseModel)
 
@@ -71,24 +69,3 @@ async def body_of(request: web.Request, schema: type[B]) -> B:
         return schema.model_validate_json(await request.read())
     except ValidationError as exc:
         raise from_validation(exc) from None
-
-
-async def model_id(caller: Caller, model: str | None) -> UUID | None:
-    """The model the `model` parameter names: None (the project default) when absent or "default";
-    a model id as it is (the gateway decides whether the caller may use it); otherwise a name that
-    exactly one of the caller's available models has."""
-    if model is None or model in ("", DEFAULT_MODEL):
-        return None
-    decoded = decode_any(model)
-    if decoded is not None and decoded[0] in MODEL_TYPES:
-        return decoded[1]
-    available = await caller.services.models.available(caller.principal, caller.project_id, None)
-    matches = [m.id for m in available if m.record.name == model]
-    if len(matches) == 1:
-        return matches[0]
-    reason = (
-        f"{len(matches)} of your models are named {model!r}; name it by its id (see GET /v1/models)"
-        if matches
-        else f"The model {model!r} does not exist or you do not have access to it"
-    )
-    raise RestError(404, reason, code="model_not_found", param="model")

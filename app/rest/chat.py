@@ -10,9 +10,9 @@ from contextlib import aclosing
 from aiohttp import web
 
 from app.domain.calls import ChatMessage
-from app.domain.gateway import CallOperation
+from app.domain.gateway import CallOperation, ModelRef
 from app.domain.ids import model_global_id
-from app.rest.caller import Caller, body_of, caller_of, model_id
+from app.rest.caller import Caller, body_of, caller_of
 from app.rest.errors import RestError, from_gateway
 from app.rest.headers import call_headers
 from app.rest.responses import finish_reason, json_response, modelgate_extension, usage_object
@@ -38,7 +38,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     call = CallRequest(
         operation=CallOperation.CHAT_STREAM if body.stream else CallOperation.CHAT,
         messages=tuple(ChatMessage(m.chat_role, m.text) for m in body.messages),
-        model_id=await model_id(caller, body.model),
+        model=ModelRef.parse(body.model),
         project_id=caller.project_id,
         temperature=body.temperature,
         max_tokens=body.output_limit,
@@ -69,7 +69,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
                 caller.request_id, result.requested, result.served, result.credits, result.warnings
             ),
         },
-        headers=await call_headers(caller, result.served, result.warnings),
+        headers=call_headers(result.served, result.warnings),
     )
 
 
@@ -89,7 +89,7 @@ async def _stream(
                 raise from_gateway(first.error)  # nothing sent yet: a plain HTTP error
             if not isinstance(first, gateway.StreamStart):
                 raise RuntimeError(f"a chat stream began with {first!r}")
-            headers = {**SSE_HEADERS, **await call_headers(caller, first.served, first.warnings)}
+            headers = {**SSE_HEADERS, **call_headers(first.served, first.warnings)}
             chunks = ChatChunks(
                 f"chatcmpl-{caller.request_id}",
                 int(time.time()),

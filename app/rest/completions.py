@@ -9,9 +9,9 @@ from aiohttp import web
 
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
-from app.domain.gateway import CallOperation
+from app.domain.gateway import CallOperation, ModelRef
 from app.domain.ids import model_global_id
-from app.rest.caller import body_of, caller_of, model_id
+from app.rest.caller import body_of, caller_of
 from app.rest.headers import call_headers
 from app.rest.responses import finish_reason, json_response, modelgate_extension, usage_object
 from app.rest.schemas import CompletionRequest
@@ -24,7 +24,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     call = CallRequest(
         operation=CallOperation.GENERATE,
         messages=(ChatMessage(ChatRole.USER, body.prompt_text),),
-        model_id=await model_id(caller, body.model),
+        model=ModelRef.parse(body.model),
         project_id=caller.project_id,
         temperature=body.temperature,
         max_tokens=body.max_tokens,
@@ -49,5 +49,5 @@ async def completions(request: web.Request) -> web.StreamResponse:
                 caller.request_id, result.requested, result.served, result.credits, result.warnings
             ),
         },
-        headers=await call_headers(caller, result.served, result.warnings),
+        headers=call_headers(result.served, result.warnings),
     )

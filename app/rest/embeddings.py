@@ -8,8 +8,9 @@ import struct
 
 from aiohttp import web
 
+from app.domain.gateway import ModelRef
 from app.domain.ids import model_global_id
-from app.rest.caller import body_of, caller_of, model_id
+from app.rest.caller import body_of, caller_of
 from app.rest.headers import call_headers
 from app.rest.responses import json_response, modelgate_extension
 from app.rest.schemas import EmbeddingRequest
@@ -19,9 +20,7 @@ from app.services.gateway.requests import EmbedCall
 async def embeddings(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     body = await body_of(request, EmbeddingRequest)
-    call = EmbedCall(
-        texts=body.texts, model_id=await model_id(caller, body.model), project_id=caller.project_id
-    )
+    call = EmbedCall(texts=body.texts, model=ModelRef.parse(body.model), project_id=caller.project_id)
     result = await caller.services.gateway.embed(caller.principal, call, caller.request_id)
     as_base64 = body.encoding_format == "base64"
     data = [
@@ -39,7 +38,7 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
                 caller.request_id, result.requested, result.served, result.credits, result.warnings
             ),
         },
-        headers=await call_headers(caller, result.served, result.warnings),
+        headers=call_headers(result.served, result.warnings),
     )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
+from app.domain.gateway import ModelRef
 from app.domain.ids import model_global_id
 from app.domain.models import Capability, EffectiveModel, ModelKind
 from app.rest.caller import Caller, caller_of
@@ -30,9 +31,7 @@ async def retrieve_model(request: web.Request) -> web.StreamResponse:
     wanted = request.match_info["model"]
     available = await _available(caller)
     ids = {m.id: model_global_id(m.record) for m in available}
-    matches = [m for m in available if ids[m.id] == wanted] or [
-        m for m in available if m.record.name == wanted
-    ]
+    matches = [m for m in available if ModelRef.parse(wanted).matches(m)]  # as a call's `model` reads
     if len(matches) != 1:
         raise RestError(
             404,

@@ -65,6 +65,10 @@ class ModelCache:
         self._defaults: TtlCache[UUID, UUID] = TtlCache(
             models.default_for_project, stale_for=stale_for, clock=clock
         )
+        # Names a caller may mean, per (organization, name): a few thousand at most are kept.
+        self._named: TtlCache[tuple[UUID, str], list[UUID]] = TtlCache(
+            self._ids_named, stale_for=stale_for, max_entries=10_000, clock=clock
+        )
 
     async def get(self, model_id: UUID) -> ResolvedModel | None:
         return await self._resolved.get(model_id)
@@ -72,6 +76,13 @@ class ModelCache:
     async def default_for_project(self, project_id: UUID) -> UUID | None:
         """The id of the project's default model, if it has one."""
         return await self._defaults.get(project_id)
+
+    async def ids_named(self, organization_id: UUID, name: str) -> list[UUID]:
+        """The models an organization's callers may mean by `name` (before project scoping)."""
+        return await self._named.get((organization_id, name)) or []
+
+    async def _ids_named(self, key: tuple[UUID, str]) -> list[UUID]:
+        return await self.models.ids_named(*key)
 
     async def _resolve(self, model_id: UUID) -> ResolvedModel | None:
         model = await self.models.get_effective(model_id)
@@ -89,3 +100,4 @@ class ModelCache:
         """Any catalog change may touch any model (a parent, a connection, a composition)."""
         self._resolved.clear()
         self._defaults.clear()
+        self._named.clear()

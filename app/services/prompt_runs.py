@@ -23,7 +23,7 @@ from app.domain.auth import Permission, Principal
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
 from app.domain.errors import FieldError, NotFoundError, UserInputError
-from app.domain.gateway import CallOperation, CallWarning, GatewayError
+from app.domain.gateway import CallOperation, CallWarning, GatewayError, ModelRef
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.prompts import Prompt, PromptErrorCode, PromptRun, PromptRunStatus, render_prompt, run_field
 from app.repositories.prompts import PromptRunRepository
@@ -81,7 +81,7 @@ class PromptRunner:
         request = CallRequest(
             operation=CallOperation.GENERATE,
             messages=(ChatMessage(ChatRole.USER, rendered),),
-            model_id=prompt.model_id,
+            model=ModelRef(id=prompt.model_id),
             project_id=prompt.project_id,
             system_prompt=prompt.system_prompt,
             temperature=prompt.temperature,

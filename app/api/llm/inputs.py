@@ -5,11 +5,10 @@ from __future__ import annotations
 import strawberry
 
 from app.api.llm.types import ChatRole
-from app.api.models.inputs import MODEL_TYPES
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole as DomainChatRole
-from app.domain.gateway import CallOperation
-from app.domain.ids import decode_optional
+from app.domain.gateway import CallOperation, ModelRef
+from app.domain.ids import MODEL_TYPES, decode_optional
 from app.services.gateway.requests import CallRequest, EmbedCall
 
 
@@ -62,7 +61,7 @@ def generate_call(input: GenerateInput) -> CallRequest:
     return CallRequest(
         operation=CallOperation.GENERATE,
         messages=(ChatMessage(DomainChatRole.USER, input.prompt),),
-        model_id=decode_optional(input.model, MODEL_TYPES, ["input", "model"]),
+        model=model_ref(input.model),
         project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
         system_prompt=input.system_prompt,
         temperature=input.temperature,
@@ -74,7 +73,7 @@ def chat_call(input: ChatInput, operation: CallOperation) -> CallRequest:
     return CallRequest(
         operation=operation,
         messages=tuple(ChatMessage(m.role, m.content) for m in input.messages),
-        model_id=decode_optional(input.model, MODEL_TYPES, ["input", "model"]),
+        model=model_ref(input.model),
         project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
         system_prompt=input.system_prompt,
         temperature=input.temperature,
@@ -85,6 +84,11 @@ def chat_call(input: ChatInput, operation: CallOperation) -> CallRequest:
 def embed_call(input: EmbedInput) -> EmbedCall:
     return EmbedCall(
         texts=tuple(input.texts),
-        model_id=decode_optional(input.model, MODEL_TYPES, ["input", "model"]),
+        model=model_ref(input.model),
         project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
     )
+
+
+def model_ref(model: strawberry.ID | None) -> ModelRef:
+    """GraphQL's `model` is an ID: a model's id, never a name."""
+    return ModelRef(id=decode_optional(model, MODEL_TYPES, ["input", "model"]))

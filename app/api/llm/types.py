@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
-from uuid import UUID
 
 import strawberry
 
-from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
 from app.api.models.types import Model, model_type
 from app.domain import gateway
@@ -45,7 +43,9 @@ class CallWarning:
     code: CallWarningCode  # type: ignore[valid-type]
     message: str
     end_of_life_at: datetime | None
-    replacement_id: strawberry.Private[UUID | None]
+    replacement: Model | None = strawberry.field(
+        description="The replacement of a deprecated or migrated model, when you may use it."
+    )
 
     @classmethod
     def of(cls, warning: gateway.CallWarning) -> CallWarning:
@@ -53,15 +53,8 @@ class CallWarning:
             code=warning.code,
             message=warning.message,
             end_of_life_at=warning.end_of_life_at,
-            replacement_id=warning.replacement_model_id,
+            replacement=model_type(warning.replacement) if warning.replacement else None,
         )
-
-    @strawberry.field
-    async def replacement(self, info: GraphQLInfo) -> Model | None:
-        if self.replacement_id is None:
-            return None
-        found = await services(info).models.get(authenticated(info), self.replacement_id)
-        return model_type(found) if found else None
 
 
 def warnings_of(warnings: tuple[gateway.CallWarning, ...]) -> list[CallWarning]:

@@ -23,10 +23,8 @@ from app.api.models.types import (
 from app.domain import models
 from app.domain.credentials import CredentialChanges
 from app.domain.errors import CommonErrorCode, UserInputError
-from app.domain.ids import decode_id
+from app.domain.ids import MODEL_TYPES, decode_id
 from app.services.model_input import ModelInput
-
-MODEL_TYPES = ("SystemModel", "UserModel")
 
 
 @strawberry.input

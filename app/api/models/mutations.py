@@ -10,7 +10,7 @@ import strawberry
 from app.api.connections.types import Provider
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt
-from app.api.models.inputs import MODEL_TYPES, SystemModelFieldsInput, UserModelFieldsInput, to_model_input
+from app.api.models.inputs import SystemModelFieldsInput, UserModelFieldsInput, to_model_input
 from app.api.models.types import (
     ModelGroup,
     ModelScope,
@@ -22,7 +22,7 @@ from app.api.models.types import (
 )
 from app.domain import models
 from app.domain.enums import ModelGroup as DomainModelGroup
-from app.domain.ids import decode_id, decode_optional
+from app.domain.ids import MODEL_TYPES, decode_id, decode_optional
 
 T = TypeVar("T")
 

@@ -10,12 +10,12 @@ from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import ApiError, ErrorCode
 from app.api.ids import decode_argument
 from app.api.input_check import refuse_unstorable_named
-from app.api.models.inputs import MODEL_TYPES, ModelFilter
+from app.api.models.inputs import ModelFilter
 from app.api.models.types import Model, ModelGroup, model_type
 from app.api.node import register_node
 from app.api.pagination import Connection, connection, decode_cursor, encode_cursor, page_size
 from app.domain import models
-from app.domain.ids import decode_as
+from app.domain.ids import MODEL_TYPES, decode_as
 from app.domain.pagination import NameKey, PageRequest
 from app.services.models import ModelFilter as ServiceModelFilter
 

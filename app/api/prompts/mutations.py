@@ -11,12 +11,11 @@ from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import attempt, user_errors
 from app.api.input_check import refuse_unstorable
 from app.api.llm.types import CallWarning, warnings_of
-from app.api.models.inputs import MODEL_TYPES
 from app.api.prompts.types import Prompt, PromptRun, PromptUserError, prompt_error
 from app.api.scalars import maybe, maybe_set
 from app.domain import prompts
 from app.domain.errors import UserInputError
-from app.domain.ids import decode_id, decode_optional
+from app.domain.ids import MODEL_TYPES, decode_id, decode_optional
 from app.domain.values import UNSET, UnsetType
 from app.services.prompt_runs import PromptRunFailed
 from app.services.prompts import PromptChanges

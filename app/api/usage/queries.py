@@ -6,8 +6,8 @@ import strawberry
 
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.ids import decode_argument
-from app.api.models.inputs import MODEL_TYPES
 from app.api.usage.types import UsageFilter, UsageReport
+from app.domain.ids import MODEL_TYPES
 
 
 @strawberry.type

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from app.domain.calls import ChatMessage
 from app.domain.errors import ErrorCollector
-from app.domain.gateway import CallOperation, GatewayErrorCode
+from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef
 
 MAX_MESSAGES = 1000
 MAX_SYSTEM_PROMPT = 50_000
@@ -22,7 +22,7 @@ class CallRequest:
 
     operation: CallOperation
     messages: tuple[ChatMessage, ...]
-    model_id: UUID | None = None
+    model: ModelRef = field(default_factory=ModelRef)
     project_id: UUID | None = None
     system_prompt: str | None = None
     temperature: float | None = None
@@ -36,7 +36,7 @@ class CallRequest:
 @dataclass(frozen=True, slots=True)
 class EmbedCall:
     texts: tuple[str, ...]
-    model_id: UUID | None = None
+    model: ModelRef = field(default_factory=ModelRef)
     project_id: UUID | None = None
 
 

@@ -16,6 +16,7 @@ from app.domain.gateway import (
     CallWarning,
     GatewayError,
     GatewayErrorCode,
+    ModelRef,
     TripPolicy,
     WarningCode,
 )
@@ -81,10 +82,9 @@ class Resolver:
         self.tenancy = tenancy
         self.clock = clock
 
-    async def requested(
-        self, principal: Principal, model_id: UUID | None, project_id: UUID | None
-    ) -> Requested:
-        """Which model the call asks for (or the project default), if the caller may use it at all."""
+    async def requested(self, principal: Principal, model: ModelRef, project_id: UUID | None) -> Requested:
+        """Which model the call asks for (by id, by name, or the project default), if the caller may
+        use it at all."""
         require(principal, Permission.LLM_INVOKE)
         if principal.organization_id is None:
             raise GatewayError(
@@ -94,7 +94,7 @@ class Resolver:
         if organization is None:
             raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
         project_id = await self._project(principal, organization, project_id)
-        return Requested(organization, project_id, await self._requested(organization, project_id, model_id))
+        return Requested(organization, project_id, await self._requested(organization, project_id, model))
 
     async def route(self, requested: Requested, operation: CallOperation) -> Route:
         """Who serves it, after the model group, lifecycle (with migration) and plan checks."""
@@ -128,21 +128,39 @@ class Resolver:
         return project_id
 
     async def _requested(
-        self, organization: Organization, project_id: UUID | None, model_id: UUID | None
+        self, organization: Organization, project_id: UUID | None, model: ModelRef
     ) -> ResolvedModel:
+        if model.name is not None:
+            return await self._named(organization, project_id, model.name)
+        model_id = model.id
         if model_id is None:
-            default_id = await self.models.default_for_project(project_id) if project_id else None
-            if default_id is None:
+            model_id = await self.models.default_for_project(project_id) if project_id else None
+            if model_id is None:
                 raise GatewayError(
                     GatewayErrorCode.NO_DEFAULT_MODEL,
                     "give a model, or call in a project that has a default model",
                     field=("input", "model"),
                 )
-            model_id = default_id
         resolved = await self._usable(organization, project_id, model_id)
         if resolved is None:
             raise GatewayError(GatewayErrorCode.NOT_FOUND, "model not found", field=("input", "model"))
         return resolved
+
+    async def _named(self, organization: Organization, project_id: UUID | None, name: str) -> ResolvedModel:
+        """The one model called `name` that the caller may use in this project."""
+        found = [
+            usable
+            for model_id in await self.models.ids_named(organization.id, name)
+            if (usable := await self._usable(organization, project_id, model_id)) is not None
+        ]
+        if len(found) == 1:
+            return found[0]
+        message = (
+            f"{len(found)} of your models are named {name!r}; name it by its id"
+            if found
+            else f"The model {name!r} does not exist or you do not have access to it"
+        )
+        raise GatewayError(GatewayErrorCode.NOT_FOUND, message, field=("input", "model"))
 
     async def _usable(
         self, organization: Organization, project_id: UUID | None, model_id: UUID
@@ -161,8 +179,9 @@ class Resolver:
         warnings: list[CallWarning],
     ) -> ResolvedModel:
         current = requested
+        now = self.clock()
         for _ in range(_MAX_MIGRATION_HOPS):
-            lifecycle = current.model.lifecycle(self.clock())
+            lifecycle = current.model.lifecycle(now)
             name = current.model.record.name
             if lifecycle.state is LifecycleState.DISABLED:
                 raise GatewayError(
@@ -183,7 +202,8 @@ class Resolver:
                             name, lifecycle.end_of_life_at, lifecycle.deprecation_notice, replacement
                         ),
                         end_of_life_at=lifecycle.end_of_life_at,
-                        replacement_model_id=lifecycle.replacement_model_id,
+                        replacement=replacement.model if replacement else None,
+                        deprecated_since=now,
                     )
                 )
                 return current
@@ -204,7 +224,8 @@ class Resolver:
                     f"{name} reached its end of life; served by its replacement "
                     f"{replacement.model.record.name}",
                     end_of_life_at=lifecycle.end_of_life_at,
-                    replacement_model_id=replacement.model.id,
+                    replacement=replacement.model,
+                    deprecated_since=lifecycle.end_of_life_at,
                 )
             )
             current = replacement

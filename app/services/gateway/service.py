@@ -27,6 +27,7 @@ from app.domain.gateway import (
     CallWarning,
     GatewayError,
     GatewayErrorCode,
+    ModelRef,
     UsageEvent,
     WarningCode,
     credits_for,
@@ -180,7 +181,7 @@ class Gateway:
         self._admit_call()
         meter = _Meter(principal, request.operation, request_id)
         with self._metered(meter):
-            route = await self._admit(meter, request.model_id, request.project_id)
+            route = await self._admit(meter, request.model, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
             meter.reservation = await self.quota.reserve_call(route, request)
             await self.rate_limiter.acquire(principal)
@@ -203,7 +204,7 @@ class Gateway:
         self._admit_call()
         meter = _Meter(principal, CallOperation.EMBED, request_id)
         with self._metered(meter):
-            route = await self._admit(meter, request.model_id, request.project_id)
+            route = await self._admit(meter, request.model, request.project_id)
             meter.reservation = await self.quota.reserve_embed(route, request.texts)
             await self.rate_limiter.acquire(principal)
             with self.drain.bounded():
@@ -232,7 +233,7 @@ class Gateway:
         try:
             check_call(request)
             self._admit_call()
-            route = await self._admit(meter, request.model_id, request.project_id)
+            route = await self._admit(meter, request.model, request.project_id)
             check_limits(route, request.operation, _prompt_texts(route, request), request.max_tokens)
             meter.reservation = await self.quota.reserve_call(route, request)
             await self.rate_limiter.acquire(principal)
@@ -296,8 +297,8 @@ class Gateway:
                 meter.usage = _estimated_usage(request, text)
             self._meter(meter, status, error_code)
 
-    async def _admit(self, meter: _Meter, model_id: UUID | None, project_id: UUID | None) -> Route:
-        requested = await self.resolver.requested(meter.principal, model_id, project_id)
+    async def _admit(self, meter: _Meter, model: ModelRef, project_id: UUID | None) -> Route:
+        requested = await self.resolver.requested(meter.principal, model, project_id)
         # From here on the call is metered, refused or not: the model it asked for is known.
         meter.requested = requested
         route = await self.resolver.route(requested, meter.operation)

@@ -8,7 +8,7 @@ import asyncio
 from app.domain.auth import Role
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
-from app.domain.gateway import CallOperation, GatewayErrorCode
+from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef
 from app.domain.ids import decode_any
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.service import StreamDelta, StreamError, StreamStart
@@ -32,7 +32,7 @@ async def test_draining_refuses_new_calls_and_ends_open_streams_with_an_error(
         request = CallRequest(
             operation=CallOperation.CHAT_STREAM,
             messages=(ChatMessage(ChatRole.USER, "hi"),),
-            model_id=decoded[1],
+            model=ModelRef(id=decoded[1]),
         )
         events = []
         text_arrived = asyncio.Event()
