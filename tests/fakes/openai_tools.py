@@ -284,7 +284,7 @@ def _response_format(fmt: Any, asked: Asked, messages: list[Any], flavor: str) -
     kind = fmt.get("type") if isinstance(fmt, Mapping) else None
     if kind == "json_object":
         said = " ".join(_text(m.get("content")) for m in messages if isinstance(m, Mapping)).lower()
-        if "json" not in said and flavor != "mistral":
+        if "json" not in said and flavor in ("openai", "azure"):
             raise Rejected(
                 "'messages' must contain the word 'json' in some form, to use 'response_format' of type "
                 "'json_object'.",
@@ -313,8 +313,11 @@ def schema_format(spec: Mapping[str, Any], where: str, param: str) -> Mapping[st
 
 
 def call_id(flavor: str, index: int) -> str:
-    """Mistral's ids are 9 letters and digits; OpenAI's `call_` and 24 more."""
-    return f"fake{index:05d}" if flavor == "mistral" else f"call_fake{index:019d}"
+    """Mistral's ids are 9 letters and digits, vLLM's (Aleph Alpha) `chatcmpl-tool-` and 32 hex digits,
+    OpenAI's `call_` and 24 more."""
+    if flavor == "mistral":
+        return f"fake{index:05d}"
+    return f"chatcmpl-tool-{index:032x}" if flavor == "aleph" else f"call_fake{index:019d}"
 
 
 def tool_calls_message(answer: Answer, flavor: str) -> dict[str, Any]:
