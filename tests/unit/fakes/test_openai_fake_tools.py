@@ -192,8 +192,10 @@ async def test_mistral_sends_whole_calls_with_nine_character_ids(fake: OpenAIFak
 
     [whole] = [c for c in chunks if c.choices and c.choices[0].delta.tool_calls]
     [call] = whole.choices[0].delta.tool_calls or []
-    assert len(call.id or "") == 9 and call.type is None
-    assert whole.choices[0].finish_reason == "tool_calls" and whole.usage is not None
+    assert len(call.id or "") == 9
+    assert call.type is None
+    assert whole.choices[0].finish_reason == "tool_calls"
+    assert whole.usage is not None
 
 
 async def post(fake: OpenAIFake, body: dict[str, Any], path: str = "/v1/chat/completions") -> tuple[int, Any]:
