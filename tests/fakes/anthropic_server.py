@@ -3,7 +3,8 @@ API reference: `POST /v1/messages` checked like the real API
 (`x-api-key`, `anthropic-version`, required `max_tokens`, no system role in `messages`), JSON answers
 or named SSE events padded with trailing spaces as the real API sends them, ending in
 `message_stop`; errors as `{"type":"error","error":{type,message},"request_id"}` with `request-id`,
-`x-should-retry` and, on 429, `retry-after`; mid-stream `event: error` under HTTP 200.
+`x-should-retry` and, on 429, `retry-after`; mid-stream `event: error` under HTTP 200. Tools,
+images and structured output follow `tool_rules`, in the shapes `anthropic_tools` reads and writes.
 
     async with anthropic_fake() as fake:
         fake.rate_limited(retry_after="7")
@@ -21,7 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.anthropic_tools import read_messages, tool_use_blocks, tool_use_events
 from tests.fakes.common import FakeServer, RawReply, split_text
+from tests.fakes.tool_rules import Answer, Rejected, decide
 
 API_KEY = "sk-ant-test-SECRET123456789"
 _request_ids = itertools.count(1)
@@ -39,6 +42,9 @@ class AnthropicFake(FakeServer):
     input_tokens: int = 21
     output_tokens: int = 9
     raw: RawReply | None = None  # answer with these bytes instead (written in `write_size` pieces)
+    tool_calls_per_answer: int = 1  # tool_use blocks in one answer (unless parallel use is disabled)
+    argument_chunks: int = 3  # input_json_delta fragments of each tool_use block
+    tool_preamble: str | None = None  # a text block before the tool_use blocks ("I'll check…")
     # Failure switches.
     error: tuple[int, str, str] | None = None  # (status, error.type, message) instead of an answer
     error_headers: dict[str, str] = field(default_factory=dict)
@@ -77,14 +83,18 @@ class AnthropicFake(FakeServer):
             return _error_response(*rejection)
         if self.error is not None:
             return _error_response(*self.error, headers=self.error_headers)
+        try:
+            said = decide(read_messages(body), self.reply, self.tool_calls_per_answer)
+        except Rejected as rejected:
+            return _error_response(400, "invalid_request_error", rejected.message)
         if body.get("stream"):
             headers = {
                 "content-type": "text/event-stream; charset=utf-8",
                 "cache-control": "no-cache",
                 "request-id": _request_id(),
             }
-            return await self.send(request, self._frames(body), headers)
-        return web.json_response(self._message(body), headers={"request-id": _request_id()})
+            return await self.send(request, self._frames(body, said), headers)
+        return web.json_response(self._message(body, said), headers={"request-id": _request_id()})
 
     def _check(self, request: web.Request, body: Any) -> tuple[int, str, str] | None:
         """What the real API refuses before it answers."""
@@ -109,27 +119,36 @@ class AnthropicFake(FakeServer):
             "service_tier": "standard",
         }
 
-    def _message(self, body: dict[str, Any], *, streaming: bool = False) -> dict[str, Any]:
+    def _text(self, said: Answer) -> str | None:
+        """The text block's text: the answer's, or the preamble before tool calls (None: no block)."""
+        return self.tool_preamble if said.calls else said.text
+
+    def _message(self, body: dict[str, Any], said: Answer, *, streaming: bool = False) -> dict[str, Any]:
+        text = self._text(said)
+        content = ([] if text is None else [{"type": "text", "text": text}]) + tool_use_blocks(said)
         return {
             "model": body["model"],
             "id": "msg_fake_0001",
             "type": "message",
             "role": "assistant",
-            "content": [] if streaming else [{"type": "text", "text": self.reply}],
-            "stop_reason": None if streaming else self.stop_reason,
+            "content": [] if streaming else content,
+            "stop_reason": None if streaming else self._stop_reason(said),
             "stop_sequence": None,
             "usage": self._usage(1 if streaming else self.output_tokens),
         }
 
-    def _frames(self, body: dict[str, Any]) -> list[bytes]:
-        start = {"type": "message_start", "message": self._message(body, streaming=True)}
+    def _stop_reason(self, said: Answer) -> str:
+        return "tool_use" if said.calls else self.stop_reason
+
+    def _frames(self, body: dict[str, Any], said: Answer) -> list[bytes]:
+        start = {"type": "message_start", "message": self._message(body, said, streaming=True)}
         block = {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}
-        frames = [
-            _event("message_start", start),
-            _event("content_block_start", block),
-            b'event: ping\ndata: {"type": "ping"}\n\n',
-        ]
-        for index, piece in enumerate(split_text(self.reply, self.chunks)):
+        text = self._text(said)
+        frames = [_event("message_start", start)]
+        if text is not None:
+            frames.append(_event("content_block_start", block))
+        frames.append(b'event: ping\ndata: {"type": "ping"}\n\n')
+        for index, piece in enumerate(split_text(text or "", self.chunks)):
             text = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}}
             frames.append(_event("content_block_delta", text))
             if index == 0 and self.malformed_frame:
@@ -140,10 +159,13 @@ class AnthropicFake(FakeServer):
                     _event("error", {"type": "error", "error": {"type": error_type, "message": message}})
                 )
                 return frames
-        frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        if text is not None:
+            frames.append(_event("content_block_stop", {"type": "content_block_stop", "index": 0}))
+        first = 0 if text is None else 1
+        frames.extend(_event(*event) for event in tool_use_events(said, first, self.argument_chunks))
         end = {
             "type": "message_delta",
-            "delta": {"stop_reason": self.stop_reason, "stop_sequence": None},
+            "delta": {"stop_reason": self._stop_reason(said), "stop_sequence": None},
             "usage": self._usage(self.output_tokens),
         }
         frames.append(_event("message_delta", end))

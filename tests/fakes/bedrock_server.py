@@ -2,7 +2,8 @@
 API reference: Converse JSON, ConverseStream as binary
 `application/vnd.amazon.eventstream` frames with correct prelude and message CRC32s, errors as
 `{"message": …}` with `x-amzn-ErrorType`, in-stream exception frames, and InvokeModel with Titan
-embedding bodies. It does not check signatures; it records whether a SigV4 header came.
+embedding bodies. It does not check signatures; it records whether a SigV4 header came. Tools,
+images and structured output follow `tool_rules`, in the shapes `bedrock_tools` reads and writes.
 
     async with bedrock_fake() as fake:
         use_fake_aws(monkeypatch, fake.url, tmp_path)
@@ -25,7 +26,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from tests.fakes.bedrock_tools import read_converse, tool_use_blocks, tool_use_events
 from tests.fakes.common import FakeServer, RecordedRequest, json_body, recorded, split_words
+from tests.fakes.tool_rules import Answer, Rejected, decide
 
 _ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
 # AWS pads events with a "p" field to hide their length; clients must ignore it.
@@ -85,6 +88,9 @@ class BedrockFake(FakeServer):
     stop_reason: str = "end_turn"
     input_tokens: int = 11
     output_tokens: int = 7
+    tool_calls_per_answer: int = 1  # toolUse blocks in one answer
+    argument_chunks: int = 3  # contentBlockDelta fragments of each toolUse input
+    tool_preamble: str | None = None  # a text block before the toolUse blocks (as Nova and Claude write)
     # Failure switches.
     error: tuple[int, str, str] | None = None  # (status, error type, message) before any body
     send_error_type_header: bool = True
@@ -125,14 +131,36 @@ class BedrockFake(FakeServer):
             headers["x-amzn-ErrorType"] = error_type + _ERROR_NAMESPACE
         return web.Response(status=status, body=json.dumps({"message": message}), headers=headers)
 
+    def _decide(self, body: Any) -> Answer | web.Response:
+        """The answer to `body`, or the ValidationException the real service gives it."""
+        try:
+            return decide(read_converse(body), self.reply, self.tool_calls_per_answer)
+        except Rejected as rejected:
+            headers = {
+                "content-type": "application/json",
+                "x-amzn-ErrorType": "ValidationException" + _ERROR_NAMESPACE,
+            }
+            return web.Response(status=400, body=json.dumps({"message": rejected.message}), headers=headers)
+
+    def _text(self, said: Answer) -> str | None:
+        """The text block's text: the answer's, or the preamble before tool calls (None: no block)."""
+        return self.tool_preamble if said.calls else said.text
+
+    def _stop_reason(self, said: Answer) -> str:
+        return "tool_use" if said.calls else self.stop_reason
+
     async def converse(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request, "converse")
+        call = await self._record(request, "converse")
         if (error := await self._error_response()) is not None:
             return error
+        if isinstance(said := self._decide(call.body), web.Response):
+            return said
+        text = self._text(said)
+        content = ([] if text is None else [{"text": text}]) + tool_use_blocks(said)
         return web.json_response(
             {
-                "output": {"message": {"role": "assistant", "content": [{"text": self.reply}]}},
-                "stopReason": self.stop_reason,
+                "output": {"message": {"role": "assistant", "content": content}},
+                "stopReason": self._stop_reason(said),
                 "usage": self._usage(),
                 "metrics": {"latencyMs": 5},
             }
@@ -142,25 +170,31 @@ class BedrockFake(FakeServer):
         total = self.input_tokens + self.output_tokens
         return {"inputTokens": self.input_tokens, "outputTokens": self.output_tokens, "totalTokens": total}
 
-    def _frames(self) -> list[bytes]:
+    def _frames(self, said: Answer) -> list[bytes]:
         frames = [event("messageStart", {"role": "assistant"})]
-        for index, piece in enumerate(split_words(self.reply, self.chunks)):
+        text = self._text(said)
+        for index, piece in enumerate(split_words(text, self.chunks) if text is not None else []):
             frames.append(event("contentBlockDelta", {"contentBlockIndex": 0, "delta": {"text": piece}}))
             if index == 0 and self.stream_exception:
                 frames.append(exception_frame(*self.stream_exception))
                 return frames
         if self.omit_terminal:
             return frames
-        frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
-        frames.append(event("messageStop", {"stopReason": self.stop_reason}))
+        if text is not None:
+            frames.append(event("contentBlockStop", {"contentBlockIndex": 0}))
+        first = 0 if text is None else 1
+        frames.extend(event(*e) for e in tool_use_events(said, first, self.argument_chunks))
+        frames.append(event("messageStop", {"stopReason": self._stop_reason(said)}))
         frames.append(event("metadata", {"usage": self._usage(), "metrics": {"latencyMs": 5}}))
         return frames
 
     async def converse_stream(self, request: web.Request) -> web.StreamResponse:
-        await self._record(request, "converse-stream")
+        call = await self._record(request, "converse-stream")
         if (error := await self._error_response()) is not None:
             return error
-        frames = [corrupt(f) if i == self.corrupt_frame else f for i, f in enumerate(self._frames())]
+        if isinstance(said := self._decide(call.body), web.Response):
+            return said
+        frames = [corrupt(f) if i == self.corrupt_frame else f for i, f in enumerate(self._frames(said))]
         return await self.send(request, frames, {"content-type": "application/vnd.amazon.eventstream"})
 
     async def invoke(self, request: web.Request) -> web.StreamResponse:

@@ -10,7 +10,9 @@ format of their API references:
 
 Answers are GenerateContentResponse objects; `?alt=sse` streams are `data: …\\r\\n\\r\\n` frames with
 `usageMetadata` on every chunk and no terminator (EOF ends them); errors are google.rpc.Status
-envelopes `{"error":{code,message,status,details}}`, also as a mid-stream chunk.
+envelopes `{"error":{code,message,status,details}}`, also as a mid-stream chunk. Tools, images and
+structured output follow `tool_rules`, in the shapes `google_tools` reads and writes; a function call
+is streamed whole in one chunk, and a last chunk with an empty text part carries `finishReason`.
 
     async with google_fake() as fake:
         fake.overloaded()
@@ -31,6 +33,8 @@ import jwt
 from aiohttp import web
 
 from tests.fakes.common import FakeServer, recorded, split_text
+from tests.fakes.google_tools import function_call_parts, read_generate
+from tests.fakes.tool_rules import Answer, Rejected, decide
 
 API_KEY = "AIza-test-SECRET123456789"
 _JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
@@ -59,6 +63,9 @@ class GoogleFake(FakeServer):
     candidates_tokens: int = 8
     thoughts_tokens: int = 0
     block_reason: str | None = None  # promptFeedback.blockReason, no candidates
+    tool_calls_per_answer: int = 1  # functionCall parts in one answer
+    function_call_ids: bool = False  # functionCall parts carry an `id` (Vertex / newer Gemini models)
+    thought_signature: bool = False  # the first functionCall part carries a thoughtSignature (Gemini 3)
     # Failure switches.
     error: tuple[int, str, str] | None = None  # (code, status, message) instead of an answer
     error_details: list[dict[str, Any]] = field(default_factory=list)
@@ -155,13 +162,19 @@ class GoogleFake(FakeServer):
         if self.error is not None:
             return _error_response(*self.error, self.error_details, headers=self.error_headers)
         method = request.match_info["method"]
+        if method in ("generateContent", "streamGenerateContent"):
+            try:
+                said = decide(read_generate(body), self.reply, self.tool_calls_per_answer)
+            except Rejected as rejected:
+                return _error_response(400, "INVALID_ARGUMENT", rejected.message)
         if method == "streamGenerateContent":
             if request.query.get("alt") != "sse":
                 return _error_response(400, "INVALID_ARGUMENT", "this fake streams only with alt=sse")
             headers = {"content-type": "text/event-stream", "x-content-type-options": "nosniff"}
-            return await self.send(request, self._frames(), headers)
+            return await self.send(request, self._frames(said), headers)
         if method == "generateContent":
-            return web.json_response(self._response(self.reply, last=True))
+            parts = self._call_parts(said) if said.calls else None
+            return web.json_response(self._response(said.text, last=True, parts=parts))
         if method == "batchEmbedContents":
             return web.json_response({"embeddings": [_embedding(r) for r in body["requests"]]})
         if method == "predict":
@@ -179,14 +192,22 @@ class GoogleFake(FakeServer):
         usage["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": self.prompt_tokens}]
         return usage
 
-    def _response(self, text: str, *, last: bool) -> dict[str, Any]:
+    def _call_parts(self, said: Answer) -> list[dict[str, Any]]:
+        return function_call_parts(said, ids=self.function_call_ids, thought_signature=self.thought_signature)
+
+    def _response(
+        self, text: str, *, last: bool, parts: list[dict[str, Any]] | None = None
+    ) -> dict[str, Any]:
         response: dict[str, Any] = {"usageMetadata": self._usage(complete=last)}
         if self.block_reason:
             response["promptFeedback"] = {"blockReason": self.block_reason}
         else:
             candidate: dict[str, Any] = {"index": 0}
-            if text:
-                candidate["content"] = {"parts": [{"text": text}], "role": "model"}
+            if parts is not None or text:
+                candidate["content"] = {
+                    "parts": parts if parts is not None else [{"text": text}],
+                    "role": "model",
+                }
             if last and not self.omit_finish_reason:
                 candidate["finishReason"] = self.finish_reason
             if self.finish_reason == "SAFETY":
@@ -198,8 +219,11 @@ class GoogleFake(FakeServer):
         response["responseId"] = f"fakeResponse{next(_response_ids):06d}"
         return response
 
-    def _frames(self) -> list[bytes]:
-        pieces = split_text(self.reply, self.chunks) or [""]
+    def _frames(self, said: Answer) -> list[bytes]:
+        if said.calls:  # the calls whole, then the finish with an empty text part (as recorded)
+            calls = self._response("", last=False, parts=self._call_parts(said))
+            return [_sse(calls), _sse(self._response("", last=True, parts=[{"text": ""}]))]
+        pieces = split_text(said.text, self.chunks) or [""]
         frames = []
         for index, piece in enumerate(pieces):
             frames.append(_sse(self._response(piece, last=index == len(pieces) - 1)))

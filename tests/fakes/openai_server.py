@@ -18,6 +18,9 @@ Every request is recorded (`requests`); `open_connections` counts the TCP connec
 holds. Switches are fields of `OpenAIFake` (the timing ones come from `FakeServer`), set per test.
 The scripted answer is deterministic: `reply` cut into `chunks` equal pieces, one piece per content
 frame and per output token, cut short (finish `length`) when the request's token limit is smaller.
+Tools, images and structured output follow `tool_rules` (tool calls, quoted tool results, described
+images, JSON from the schema); `openai_tools` / `openai_responses_tools` read and write their shapes
+and refuse malformed ones with the real API's 400s.
 
 The end of this module holds small helpers the OpenAI-family tests share.
 """
@@ -40,6 +43,9 @@ from app.domain.credentials import Credentials
 from app.domain.enums import ApiType, ChatRole, ModelGroup, Provider
 from app.providers.base import ChatRequest, ProviderTarget
 from tests.fakes.common import FakeServer, split_text
+from tests.fakes.openai_responses_tools import function_call_events, function_call_items, read_responses
+from tests.fakes.openai_tools import read_chat, tool_call_deltas, tool_calls_message
+from tests.fakes.tool_rules import Answer, Asked, Rejected, decide
 
 TOKEN = "sk-test-SECRET123456789"
 CREATED = 1727346142
@@ -120,6 +126,9 @@ class OpenAIFake(FakeServer):
     finish_reason: str = "stop"
     content_filter: bool = False  # the answer is cut by the completion filter after one piece
     embeddings_reversed: bool = False  # list embeddings in reverse index order
+    tool_calls_per_answer: int = 1  # parallel tool calls in one answer (when the request allows them)
+    argument_chunks: int = 3  # streamed fragments of each call's arguments (Mistral sends calls whole)
+    interleave_tool_calls: bool = False  # stream parallel calls' fragments alternately, not in order
     raw: bytes | None = None  # answer 200 with exactly these bytes (replays)
     raw_content_type: str = "text/event-stream; charset=utf-8"
     expected_headers: dict[str, str] = field(default_factory=dict)  # else 401 echoing what came
@@ -161,10 +170,16 @@ class OpenAIFake(FakeServer):
         assert isinstance(body, dict)
         if self.raw is not None:
             return await self.send(request, [self.raw], {**headers, "content-type": self.raw_content_type})
+        try:
+            asked = _READERS[operation](body, flavor) if operation in _READERS else Asked()
+        except Rejected as rejected:
+            refusal = FakeError(400, rejected.message, "invalid_request_error", rejected.code, rejected.param)
+            return _error_response(refusal, flavor, headers)
+        said = decide(asked, self.reply, self.tool_calls_per_answer)
         if not body.get("stream") or operation == "embeddings":
-            answer = _ANSWERS[operation](self, body, flavor)
+            answer = _ANSWERS[operation](self, body, flavor, said)
             return await self.send(request, [_json(answer)], {**headers, "content-type": "application/json"})
-        frames = _STREAMS[operation](self, body, flavor)
+        frames = _STREAMS[operation](self, body, flavor, said)
         return await self.send(
             request, frames, {**headers, "content-type": "text/event-stream; charset=utf-8"}
         )
@@ -205,9 +220,9 @@ class OpenAIFake(FakeServer):
 
     # --- scripted answers -------------------------------------------------------------------
 
-    def pieces(self, body: Mapping[str, Any]) -> tuple[list[str], str]:
-        """The reply pieces to send and the finish reason, honouring the request's token limit."""
-        pieces = split_text(self.reply, self.chunks)
+    def pieces(self, body: Mapping[str, Any], text: str) -> tuple[list[str], str]:
+        """The pieces of `text` to send and the finish reason, honouring the request's token limit."""
+        pieces = split_text(text, self.chunks)
         if self.content_filter:
             return pieces[:1], "content_filter"
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
@@ -236,10 +251,15 @@ class OpenAIFake(FakeServer):
 # --- Chat Completions and legacy completions ----------------------------------------------------
 
 
-def _chat_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> dict[str, Any]:
-    pieces, finish = fake.pieces(body)
+def _chat_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str, said: Answer) -> dict[str, Any]:
+    pieces, finish = fake.pieces(body, said.text)
+    if said.calls:
+        pieces, finish = [c.arguments_json for c in said.calls], "tool_calls"
     choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": finish}
-    if body.get("messages") is not None:
+    if said.calls:
+        choice["message"] = tool_calls_message(said, flavor)
+        kind, prefix = "chat.completion", "chatcmpl"
+    elif body.get("messages") is not None:
         choice["message"] = {"role": "assistant", "content": "".join(pieces), "refusal": None}
         kind, prefix = "chat.completion", "chatcmpl"
     else:
@@ -259,8 +279,8 @@ def _chat_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> dict[st
     return answer
 
 
-def _chat_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> list[bytes]:
-    pieces, finish = fake.pieces(body)
+def _chat_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str, said: Answer) -> list[bytes]:
+    pieces, finish = fake.pieces(body, said.text)
     legacy = body.get("messages") is None
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     base: dict[str, Any] = {
@@ -294,10 +314,17 @@ def _chat_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> list[by
                 "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": _filter_results()}],
             }
         )
-    if not legacy:
-        chunks.append(chunk("", role="assistant", refusal=None))
-    chunks.extend(chunk(piece) for piece in pieces)
-    if flavor == "mistral":  # the last chunk carries finish_reason and usage together
+    if said.calls:
+        pieces, finish = [c.arguments_json for c in said.calls], "tool_calls"
+        deltas = tool_call_deltas(said, flavor, fake.argument_chunks, fake.interleave_tool_calls)
+        chunks.extend(chunk(None, **delta) for delta in deltas)
+    else:
+        chunks.extend([] if legacy else [chunk("", role="assistant", refusal=None)])
+        chunks.extend(chunk(piece) for piece in pieces)
+    if flavor == "mistral" and said.calls:  # the whole calls come with finish_reason and usage
+        chunks[-1]["choices"][0]["finish_reason"] = finish
+        chunks[-1]["usage"] = fake.usage(len(pieces))
+    elif flavor == "mistral":  # the last chunk carries finish_reason and usage together
         chunks.append({**chunk("", finish), "usage": fake.usage(len(pieces))})
     else:
         chunks.append(chunk(None, finish))
@@ -313,9 +340,16 @@ def _chat_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> list[by
 
 
 def _response_object(
-    fake: OpenAIFake, body: dict[str, Any], pieces: list[str], finish: str
+    fake: OpenAIFake, body: dict[str, Any], pieces: list[str], finish: str, said: Answer
 ) -> dict[str, Any]:
     incomplete = finish in ("length", "content_filter")
+    message = {
+        "id": "msg_fake0001",
+        "type": "message",
+        "status": "incomplete" if incomplete else "completed",
+        "role": "assistant",
+        "content": [{"type": "output_text", "annotations": [], "logprobs": [], "text": "".join(pieces)}],
+    }
     return {
         "id": "resp_fake0001",
         "object": "response",
@@ -329,17 +363,7 @@ def _response_object(
         ),
         "instructions": body.get("instructions"),
         "model": body.get("model", "gpt-4.1"),
-        "output": [
-            {
-                "id": "msg_fake0001",
-                "type": "message",
-                "status": "incomplete" if incomplete else "completed",
-                "role": "assistant",
-                "content": [
-                    {"type": "output_text", "annotations": [], "logprobs": [], "text": "".join(pieces)}
-                ],
-            }
-        ],
+        "output": function_call_items(said, done=True) if said.calls else [message],
         "usage": {
             "input_tokens": fake.prompt_tokens,
             "input_tokens_details": {"cached_tokens": 0},
@@ -350,41 +374,26 @@ def _response_object(
     }
 
 
-def _responses_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> dict[str, Any]:
-    pieces, finish = fake.pieces(body)
-    answer = _response_object(fake, body, pieces, finish)
+def _responses_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str, said: Answer) -> dict[str, Any]:
+    pieces, finish = fake.pieces(body, said.text)
+    answer = _response_object(fake, body, pieces, finish, said)
     if fake.response_failed:
         answer.update(status="failed", output=[], error=_failed_error())
     return answer
 
 
-def _responses_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> list[bytes]:
-    pieces, finish = fake.pieces(body)
-    final = _response_object(fake, body, pieces, finish)
+def _responses_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str, said: Answer) -> list[bytes]:
+    pieces, finish = fake.pieces(body, said.text)
+    final = _response_object(fake, body, pieces, finish, said)
     started = {**final, "status": "in_progress", "incomplete_details": None, "output": [], "usage": None}
-    item = {
-        "id": "msg_fake0001",
-        "type": "message",
-        "status": "in_progress",
-        "content": [],
-        "role": "assistant",
-    }
-    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
-    where = {"item_id": "msg_fake0001", "output_index": 0, "content_index": 0}
-    text = "".join(pieces)
     events: list[tuple[str, dict[str, Any]]] = [
         ("response.created", {"response": started}),
         ("response.in_progress", {"response": started}),
-        ("response.output_item.added", {"item": item, "output_index": 0}),
-        ("response.content_part.added", {**where, "part": part}),
-        *(
-            ("response.output_text.delta", {**where, "delta": p, "logprobs": [], "obfuscation": "fyy9Vfz7II"})
-            for p in pieces
-        ),
-        ("response.output_text.done", {**where, "text": text, "logprobs": []}),
-        ("response.content_part.done", {**where, "part": {**part, "text": text}}),
-        ("response.output_item.done", {"item": final["output"][0], "output_index": 0}),
     ]
+    if said.calls:
+        events += function_call_events(said, fake.argument_chunks)
+    else:
+        events += _message_events(final["output"][0], pieces)
     if fake.response_failed:
         terminal = ("response.failed", {"response": {**final, "status": "failed", "error": _failed_error()}})
     else:
@@ -399,6 +408,30 @@ def _responses_stream(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> li
     )
 
 
+def _message_events(message: dict[str, Any], pieces: list[str]) -> list[tuple[str, dict[str, Any]]]:
+    item = {
+        "id": "msg_fake0001",
+        "type": "message",
+        "status": "in_progress",
+        "content": [],
+        "role": "assistant",
+    }
+    part = {"type": "output_text", "annotations": [], "logprobs": [], "text": ""}
+    where = {"item_id": "msg_fake0001", "output_index": 0, "content_index": 0}
+    text = "".join(pieces)
+    return [
+        ("response.output_item.added", {"item": item, "output_index": 0}),
+        ("response.content_part.added", {**where, "part": part}),
+        *(
+            ("response.output_text.delta", {**where, "delta": p, "logprobs": [], "obfuscation": "fyy9Vfz7II"})
+            for p in pieces
+        ),
+        ("response.output_text.done", {**where, "text": text, "logprobs": []}),
+        ("response.content_part.done", {**where, "part": {**part, "text": text}}),
+        ("response.output_item.done", {"item": message, "output_index": 0}),
+    ]
+
+
 def _failed_error() -> dict[str, str]:
     return {"code": "server_error", "message": "The model failed to generate a response."}
 
@@ -406,7 +439,7 @@ def _failed_error() -> dict[str, str]:
 # --- Embeddings ---------------------------------------------------------------------------------
 
 
-def _embeddings_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str) -> dict[str, Any]:
+def _embeddings_answer(fake: OpenAIFake, body: dict[str, Any], flavor: str, said: Answer) -> dict[str, Any]:
     texts = body.get("input")
     texts = [texts] if isinstance(texts, str) else list(texts or [])
     data = [
@@ -439,6 +472,7 @@ _STREAMS = {
     "completions": _chat_stream,
     "responses": _responses_stream,
 }
+_READERS = {"chat/completions": read_chat, "responses": lambda body, flavor: read_responses(body)}
 
 
 # --- wire helpers -------------------------------------------------------------------------------
