@@ -20,9 +20,9 @@ from app.api.context import Context, GraphQLInfo
 from app.api.errors import ErrorCode
 from app.db import DatabaseUnavailable
 from app.domain.errors import Unauthenticated
+from app.domain.gateway import GatewayStreamEvent
 from app.server_keys import CALLER
 from app.services.auth import Credential, connection_credential, http_credential
-from app.services.gateway.service import GatewayStreamEvent
 from app.services.revocation import stream_refused
 
 

@@ -13,6 +13,8 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
+from app.domain.calls import TextDelta, Usage
+from app.domain.enums import FinishReason
 from app.domain.errors import FieldError, UserInputError
 from app.domain.ids import MODEL_TYPES, decode_any
 from app.domain.models import EffectiveModel
@@ -106,6 +108,43 @@ class CallWarning:
     # For a deprecated or migrated model: since when it counts as deprecated for this answer (the
     # end of life once it has passed, else the time of the answer: no date of deprecation is kept).
     deprecated_since: datetime | None = None
+
+
+# A stream as the gateway gives it to a door: a start (who answers), the provider's text deltas as
+# they come, a reset when it fails over after text (the new answer starts again), then one end or
+# one error. Expected failures are StreamError events, never exceptions.
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    requested: EffectiveModel
+    served: EffectiveModel
+    # Known before the first byte (deprecation, migration, fallback): the REST door sends them as
+    # response headers; StreamEnd repeats them.
+    warnings: tuple[CallWarning, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamReset:
+    """The stream failed over after text was sent: what was sent is void; `served` answers anew."""
+
+    reason: str
+    served: EffectiveModel
+    warnings: tuple[CallWarning, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEnd:
+    finish_reason: FinishReason
+    usage: Usage
+    credits: Decimal
+    warnings: tuple[CallWarning, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    error: GatewayError
+
+
+GatewayStreamEvent = StreamStart | TextDelta | StreamReset | StreamEnd | StreamError
 
 
 class CallOperation(StrEnum):

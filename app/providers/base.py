@@ -56,11 +56,13 @@ class ChatRequest:
     temperature: float | None = None
     max_tokens: int | None = None
 
+    def texts(self) -> list[str]:
+        """Every text the request sends: the composed system prompt, then the messages."""
+        return [*([self.system_prompt] if self.system_prompt else []), *(m.content for m in self.messages)]
+
     def prompt_text(self) -> str:
         """The conversation flattened for completion endpoints, which take one prompt string."""
-        parts = [self.system_prompt] if self.system_prompt else []
-        parts.extend(m.content for m in self.messages)
-        return "\n\n".join(parts)
+        return "\n\n".join(self.texts())
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,16 @@ from contextlib import aclosing
 
 from aiohttp import web
 
-from app.domain.calls import ChatMessage
-from app.domain.gateway import CallOperation, ModelRef
+from app.domain.calls import ChatMessage, TextDelta
+from app.domain.gateway import (
+    CallOperation,
+    GatewayStreamEvent,
+    ModelRef,
+    StreamEnd,
+    StreamError,
+    StreamReset,
+    StreamStart,
+)
 from app.domain.ids import model_global_id
 from app.rest.caller import Caller, body_of, caller_of
 from app.rest.errors import RestError, from_gateway
@@ -18,7 +26,6 @@ from app.rest.headers import call_headers
 from app.rest.responses import finish_reason, json_response, modelgate_extension, usage_object
 from app.rest.schemas import ChatCompletionRequest
 from app.rest.streaming import DONE, SSE_HEADERS, STREAMS, ChatChunks
-from app.services.gateway import service as gateway
 from app.services.gateway.requests import CallRequest
 from app.services.revocation import stream_refused
 
@@ -85,9 +92,9 @@ async def _stream(
     try:
         async with request.app[STREAMS].watching(request), aclosing(events):
             first = await anext(events, None)
-            if isinstance(first, gateway.StreamError):
+            if isinstance(first, StreamError):
                 raise from_gateway(first.error)  # nothing sent yet: a plain HTTP error
-            if not isinstance(first, gateway.StreamStart):
+            if not isinstance(first, StreamStart):
                 raise RuntimeError(f"a chat stream began with {first!r}")
             headers = {**SSE_HEADERS, **call_headers(first.served, first.warnings)}
             chunks = ChatChunks(
@@ -116,7 +123,7 @@ async def _stream(
 
 async def _relay(
     response: web.StreamResponse,
-    events: AsyncGenerator[gateway.GatewayStreamEvent],
+    events: AsyncGenerator[GatewayStreamEvent],
     chunks: ChatChunks,
     *,
     include_usage: bool,
@@ -125,21 +132,21 @@ async def _relay(
     that the call is metered and its stream slot free by the time the client sees the end. Every
     stream ends with `[DONE]`, a failed one after its error frame."""
     async for event in events:
-        if isinstance(event, gateway.StreamDelta):
+        if isinstance(event, TextDelta):
             await response.write(chunks.text(event.text))
-        elif isinstance(event, gateway.StreamEnd):
+        elif isinstance(event, StreamEnd):
             await response.write(chunks.finish(event.finish_reason))
             if include_usage:
                 await response.write(chunks.usage(event.usage))
             await events.aclose()
             await response.write(DONE)
             return
-        elif isinstance(event, gateway.StreamError):
+        elif isinstance(event, StreamError):
             await events.aclose()
             await response.write(from_gateway(event.error).frame())
             await response.write(DONE)
             return
-        elif isinstance(event, gateway.StreamResetEvent):
+        elif isinstance(event, StreamReset):
             # Not sent to this front door (fail_over_after_text=False); never relay a mixed answer.
             await events.aclose()
             error = RestError(502, "the model failed mid-answer", type="server_error", code="provider_error")

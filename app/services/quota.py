@@ -35,7 +35,6 @@ from app.domain.tenancy import Organization
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.domain.usage import Metered, month_of
 from app.repositories.quota import QuotaLeaseRepository
-from app.services.gateway.attempts import system_prompts
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.resolution import Route
 
@@ -115,10 +114,10 @@ class QuotaReservations:
         if route.organization.monthly_credit_limit is None:
             return None
         ceilings = [Decimal(0)]
-        for model in (route.primary, *route.fallbacks):
+        for model in route.models:
             multiplier = model.model.credit_multiplier
             if multiplier:
-                texts = [*system_prompts(model, request), *(m.content for m in request.messages)]
+                texts = route.chat_request(model, request).texts()
                 output = request.max_tokens or model.model.max_output_tokens or self.default_max_output_tokens
                 ceilings.append(call_ceiling(estimate_prompt_tokens(texts), output, multiplier))
         return await self.reserve(route.organization, max(ceilings))
@@ -128,7 +127,7 @@ class QuotaReservations:
             return None
         tokens = sum(estimate_tokens(text) for text in texts)
         ceilings = [Decimal(0)]
-        for model in (route.primary, *route.fallbacks):
+        for model in route.models:
             ceilings.append(call_ceiling(tokens, 0, model.model.credit_multiplier))
         return await self.reserve(route.organization, max(ceilings))
 

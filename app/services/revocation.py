@@ -23,9 +23,8 @@ from typing import TypeVar
 from app.db import DatabaseUnavailable
 from app.domain.auth import Principal
 from app.domain.errors import Unauthenticated
-from app.domain.gateway import GatewayError, GatewayErrorCode
+from app.domain.gateway import GatewayError, GatewayErrorCode, GatewayStreamEvent, StreamError
 from app.services.auth import Authenticator, Credential
-from app.services.gateway.service import GatewayStreamEvent, StreamError
 from app.services.notifications import API_KEYS_TOPIC, TENANCY_TOPIC, Notifications
 
 log = logging.getLogger(__name__)

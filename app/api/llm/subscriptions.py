@@ -25,31 +25,50 @@ from app.api.llm.types import (
 )
 from app.api.models.types import model_type
 from app.api.revocation import until_refused
+from app.domain.calls import TextDelta
 from app.domain.errors import UserInputError
-from app.domain.gateway import CallOperation
-from app.services.gateway import service as gateway
+from app.domain.gateway import (
+    CallOperation,
+    GatewayError,
+    GatewayStreamEvent,
+    StreamEnd,
+    StreamReset,
+    StreamStart,
+)
+from app.services.gateway.service import as_gateway_error
 
 
-def _event(event: gateway.GatewayStreamEvent) -> ChatStreamEvent:
-    if isinstance(event, gateway.StreamDelta):
-        return ChatStreamDelta(text=event.text, index=event.index)
-    if isinstance(event, gateway.StreamStart):
-        return ChatStreamStart(
-            request_id=event.request_id, model=model_type(event.requested), served_by=model_type(event.served)
-        )
-    if isinstance(event, gateway.StreamResetEvent):
-        return ChatStreamReset(reason=event.reason, served_by=model_type(event.served))
-    if isinstance(event, gateway.StreamEnd):
-        return ChatStreamEnd(
-            finish_reason=event.finish_reason,
-            usage=TokenUsage.of(event.usage, event.credits),
-            warnings=warnings_of(event.warnings),
-        )
-    return _error(event)
+class _Events:
+    """The gateway's stream events as GraphQL's; `ChatStreamDelta.index` counts the deltas of the
+    current answer (from 0 again after a reset)."""
+
+    def __init__(self, request_id: str) -> None:
+        self.request_id = request_id
+        self.index = 0
+
+    def of(self, event: GatewayStreamEvent) -> ChatStreamEvent:
+        if isinstance(event, TextDelta):
+            self.index += 1
+            return ChatStreamDelta(text=event.text, index=self.index - 1)
+        if isinstance(event, StreamStart):
+            return ChatStreamStart(
+                request_id=self.request_id,
+                model=model_type(event.requested),
+                served_by=model_type(event.served),
+            )
+        if isinstance(event, StreamReset):
+            self.index = 0
+            return ChatStreamReset(reason=event.reason, served_by=model_type(event.served))
+        if isinstance(event, StreamEnd):
+            return ChatStreamEnd(
+                finish_reason=event.finish_reason,
+                usage=TokenUsage.of(event.usage, event.credits),
+                warnings=warnings_of(event.warnings),
+            )
+        return _error(event.error)
 
 
-def _error(event: gateway.StreamError) -> ChatStreamError:
-    error = event.error
+def _error(error: GatewayError) -> ChatStreamError:
     return ChatStreamError(
         code=error.code, message=error.message, retryable=error.retryable, retry_after=error.retry_after
     )
@@ -66,9 +85,10 @@ class LlmSubscriptions:
             refuse_unstorable_named(input, "input")
             request = chat_call(input, CallOperation.CHAT_STREAM)
         except UserInputError as exc:
-            yield _error(gateway.StreamError(gateway.as_gateway_error(exc)))
+            yield _error(as_gateway_error(exc))
             return
         stream = services(info).gateway.chat_stream(principal, request, request_id)
+        graphql = _Events(request_id)
         async with aclosing(until_refused(info, stream)) as events:
             async for event in events:
-                yield _event(event)
+                yield graphql.of(event)

@@ -12,10 +12,10 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.domain.calls import Finished, ProviderError, TextDelta, Usage, UsageUpdate
-from app.domain.enums import FinishReason
+from app.domain.calls import Finished, ProviderError, StreamFailed, TextDelta, UsageUpdate
+from app.domain.gateway import StreamReset, StreamStart
 from app.metrics import FALLBACKS, PROVIDER_CALLS, labelled
-from app.providers.base import ChatRequest, Completion, Embeddings, EmbedRequest
+from app.providers.base import Completion, Embeddings, EmbedRequest
 from app.providers.registry import adapter_for
 from app.providers.runtime import ProviderRuntime
 from app.services.gateway.failures import deadline_passed, gateway_error, rule_for
@@ -34,44 +34,10 @@ class Served(Generic[T]):
     model: ResolvedModel
 
 
-@dataclass(frozen=True, slots=True)
-class StreamStarted:
-    model: ResolvedModel
-
-
-@dataclass(frozen=True, slots=True)
-class StreamText:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class StreamReset:
-    reason: str
-    model: ResolvedModel
-
-
-@dataclass(frozen=True, slots=True)
-class StreamDone:
-    finish_reason: FinishReason
-    usage: Usage | None
-    model: ResolvedModel
-
-
-StreamStep = StreamStarted | StreamText | StreamReset | StreamDone
-
-
-def system_prompts(model: ResolvedModel, request: CallRequest) -> list[str]:
-    """The model's effective system prompt comes first, then the caller's."""
-    return [p for p in (model.system_prompt, request.system_prompt) if p]
-
-
-def chat_request(model: ResolvedModel, request: CallRequest) -> ChatRequest:
-    return ChatRequest(
-        messages=request.messages,
-        system_prompt="\n\n".join(system_prompts(model, request)) or None,
-        temperature=request.temperature,
-        max_tokens=request.max_tokens,
-    )
+# What `stream` yields: the gateway's stream events (app.domain.gateway) with the provider's text
+# deltas as they come, and at the end the serving attempt's usage (if it reported any) and finish,
+# which the metering around it turns into the StreamEnd.
+AttemptEvent = StreamStart | TextDelta | UsageUpdate | StreamReset | Finished
 
 
 class Attempts:
@@ -109,7 +75,7 @@ class Attempts:
     async def complete(self, route: Route, request: CallRequest) -> Served[Completion]:
         async def call(model: ResolvedModel) -> Completion:
             adapter = adapter_for(model.target(), self.runtime)
-            return await adapter.complete(chat_request(model, request))
+            return await adapter.complete(route.chat_request(model, request))
 
         return await self._run(route, call)
 
@@ -148,7 +114,7 @@ class Attempts:
                 break
         raise gateway_error(error)
 
-    async def stream(self, route: Route, request: CallRequest) -> AsyncGenerator[StreamStep]:
+    async def stream(self, route: Route, request: CallRequest) -> AsyncGenerator[AttemptEvent]:
         error: ProviderError | None = None
         started = False
         seconds = self.deadline(route, self.stream_deadline)
@@ -159,9 +125,9 @@ class Attempts:
                 labelled(FALLBACKS, model.model.provider.value).inc()
             sent_text = False
             for attempt in range(2):
-                usage: Usage | None = None
+                usage: UsageUpdate | None = None  # the attempt's latest, passed on with its finish
                 adapter = adapter_for(model.target(), self.runtime)
-                async with aclosing(adapter.stream(chat_request(model, request))) as events:
+                async with aclosing(adapter.stream(route.chat_request(model, request))) as events:
                     while True:
                         try:
                             # Around each wait, never around a yield: the deadline cancels the
@@ -172,24 +138,24 @@ class Attempts:
                             error = deadline_passed(seconds)
                             await self._failed(route, model, error)
                             raise gateway_error(error) from None
-                        if isinstance(event, TextDelta):
-                            if not started:
-                                started = True
-                                yield StreamStarted(model)
-                            sent_text = True
-                            yield StreamText(event.text)
-                        elif isinstance(event, UsageUpdate):
-                            usage = event.usage
-                        elif isinstance(event, Finished):
-                            if not started:
-                                yield StreamStarted(model)
-                            labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
-                            await self.health.record_success(model.model.id)
-                            yield StreamDone(event.reason, usage, model)
-                            return
-                        else:  # StreamFailed: the adapter's one terminal failure
+                        if isinstance(event, UsageUpdate):
+                            usage = event
+                            continue
+                        if isinstance(event, StreamFailed):  # the adapter's one terminal failure
                             failure = event.error
                             break
+                        if not started:
+                            started = True
+                            yield StreamStart(route.requested.model, model.model, route.warnings_for(model))
+                        if isinstance(event, Finished):
+                            labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
+                            await self.health.record_success(model.model.id)
+                            if usage is not None:
+                                yield usage
+                            yield event
+                            return
+                        sent_text = True
+                        yield event
                 error = failure
                 # Never again on the same model once text was sent: the caller has seen it.
                 if sent_text or attempt == 1 or not await self._may_retry(failure, deadline):
@@ -200,7 +166,9 @@ class Attempts:
             if sent_text:
                 if not request.fail_over_after_text:
                     break
-                yield StreamReset(f"{model.model.record.name} failed: {failure.message}", models[index + 1])
+                following = models[index + 1]
+                reason = f"{model.model.record.name} failed: {failure.message}"
+                yield StreamReset(reason, following.model, route.warnings_for(following))
         raise gateway_error(error)
 
     async def _may_retry(self, error: ProviderError, deadline: float) -> bool:

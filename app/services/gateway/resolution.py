@@ -25,6 +25,8 @@ from app.domain.models import LifecycleState
 from app.domain.tenancy import Organization
 from app.domain.tokens import estimate_prompt_tokens
 from app.domain.values import with_article
+from app.providers.base import ChatRequest
+from app.services.gateway.requests import CallRequest
 from app.services.model_cache import ModelCache, ResolvedModel
 from app.services.permissions import require
 from app.services.tenancy_cache import TenancyCache
@@ -74,6 +76,37 @@ class Route:
     fallbacks: tuple[ResolvedModel, ...]
     trip_policy: TripPolicy | None
     warnings: tuple[CallWarning, ...] = field(default=())
+    _requests: dict[UUID, ChatRequest] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def models(self) -> tuple[ResolvedModel, ...]:
+        return (self.primary, *self.fallbacks)
+
+    def chat_request(self, model: ResolvedModel, call: CallRequest) -> ChatRequest:
+        """What `model` is asked for `call`: its system prompt composed (the model's effective one
+        first, then the caller's), once per model of the route (the context-window check, the
+        quota estimate and the attempt share it)."""
+        request = self._requests.get(model.model.id)
+        if request is None:
+            prompts = [p for p in (model.system_prompt, call.system_prompt) if p]
+            request = ChatRequest(
+                messages=call.messages,
+                system_prompt="\n\n".join(prompts) or None,
+                temperature=call.temperature,
+                max_tokens=call.max_tokens,
+            )
+            self._requests[model.model.id] = request
+        return request
+
+    def warnings_for(self, served: ResolvedModel) -> tuple[CallWarning, ...]:
+        """The route's warnings, and a fallback's when `served` is not the primary."""
+        if served is self.primary:
+            return self.warnings
+        fallback = CallWarning(
+            WarningCode.FALLBACK_USED,
+            f"{self.primary.model.record.name} failed; served by its fallback {served.model.record.name}",
+        )
+        return (*self.warnings, fallback)
 
 
 class Resolver:
@@ -271,11 +304,10 @@ class Resolver:
         return tuple(usable), policy
 
 
-def check_limits(
-    route: Route, operation: CallOperation, prompt_texts: list[str], max_tokens: int | None
-) -> None:
+def check_limits(route: Route, call: CallRequest) -> None:
     """The output limit and the context window, on the model that will serve the call."""
     model = route.primary.model
+    operation, max_tokens = call.operation, call.max_tokens
     if (
         max_tokens is not None
         and model.max_output_tokens is not None
@@ -287,7 +319,7 @@ def check_limits(
             field=("input", "maxTokens"),
         )
     if model.context_window is not None and operation is not CallOperation.EMBED:
-        estimate = estimate_prompt_tokens(prompt_texts)
+        estimate = estimate_prompt_tokens(route.chat_request(route.primary, call).texts())
         if estimate > model.context_window:
             raise GatewayError(
                 GatewayErrorCode.CONTEXT_TOO_LONG,

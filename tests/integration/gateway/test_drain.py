@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 
 from app.domain.auth import Role
-from app.domain.calls import ChatMessage
+from app.domain.calls import ChatMessage, TextDelta
 from app.domain.enums import ChatRole
-from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef
+from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef, StreamError, StreamStart
 from app.domain.ids import decode_any
 from app.services.gateway.requests import CallRequest
-from app.services.gateway.service import StreamDelta, StreamError, StreamStart
 from tests.conftest import LiveServer
 from tests.fakes.openai_server import openai_fake_server
 from tests.support.catalog import create_system_model
@@ -40,7 +39,7 @@ async def test_draining_refuses_new_calls_and_ends_open_streams_with_an_error(
         async def consume() -> None:
             async for event in services.gateway.chat_stream(principal, request, "drain-test"):
                 events.append(event)
-                if isinstance(event, StreamDelta):
+                if isinstance(event, TextDelta):
                     text_arrived.set()
 
         consumer = asyncio.create_task(consume())
