@@ -15,9 +15,11 @@ import orjson
 
 from app.cli_input import CommandError, object_id, require_database
 from app.config import Settings
-from app.db import Database, EmbeddedPostgres, migrate
+from app.db import Database
 from app.domain.auth import Role
+from app.embedded_postgres import EmbeddedPostgres
 from app.logs import configure_logging
+from app.migrations import migrate
 from app.repositories.secrets import SecretRepository
 from app.services.catalog_seed import SeedReport, seed_catalog
 from app.services.container import Services

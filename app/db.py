@@ -1,30 +1,29 @@
-"""The database: the asyncpg pool, migrations, the embedded PostgreSQL, LISTEN/NOTIFY.
+"""The database: the asyncpg pool and the unit of work.
 
 Repositories use `Database` rather than the pool directly so that a database that cannot be
 reached, or stops answering, is reported one way everywhere: `DatabaseUnavailable`, within the
 acquire timeout (waiting for a connection) plus the query timeout (waiting for each statement).
+
+A unit of work is `async with db.transaction():` around repository calls: every statement the task
+runs inside the block joins the transaction, so no connection is passed around, and the whole is
+committed at the end of the block or rolled back when it fails. A transaction belongs to the task
+that opened it (a task started inside it runs its statements on their own).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import re
-import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import orjson
-import psutil
 
 log = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
-_MIGRATION_LOCK_ID = 0x6D6F64656C676174  # "modelgat": one advisory lock for every instance
-_MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
 
 _CONNECTIVITY_ERRORS = (
     OSError,
@@ -44,6 +43,23 @@ _UNKNOWN_STATE = (*_CONNECTIVITY_ERRORS, asyncio.CancelledError)
 
 class DatabaseUnavailable(Exception):
     """The database could not be reached in time. Safe to report as SERVICE_UNAVAILABLE."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Transaction:
+    connection: asyncpg.Connection
+    task: asyncio.Task[Any] | None
+
+
+_current: ContextVar[_Transaction | None] = ContextVar("modelgate_transaction", default=None)
+
+
+def _joined() -> asyncpg.Connection | None:
+    """The connection of the transaction this task opened, if it is inside one."""
+    transaction = _current.get()
+    if transaction is None or transaction.task is not asyncio.current_task():
+        return None
+    return transaction.connection
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -115,163 +131,59 @@ class Database:
             await self.pool.release(conn)
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    async def transaction(self) -> AsyncIterator[None]:
+        """A unit of work: the statements this task runs inside the block, committed together (a
+        block inside another joins it)."""
+        if _joined() is not None:
+            yield
+            return
         async with self.connection() as conn:
             transaction = conn.transaction()
             await transaction.start()
+            token = _current.set(_Transaction(conn, asyncio.current_task()))
             try:
-                yield conn
+                yield
             except _UNKNOWN_STATE:
                 raise  # no ROLLBACK to wait for: `connection` closes the connection, which ends it
             except BaseException:
                 await transaction.rollback()
                 raise
+            finally:
+                _current.reset(token)
             await transaction.commit()
 
-    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[asyncpg.Connection]:
+        """The unit of work's connection, or one of the pool's for a statement on its own."""
+        joined = _joined()
+        if joined is not None:
+            yield joined
+            return
         async with self.connection() as conn:
+            yield conn
+
+    async def fetch(self, query: str, *args: Any) -> list[asyncpg.Record]:
+        async with self._statement() as conn:
             rows: list[asyncpg.Record] = await conn.fetch(query, *args)
             return rows
 
     async def fetchrow(self, query: str, *args: Any) -> asyncpg.Record | None:
-        async with self.connection() as conn:
+        async with self._statement() as conn:
             row: asyncpg.Record | None = await conn.fetchrow(query, *args)
             return row
 
     async def fetchval(self, query: str, *args: Any) -> Any:
-        async with self.connection() as conn:
+        async with self._statement() as conn:
             return await conn.fetchval(query, *args)
 
     async def execute(self, query: str, *args: Any) -> str:
-        async with self.connection() as conn:
+        async with self._statement() as conn:
             status: str = await conn.execute(query, *args)
             return status
 
+    async def executemany(self, query: str, args: list[tuple[Any, ...]]) -> None:
+        async with self._statement() as conn:
+            await conn.executemany(query, args)
+
     async def notify(self, channel: str, payload: str) -> None:
         await self.execute("SELECT pg_notify($1, $2)", channel, payload)
-
-
-def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:
-    files = []
-    for path in sorted(directory.glob("*.sql")):
-        match = _MIGRATION_FILE.match(path.name)
-        if not match:
-            raise RuntimeError(f"migration file name not understood: {path.name}")
-        files.append((int(match.group(1)), path))
-    return files
-
-
-async def migrate(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[int]:
-    """Applies pending migrations in order, each in its own transaction, under an advisory lock so
-    that instances starting together do not both migrate. Returns the versions it applied."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _MIGRATION_LOCK_ID)
-        try:
-            await conn.execute(
-                """CREATE TABLE IF NOT EXISTS schema_migrations (
-                       version integer PRIMARY KEY,
-                       name text NOT NULL,
-                       applied_at timestamptz NOT NULL DEFAULT now())"""
-            )
-            applied = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            done = []
-            for version, path in migration_files(directory):
-                if version in applied:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(path.read_text())
-                    await conn.execute(
-                        "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, path.name
-                    )
-                log.info("applied migration", extra={"migration": path.name})
-                done.append(version)
-            return done
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _MIGRATION_LOCK_ID)
-    finally:
-        await conn.close()
-
-
-async def pending_migrations(db: Database, directory: Path = MIGRATIONS_DIR) -> list[int]:
-    rows = await db.fetch("SELECT version FROM schema_migrations")
-    applied = {r["version"] for r in rows}
-    return [v for v, _ in migration_files(directory) if v not in applied]
-
-
-class EmbeddedPostgres:
-    """A PostgreSQL server of our own (pgserver) with its data in `data_dir`, reused across starts.
-
-    pgserver lists the processes using the server in `.handle_pids.json` in the data directory, and
-    the last one to leave stops it. A process killed before its exit hooks ran (SIGKILL, the OOM
-    killer) stays listed for good, so that no later exit is the last and the server is left running
-    after each one. Handles of processes that are gone are forgotten on the way in and on the way out.
-    """
-
-    def __init__(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        logging.getLogger("pgserver").setLevel(logging.WARNING)  # it narrates every command at INFO
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-            from pgserver.postgres_server import get_server
-
-            pgdata = data_dir.resolve()
-            self._handles = pgdata / ".handle_pids.json"
-            _forget_dead_handles(self._handles)
-            self._server = get_server(str(pgdata), cleanup_mode="stop")
-
-    @property
-    def dsn(self) -> str:
-        return str(self._server.get_uri())
-
-    def stop(self) -> None:
-        """Leaves the server, stopping it when no live process uses it any more."""
-        _forget_dead_handles(self._handles)
-        self._server.cleanup()
-
-
-def _forget_dead_handles(handles: Path) -> None:
-    """Drops from pgserver's handle list the processes that cannot hold a handle any more: gone, or
-    a later process that was given a dead one's id (created after the list was last written)."""
-    from pgserver.postgres_server import PostgresServer
-
-    with PostgresServer._lock:  # pgserver's own lock over every server's handle list
-        try:
-            listed: list[int] = orjson.loads(handles.read_bytes())
-            written = handles.stat().st_mtime
-        except FileNotFoundError:
-            return
-        alive = [pid for pid in listed if _may_hold_handle(pid, written)]
-        if alive != listed:
-            log.warning(
-                "forgot embedded PostgreSQL handles of processes that are gone: %s",
-                sorted(set(listed) - set(alive)),
-            )
-            handles.write_bytes(orjson.dumps(alive))
-
-
-def _may_hold_handle(pid: int, written: float) -> bool:
-    try:
-        process = psutil.Process(pid)
-        gone = process.status() == psutil.STATUS_ZOMBIE
-        return not gone and float(process.create_time()) <= written + 1
-    except psutil.NoSuchProcess:
-        return False
-
-
-@asynccontextmanager
-async def listening(dsn: str, channel: str, callback: Callable[[str], None]) -> AsyncIterator[None]:
-    """LISTEN on `channel` on a dedicated connection for the duration of the block."""
-    conn = await asyncpg.connect(dsn)
-
-    def on_notify(_conn: object, _pid: int, _channel: str, payload: str) -> None:
-        callback(payload)
-
-    await conn.add_listener(channel, on_notify)
-    try:
-        yield
-    finally:
-        try:
-            await conn.remove_listener(channel, on_notify)
-        finally:
-            await conn.close()

@@ -19,8 +19,9 @@ from app.api.http_errors import error_response
 from app.api.schema import build_schema
 from app.api.view import ModelgateView
 from app.config import Settings
-from app.db import Database, DatabaseUnavailable, pending_migrations
+from app.db import Database, DatabaseUnavailable
 from app.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
+from app.migrations import pending_migrations
 from app.rest.routes import add_routes as add_rest_routes
 from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS, WEBSOCKETS
 from app.services.container import Services

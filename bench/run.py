@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from app.config import Settings
-from app.db import EmbeddedPostgres
+from app.embedded_postgres import EmbeddedPostgres
 from bench import query_analysis
 from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
 from bench.report import print_table

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from app.config import Settings
-from app.db import Database, migrate
+from app.db import Database
 from app.domain.auth import OPERATOR, Role
 from app.domain.enums import ModelGroup, Plan, Provider
 from app.domain.ids import encode_id
 from app.domain.models import Capability
+from app.migrations import migrate
 from app.services.catalog_seed import seed_catalog
 from app.services.container import Services
 from app.services.model_input import ModelInput
@@ -35,9 +36,8 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
     try:
         services = Services(settings, db, settings.database_url)
         repos = services.repositories
-        async with db.transaction() as conn:
+        async with db.transaction():
             organization = await repos.organizations.insert(
-                conn,
                 organization_id=uuid.uuid4(),
                 name="Bench",
                 plan=Plan.ENTERPRISE,
@@ -46,10 +46,10 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
                 external_id=None,
             )
             project = await repos.projects.insert(
-                conn, project_id=uuid.uuid4(), organization_id=organization.id, name="Bench project"
+                project_id=uuid.uuid4(), organization_id=organization.id, name="Bench project"
             )
             # 1,000 concurrent streams in scenario 4: far above the default cap.
-            await conn.execute(
+            await db.execute(
                 "UPDATE organizations SET max_concurrent_streams = 5000 WHERE id = $1", organization.id
             )
         _, key = await services.api_keys.create_unchecked(

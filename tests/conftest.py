@@ -18,7 +18,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from app.config import Settings
-from app.db import EmbeddedPostgres, migrate
+from app.embedded_postgres import EmbeddedPostgres
+from app.migrations import migrate
 from app.server import create_app
 from app.server_keys import SERVICES
 from app.services.container import Services

@@ -84,7 +84,6 @@ class ConnectionRepository:
 
     async def insert(
         self,
-        conn: asyncpg.Connection,
         *,
         connection_id: UUID,
         organization_id: UUID,
@@ -94,7 +93,7 @@ class ConnectionRepository:
         destination: Destination,
         credentials: EncryptedCredentials,
     ) -> Connection:
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             f"""INSERT INTO connections (id, organization_id, name, provider, description, model_url,
                     provider_settings, token_ciphertext, client_key_ciphertext, secret_key_ciphertext)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
@@ -111,16 +110,15 @@ class ConnectionRepository:
         )
         return _connection(row)
 
-    async def lock(self, conn: asyncpg.Connection, connection_id: UUID) -> Connection | None:
+    async def lock(self, connection_id: UUID) -> Connection | None:
         """The connection, locked until the transaction ends: no model can start using it meanwhile."""
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             f"SELECT {_COLUMNS} FROM connections WHERE id = $1 FOR UPDATE", connection_id
         )
         return _connection(row) if row else None
 
     async def update(
         self,
-        conn: asyncpg.Connection,
         connection_id: UUID,
         *,
         name: str,
@@ -132,7 +130,7 @@ class ConnectionRepository:
     ) -> Connection:
         """Sets name, description and destination; each secret column is kept (UNSET), replaced, or
         cleared (None)."""
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             f"""UPDATE connections SET name = $2, description = $3, model_url = $4, provider_settings = $5,
                     token_ciphertext = CASE WHEN $6 THEN $7 ELSE token_ciphertext END,
                     client_key_ciphertext = CASE WHEN $8 THEN $9 ELSE client_key_ciphertext END,
@@ -150,11 +148,11 @@ class ConnectionRepository:
         )
         return _connection(row)
 
-    async def delete(self, conn: asyncpg.Connection, connection_id: UUID) -> None:
-        await conn.execute("DELETE FROM connections WHERE id = $1", connection_id)
+    async def delete(self, connection_id: UUID) -> None:
+        await self.db.execute("DELETE FROM connections WHERE id = $1", connection_id)
 
-    async def model_names_using(self, conn: asyncpg.Connection, connection_id: UUID) -> list[str]:
-        rows = await conn.fetch(
+    async def model_names_using(self, connection_id: UUID) -> list[str]:
+        rows = await self.db.fetch(
             "SELECT name FROM models WHERE connection_id = $1 ORDER BY name", connection_id
         )
         return [r["name"] for r in rows]

@@ -37,12 +37,10 @@ class HealthRepository:
         )
         return {r["model_id"]: HealthRow(r["consecutive_failures"], r["tripped_until"]) for r in rows}
 
-    async def add_failure(
-        self, conn: asyncpg.Connection, model_id: UUID, error_code: str, at: datetime
-    ) -> HealthRow:
+    async def add_failure(self, model_id: UUID, error_code: str, at: datetime) -> HealthRow:
         """Counts one more consecutive failure. The row stays locked until the transaction ends, so
         that concurrent failures on any instance see each other's trip."""
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             """INSERT INTO model_health AS h
                    (model_id, consecutive_failures, last_failure_code, last_failure_at, updated_at)
                VALUES ($1, 1, $2, $3, now())
@@ -56,10 +54,11 @@ class HealthRepository:
             error_code,
             at,
         )
+        assert row is not None  # an upsert returns its row
         return HealthRow(row["consecutive_failures"], row["tripped_until"])
 
-    async def trip(self, conn: asyncpg.Connection, model_id: UUID, until: datetime) -> None:
-        await conn.execute(
+    async def trip(self, model_id: UUID, until: datetime) -> None:
+        await self.db.execute(
             "UPDATE model_health SET tripped_until = $2, updated_at = now() WHERE model_id = $1",
             model_id,
             until,
@@ -96,8 +95,8 @@ class OutboxRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def insert(self, conn: asyncpg.Connection, notification: NewNotification) -> None:
-        await conn.execute(
+    async def insert(self, notification: NewNotification) -> None:
+        await self.db.execute(
             """INSERT INTO notification_outbox (id, organization_id, kind, recipients, subject, body, payload)
                VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             uuid.uuid4(),

@@ -5,8 +5,6 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
 
 
@@ -46,12 +44,10 @@ class StreamSlotRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def lock_organization(
-        self, conn: asyncpg.Connection, organization_id: UUID, default_cap: int
-    ) -> int | None:
+    async def lock_organization(self, organization_id: UUID, default_cap: int) -> int | None:
         """Locks the organization against concurrent leases until the transaction ends. Returns its
         cap on concurrent streams (`default_cap` when it has none), None when it does not exist."""
-        cap: int | None = await conn.fetchval(
+        cap: int | None = await self.db.fetchval(
             """SELECT coalesce(max_concurrent_streams, $2) FROM organizations WHERE id = $1
                FOR NO KEY UPDATE""",
             organization_id,
@@ -59,11 +55,9 @@ class StreamSlotRepository:
         )
         return cap
 
-    async def held_elsewhere(
-        self, conn: asyncpg.Connection, organization_id: UUID, instance_id: UUID, alive_since: datetime
-    ) -> int:
+    async def held_elsewhere(self, organization_id: UUID, instance_id: UUID, alive_since: datetime) -> int:
         """Slots the organization's other live instances hold."""
-        held: int = await conn.fetchval(
+        held: int = await self.db.fetchval(
             """SELECT coalesce(sum(slots), 0) FROM stream_slot_leases
                WHERE organization_id = $1 AND instance_id <> $2 AND heartbeat_at >= $3""",
             organization_id,
@@ -72,11 +66,9 @@ class StreamSlotRepository:
         )
         return held
 
-    async def record_lease(
-        self, conn: asyncpg.Connection, organization_id: UUID, instance_id: UUID, slots: int, now: datetime
-    ) -> None:
+    async def record_lease(self, organization_id: UUID, instance_id: UUID, slots: int, now: datetime) -> None:
         """Records that this instance now holds `slots` (an absolute count, at least 1)."""
-        await conn.execute(
+        await self.db.execute(
             """INSERT INTO stream_slot_leases (organization_id, instance_id, slots, heartbeat_at)
                VALUES ($1, $2, $3, $4)
                ON CONFLICT (organization_id, instance_id)

@@ -1,12 +1,11 @@
-"""SQL for changing models. Each method runs on a connection inside the caller's transaction."""
+"""SQL for changing models; the caller runs them in one unit of work (`Database.transaction`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
+from app.db import Database
 from app.domain.credentials import CIPHERTEXT_COLUMNS
 from app.domain.models import ModelRecord
 
@@ -54,23 +53,24 @@ def _values(record: ModelRecord) -> tuple[object, ...]:
 
 
 class ModelWriter:
-    async def insert(self, conn: asyncpg.Connection, record: ModelRecord) -> datetime:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def insert(self, record: ModelRecord) -> datetime:
         placeholders = ", ".join(f"${i}" for i in range(2, 31))
-        updated_at: datetime = await conn.fetchval(
+        updated_at: datetime = await self.db.fetchval(
             f"INSERT INTO models (id, {_WRITABLE}) VALUES ($1, {placeholders}) RETURNING updated_at",
             record.id,
             *_values(record),
         )
         return updated_at
 
-    async def update(
-        self, conn: asyncpg.Connection, record: ModelRecord, expected_updated_at: datetime | None
-    ) -> bool:
+    async def update(self, record: ModelRecord, expected_updated_at: datetime | None) -> bool:
         """Writes every field; False when `expected_updated_at` is given and stale (nothing written)."""
         assignments = ", ".join(
             f"{column.strip()} = ${i}" for i, column in enumerate(_WRITABLE.split(","), start=3)
         )
-        status: str = await conn.execute(
+        status: str = await self.db.execute(
             f"""UPDATE models SET {assignments}, updated_at = clock_timestamp()
                 WHERE id = $1 AND ($2::timestamptz IS NULL OR updated_at = $2)""",
             record.id,
@@ -79,12 +79,10 @@ class ModelWriter:
         )
         return status == "UPDATE 1"
 
-    async def delete(self, conn: asyncpg.Connection, model_id: UUID) -> None:
-        await conn.execute("DELETE FROM models WHERE id = $1", model_id)
+    async def delete(self, model_id: UUID) -> None:
+        await self.db.execute("DELETE FROM models WHERE id = $1", model_id)
 
-    async def set_secrets(
-        self, conn: asyncpg.Connection, model_id: UUID, values: dict[str, bytes | None]
-    ) -> None:
+    async def set_secrets(self, model_id: UUID, values: dict[str, bytes | None]) -> None:
         """One statement for every changed credential column: the table requires clientKey and
         secretKey to be set or cleared together."""
         if not values:
@@ -92,20 +90,18 @@ class ModelWriter:
         if not set(values) <= set(CIPHERTEXT_COLUMNS):
             raise ValueError(f"not credential columns: {sorted(set(values) - set(CIPHERTEXT_COLUMNS))}")
         assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(values, start=2))
-        await conn.execute(f"UPDATE models SET {assignments} WHERE id = $1", model_id, *values.values())
+        await self.db.execute(f"UPDATE models SET {assignments} WHERE id = $1", model_id, *values.values())
 
-    async def set_assignments(
-        self, conn: asyncpg.Connection, model_id: UUID, project_ids: tuple[UUID, ...]
-    ) -> None:
-        await conn.execute("DELETE FROM model_project_assignments WHERE model_id = $1", model_id)
-        await conn.executemany(
+    async def set_assignments(self, model_id: UUID, project_ids: tuple[UUID, ...]) -> None:
+        await self.db.execute("DELETE FROM model_project_assignments WHERE model_id = $1", model_id)
+        await self.db.executemany(
             "INSERT INTO model_project_assignments (model_id, project_id) VALUES ($1, $2)",
             [(model_id, p) for p in project_ids],
         )
 
-    async def set_fallbacks(self, conn: asyncpg.Connection, record: ModelRecord) -> None:
-        await conn.execute("DELETE FROM model_fallbacks WHERE model_id = $1", record.id)
-        await conn.executemany(
+    async def set_fallbacks(self, record: ModelRecord) -> None:
+        await self.db.execute("DELETE FROM model_fallbacks WHERE model_id = $1", record.id)
+        await self.db.executemany(
             """INSERT INTO model_fallbacks (model_id, position, fallback_model_id, enabled, failed_requests,
                    duration_minutes, notify_emails) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
             [
@@ -122,12 +118,12 @@ class ModelWriter:
             ],
         )
 
-    async def lock_project(self, conn: asyncpg.Connection, project_id: UUID) -> None:
-        await conn.execute("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", project_id)
+    async def lock_project(self, project_id: UUID) -> None:
+        await self.db.execute("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", project_id)
 
-    async def unset_other_defaults(self, conn: asyncpg.Connection, project_id: UUID, keep: UUID) -> None:
+    async def unset_other_defaults(self, project_id: UUID, keep: UUID) -> None:
         """Setting a new default unsets the old one in the same transaction."""
-        await conn.execute(
+        await self.db.execute(
             "UPDATE models SET is_default = false, updated_at = clock_timestamp() "
             "WHERE project_id = $1 AND is_default AND id <> $2",
             project_id,

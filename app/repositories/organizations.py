@@ -88,7 +88,6 @@ class OrganizationRepository:
 
     async def insert(
         self,
-        conn: asyncpg.Connection,
         *,
         organization_id: UUID,
         name: str,
@@ -97,7 +96,7 @@ class OrganizationRepository:
         auto_migrate_end_of_life: bool,
         external_id: str | None,
     ) -> Organization:
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             f"""INSERT INTO organizations
                     (id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id)
                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ORG_COLUMNS}""",
@@ -110,8 +109,8 @@ class OrganizationRepository:
         )
         return _organization(row)
 
-    async def update(self, conn: asyncpg.Connection, organization: Organization) -> Organization:
-        row = await conn.fetchrow(
+    async def update(self, organization: Organization) -> Organization:
+        row = await self.db.fetchrow(
             f"""UPDATE organizations SET name = $2, plan = $3, monthly_credit_limit = $4,
                     auto_migrate_end_of_life = $5, external_id = $6, max_concurrent_streams = $7,
                     updated_at = now()
@@ -156,10 +155,8 @@ class ProjectRepository:
         )
         return Page.from_rows([_project(r) for r in rows], page.first)
 
-    async def insert(
-        self, conn: asyncpg.Connection, *, project_id: UUID, organization_id: UUID, name: str
-    ) -> Project:
-        row = await conn.fetchrow(
+    async def insert(self, *, project_id: UUID, organization_id: UUID, name: str) -> Project:
+        row = await self.db.fetchrow(
             f"""INSERT INTO projects (id, organization_id, name) VALUES ($1, $2, $3)
                 RETURNING {_PROJECT_COLUMNS}""",
             project_id,
@@ -168,8 +165,8 @@ class ProjectRepository:
         )
         return _project(row)
 
-    async def rename(self, conn: asyncpg.Connection, project_id: UUID, name: str) -> Project:
-        row = await conn.fetchrow(
+    async def rename(self, project_id: UUID, name: str) -> Project:
+        row = await self.db.fetchrow(
             f"""UPDATE projects SET name = $2, updated_at = now() WHERE id = $1
                 RETURNING {_PROJECT_COLUMNS}""",
             project_id,
@@ -177,5 +174,5 @@ class ProjectRepository:
         )
         return _project(row)
 
-    async def delete(self, conn: asyncpg.Connection, project_id: UUID) -> None:
-        await conn.execute("DELETE FROM projects WHERE id = $1", project_id)
+    async def delete(self, project_id: UUID) -> None:
+        await self.db.execute("DELETE FROM projects WHERE id = $1", project_id)

@@ -14,8 +14,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
 from app.domain.quota import Budget
 
@@ -35,12 +33,10 @@ class QuotaLeaseRepository:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def lock_organization(
-        self, conn: asyncpg.Connection, organization_id: UUID
-    ) -> LockedOrganization | None:
+    async def lock_organization(self, organization_id: UUID) -> LockedOrganization | None:
         """Locks the organization against other leases until the transaction ends. None when it
         does not exist."""
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             "SELECT monthly_credit_limit FROM organizations WHERE id = $1 FOR NO KEY UPDATE",
             organization_id,
         )
@@ -48,7 +44,6 @@ class QuotaLeaseRepository:
 
     async def read_budget(
         self,
-        conn: asyncpg.Connection,
         organization_id: UUID,
         month: date,
         limit: Decimal,
@@ -57,7 +52,7 @@ class QuotaLeaseRepository:
     ) -> BudgetRead:
         """One statement, so one snapshot: usage written meanwhile is either in `written` and
         off its lease, or in neither."""
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             """SELECT
                    coalesce((SELECT credits FROM organization_monthly_credits
                              WHERE organization_id = $1 AND month = $2), 0) AS written,
@@ -77,7 +72,6 @@ class QuotaLeaseRepository:
 
     async def change_lease(
         self,
-        conn: asyncpg.Connection,
         organization_id: UUID,
         month: date,
         instance_id: UUID,
@@ -86,7 +80,7 @@ class QuotaLeaseRepository:
     ) -> None:
         """Adds `change` (negative: hands back) to this instance's lease, registering the instance
         on its first lease."""
-        await conn.execute(
+        await self.db.execute(
             """WITH registered AS (
                    INSERT INTO quota_instances (instance_id, renewed_at) VALUES ($3, $5)
                    ON CONFLICT (instance_id) DO NOTHING)

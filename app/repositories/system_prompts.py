@@ -71,7 +71,6 @@ class SystemPromptRepository:
 
     async def insert(
         self,
-        conn: asyncpg.Connection,
         *,
         system_prompt_id: UUID,
         organization_id: UUID | None,
@@ -79,7 +78,7 @@ class SystemPromptRepository:
         description: str | None,
         particles: Sequence[Particle],
     ) -> SystemPrompt:
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             f"""INSERT INTO system_prompts (id, organization_id, name, description)
                 VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
             system_prompt_id,
@@ -87,15 +86,13 @@ class SystemPromptRepository:
             name,
             description,
         )
-        await self._replace_particles(conn, system_prompt_id, particles)
+        await self._replace_particles(system_prompt_id, particles)
         return _system_prompt(row, particles)
 
-    async def update(
-        self, conn: asyncpg.Connection, prompt: SystemPrompt, expected_updated_at: datetime | None
-    ) -> SystemPrompt | None:
+    async def update(self, prompt: SystemPrompt, expected_updated_at: datetime | None) -> SystemPrompt | None:
         """Writes `prompt` whole; None when `expected_updated_at` is given and no longer current
         (or the row is gone), in which case nothing was written."""
-        row = await conn.fetchrow(
+        row = await self.db.fetchrow(
             f"""UPDATE system_prompts SET name = $2, description = $3,
                     -- strictly later than before, so every write changes the concurrency token
                     updated_at = greatest(now(), updated_at + interval '1 microsecond')
@@ -108,21 +105,19 @@ class SystemPromptRepository:
         )
         if row is None:
             return None
-        await self._replace_particles(conn, prompt.id, prompt.particles)
+        await self._replace_particles(prompt.id, prompt.particles)
         return _system_prompt(row, prompt.particles)
 
-    async def delete(self, conn: asyncpg.Connection, system_prompt_id: UUID) -> bool:
+    async def delete(self, system_prompt_id: UUID) -> bool:
         """Deletes the composition and its particles; models using it lose the reference (SET NULL)."""
-        status: str = await conn.execute("DELETE FROM system_prompts WHERE id = $1", system_prompt_id)
+        status: str = await self.db.execute("DELETE FROM system_prompts WHERE id = $1", system_prompt_id)
         return status != "DELETE 0"
 
-    async def _replace_particles(
-        self, conn: asyncpg.Connection, system_prompt_id: UUID, particles: Sequence[Particle]
-    ) -> None:
-        await conn.execute(
+    async def _replace_particles(self, system_prompt_id: UUID, particles: Sequence[Particle]) -> None:
+        await self.db.execute(
             "DELETE FROM system_prompt_particles WHERE system_prompt_id = $1", system_prompt_id
         )
-        await conn.execute(
+        await self.db.execute(
             """INSERT INTO system_prompt_particles (system_prompt_id, position, kind, text)
                SELECT $1, p.position - 1, p.kind, p.text
                FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS p(kind, text, position)""",

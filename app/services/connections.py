@@ -110,9 +110,8 @@ class ConnectionService:
             _new(sealed[TOKEN]), _new(sealed[CLIENT_KEY]), _new(sealed[SECRET_KEY])
         )
         try:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction():
                 created = await self.connections.insert(
-                    conn,
                     connection_id=connection_id,
                     organization_id=organization_id,
                     name=name.strip(),
@@ -138,8 +137,8 @@ class ConnectionService:
         check_credentials(errors, changes.credentials)
         errors.raise_if_any()
         try:
-            async with self.db.transaction() as conn:
-                locked = await self.connections.lock(conn, connection_id)
+            async with self.db.transaction():
+                locked = await self.connections.lock(connection_id)
                 if locked is None:
                     raise NotFoundError("connection", ["input", "id"])
                 if changes.expected_updated_at not in (None, locked.updated_at):
@@ -165,7 +164,6 @@ class ConnectionService:
                 errors.raise_if_any()
                 sealed = self.vault.seal(_TABLE, connection_id, credentials)
                 updated = await self.connections.update(
-                    conn,
                     connection_id,
                     name=apply(changes.name, locked.name).strip(),
                     description=apply(changes.description, locked.description),
@@ -181,16 +179,16 @@ class ConnectionService:
 
     async def delete(self, principal: Principal, connection_id: UUID) -> Connection:
         connection = await self._manageable(principal, connection_id)
-        async with self.db.transaction() as conn:
+        async with self.db.transaction():
             # Locked first: a model saved meanwhile either shows up in the list or waits for us.
-            if await self.connections.lock(conn, connection_id) is None:
+            if await self.connections.lock(connection_id) is None:
                 raise NotFoundError("connection", ["input", "id"])
-            users = await self.connections.model_names_using(conn, connection_id)
+            users = await self.connections.model_names_using(connection_id)
             if users:
                 raise UserInputError.single(
                     ConnectionErrorCode.IN_USE, in_use_message(users), ["input", "id"]
                 )
-            await self.connections.delete(conn, connection_id)
+            await self.connections.delete(connection_id)
         await self.notifications.publish(CATALOG_TOPIC, None)
         return connection
 

@@ -36,9 +36,8 @@ async def seed_demo(services: Services) -> DemoKeys | None:
     if await repos.organizations.get_by_name(DEMO_ORGANIZATION) is not None:
         return None
     await seed_catalog(services.models)
-    async with services.db.transaction() as conn:
+    async with services.db.transaction():
         organization = await repos.organizations.insert(
-            conn,
             organization_id=uuid.uuid4(),
             name=DEMO_ORGANIZATION,
             plan=Plan.PRO,
@@ -47,7 +46,7 @@ async def seed_demo(services: Services) -> DemoKeys | None:
             external_id=None,
         )
         project = await repos.projects.insert(
-            conn, project_id=uuid.uuid4(), organization_id=organization.id, name=DEMO_PROJECT
+            project_id=uuid.uuid4(), organization_id=organization.id, name=DEMO_PROJECT
         )
     await services.models.create_user(
         OPERATOR,

@@ -126,13 +126,13 @@ class ModelHealthTracker:
         one notification for `policy.notify_emails` with the trip. True if this call tripped it."""
         now = self.clock()
         try:
-            async with self.db.transaction() as conn:
-                row = await self.health_rows.add_failure(conn, model_id, error_code, now)
+            async with self.db.transaction():
+                row = await self.health_rows.add_failure(model_id, error_code, now)
                 tripped = should_trip(row, policy, now)
                 if tripped:
                     until = now + timedelta(minutes=policy.duration_minutes)
                     row = replace(row, tripped_until=until)
-                    await self.health_rows.trip(conn, model_id, until)
+                    await self.health_rows.trip(model_id, until)
                     if policy.notify_emails:
                         notification = trip_notification(
                             organization_id=organization_id,
@@ -143,7 +143,7 @@ class ModelHealthTracker:
                             tripped_until=until,
                             recipients=policy.notify_emails,
                         )
-                        await self.outbox.insert(conn, notification)
+                        await self.outbox.insert(notification)
         except DatabaseUnavailable:
             log.warning("could not record a failure of model %s", model_id)
             return False

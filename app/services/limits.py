@@ -222,17 +222,17 @@ class StreamSlots:
                 raise DatabaseUnavailable("the database did not answer a moment ago")
             now = self.clock()
             try:
-                async with self.db.transaction() as conn:
-                    cap = await self.repository.lock_organization(conn, organization_id, self.default_cap)
+                async with self.db.transaction():
+                    cap = await self.repository.lock_organization(organization_id, self.default_cap)
                     if cap is None:
                         raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
                     elsewhere = await self.repository.held_elsewhere(
-                        conn, organization_id, self.instance_id, now - self.lease_timeout
+                        organization_id, self.instance_id, now - self.lease_timeout
                     )
                     grant = max(0, min(lease_size(cap), cap - elsewhere - slots.leased))
                     if grant:
                         await self.repository.record_lease(
-                            conn, organization_id, self.instance_id, slots.leased + grant, now
+                            organization_id, self.instance_id, slots.leased + grant, now
                         )
             except DatabaseUnavailable:
                 slots.retry_at = time.monotonic() + DATABASE_RETRY_AFTER

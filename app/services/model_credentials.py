@@ -9,8 +9,6 @@ from __future__ import annotations
 from dataclasses import replace
 from uuid import UUID
 
-import asyncpg
-
 from app.domain.credentials import CredentialChanges, Credentials, EncryptedCredentials, check_credentials
 from app.domain.destinations import Destination
 from app.domain.errors import ErrorCollector
@@ -32,7 +30,7 @@ class ModelCredentials:
         self.vault = vault
         self.models = models
         self.connections = connections
-        self.writer = ModelWriter()
+        self.writer = ModelWriter(models.db)
 
     def check(self, errors: ErrorCollector, changes: CredentialChanges) -> None:
         check_credentials(errors, changes)
@@ -44,10 +42,10 @@ class ModelCredentials:
                 "clientKey",
             )
 
-    async def write(self, conn: asyncpg.Connection, model_id: UUID, changes: CredentialChanges) -> None:
+    async def write(self, model_id: UUID, changes: CredentialChanges) -> None:
         sealed = self.vault.seal(_TABLE, model_id, changes)
         changed = {column: value for column, value in sealed.items() if not isinstance(value, UnsetType)}
-        await self.writer.set_secrets(conn, model_id, changed)
+        await self.writer.set_secrets(model_id, changed)
 
     async def resolve(self, model: EffectiveModel) -> tuple[Credentials, Destination]:
         """The credentials a call uses and the destination they belong to, which is where they are

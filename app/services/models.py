@@ -70,7 +70,7 @@ class ModelService:
         self.checker = checker
         self.credentials = credentials
         self.notifications = notifications
-        self.writer = ModelWriter()
+        self.writer = ModelWriter(db)
         self.clock = clock
 
     # ---- reads -----------------------------------------------------------------------------
@@ -271,22 +271,22 @@ class ModelService:
         await self.checker.check(errors, candidate, parent)
         errors.raise_if_any()
         try:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction():
                 if candidate.is_default and candidate.project_id is not None:
                     # Serialises concurrent default changes of one project (the index allows one).
-                    await self.writer.lock_project(conn, candidate.project_id)
-                    await self.writer.unset_other_defaults(conn, candidate.project_id, candidate.id)
+                    await self.writer.lock_project(candidate.project_id)
+                    await self.writer.unset_other_defaults(candidate.project_id, candidate.id)
                 if created:
-                    await self.writer.insert(conn, candidate)
-                elif not await self.writer.update(conn, candidate, expected_updated_at):
+                    await self.writer.insert(candidate)
+                elif not await self.writer.update(candidate, expected_updated_at):
                     raise UserInputError.single(
                         ModelErrorCode.CONFLICT,
                         "the model changed since you read it: reload and try again",
                         ["input", "expectedUpdatedAt"],
                     )
-                await self.writer.set_assignments(conn, candidate.id, candidate.assigned_project_ids)
-                await self.writer.set_fallbacks(conn, candidate)
-                await self.credentials.write(conn, candidate.id, credentials)
+                await self.writer.set_assignments(candidate.id, candidate.assigned_project_ids)
+                await self.writer.set_fallbacks(candidate)
+                await self.credentials.write(candidate.id, credentials)
         except asyncpg.UniqueViolationError as exc:
             if exc.constraint_name != "models_name_key":
                 raise
@@ -320,8 +320,8 @@ class ModelService:
                 ModelErrorCode.IN_USE, f"still used by: {', '.join(dependents[:10])}", ["input", "id"]
             )
         try:
-            async with self.db.transaction() as conn:
-                await self.writer.delete(conn, model_id)
+            async with self.db.transaction():
+                await self.writer.delete(model_id)
         except asyncpg.ForeignKeyViolationError as exc:  # referenced meanwhile
             raise UserInputError.single(
                 ModelErrorCode.IN_USE, "still used by other models", ["input", "id"]

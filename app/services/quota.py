@@ -276,8 +276,8 @@ class QuotaReservations:
         now: datetime,
     ) -> _Outcome | None:
         """One transaction; None when this instance's registration had lapsed (nothing written)."""
-        async with self.db.transaction() as conn:
-            locked = await self.repository.lock_organization(conn, organization_id)
+        async with self.db.transaction():
+            locked = await self.repository.lock_organization(organization_id)
             if locked is None:
                 raise GatewayError(GatewayErrorCode.NOT_FOUND, "organization not found")
             limit = locked.monthly_credit_limit
@@ -287,7 +287,7 @@ class QuotaReservations:
                 outcome = _Outcome(None, hand_back, None)
             else:
                 read = await self.repository.read_budget(
-                    conn, organization_id, month, limit, instance, now - self.lease_timeout
+                    organization_id, month, limit, instance, now - self.lease_timeout
                 )
                 if read.lapsed:
                     return None
@@ -297,9 +297,7 @@ class QuotaReservations:
                 else:
                     outcome = _Outcome(limit, change, None)
             if outcome.change:
-                await self.repository.change_lease(
-                    conn, organization_id, month, instance, outcome.change, now
-                )
+                await self.repository.change_lease(organization_id, month, instance, outcome.change, now)
             return outcome
 
     def _lapse(self, instance: UUID) -> None:

@@ -105,9 +105,8 @@ class SystemPromptService:
         check_composition(errors, name=name, description=description, particles=particles)
         errors.raise_if_any()
         try:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction():
                 created = await self.prompts.insert(
-                    conn,
                     system_prompt_id=uuid.uuid4(),
                     organization_id=organization_id,
                     name=name.strip(),
@@ -138,8 +137,8 @@ class SystemPromptService:
             particles=tuple(apply(changes.particles, current.particles)),
         )
         try:
-            async with self.db.transaction() as conn:
-                updated = await self.prompts.update(conn, wanted, changes.expected_updated_at)
+            async with self.db.transaction():
+                updated = await self.prompts.update(wanted, changes.expected_updated_at)
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate() from exc
         if updated is None:
@@ -154,8 +153,8 @@ class SystemPromptService:
     async def delete(self, principal: Principal, system_prompt_id: UUID) -> SystemPrompt:
         """Deletes a composition; models that used it keep working without it."""
         prompt = await self._changeable(principal, system_prompt_id)
-        async with self.db.transaction() as conn:
-            deleted = await self.prompts.delete(conn, system_prompt_id)
+        async with self.db.transaction():
+            deleted = await self.prompts.delete(system_prompt_id)
         if not deleted:
             raise NotFoundError("system prompt", ["input", "id"])
         await self.notifications.publish(CATALOG_TOPIC, None)

@@ -75,9 +75,8 @@ class OrganizationService:
         _check_external_id(errors, external_id)
         errors.raise_if_any()
         try:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction():
                 return await self.organizations.insert(
-                    conn,
                     organization_id=uuid.uuid4(),
                     name=name.strip(),
                     plan=plan,
@@ -135,8 +134,8 @@ class OrganizationService:
             max_concurrent_streams=apply(changes.max_concurrent_streams, current.max_concurrent_streams),
         )
         try:
-            async with self.db.transaction() as conn:
-                saved = await self.organizations.update(conn, updated)
+            async with self.db.transaction():
+                saved = await self.organizations.update(updated)
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate(exc) from exc
         await self.notifications.publish(TENANCY_TOPIC, str(organization_id))
@@ -179,9 +178,9 @@ class ProjectService:
         check_name(errors, name, "input", "name")
         errors.raise_if_any()
         try:
-            async with self.db.transaction() as conn:
+            async with self.db.transaction():
                 return await self.projects.insert(
-                    conn, project_id=uuid.uuid4(), organization_id=organization_id, name=name.strip()
+                    project_id=uuid.uuid4(), organization_id=organization_id, name=name.strip()
                 )
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate(exc) from exc
@@ -192,8 +191,8 @@ class ProjectService:
         check_name(errors, name, "input", "name")
         errors.raise_if_any()
         try:
-            async with self.db.transaction() as conn:
-                renamed = await self.projects.rename(conn, project_id, name.strip())
+            async with self.db.transaction():
+                renamed = await self.projects.rename(project_id, name.strip())
         except asyncpg.UniqueViolationError as exc:
             raise _duplicate(exc) from exc
         await self.notifications.publish(TENANCY_TOPIC, str(project_id))
@@ -201,8 +200,8 @@ class ProjectService:
 
     async def delete(self, principal: Principal, project_id: UUID) -> Project:
         project = await self._manageable(principal, project_id)
-        async with self.db.transaction() as conn:
-            await self.projects.delete(conn, project_id)
+        async with self.db.transaction():
+            await self.projects.delete(project_id)
         # The project's keys went with it: every instance drops its cached keys and projects.
         await self.notifications.publish(API_KEYS_TOPIC, None)
         await self.notifications.publish(TENANCY_TOPIC, str(project_id))

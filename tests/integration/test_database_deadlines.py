@@ -65,13 +65,13 @@ async def test_a_statement_waiting_on_a_lock_gives_up_in_time_and_does_not_run_l
 
 
 async def add_project_and_rename(db: Database, organization_id: uuid.UUID) -> None:
-    async with db.transaction() as conn:
-        await conn.execute(
+    async with db.transaction():
+        await db.execute(
             "INSERT INTO projects (id, organization_id, name) VALUES ($1, $2, 'Early')",
             uuid.uuid4(),
             organization_id,
         )
-        await conn.execute("UPDATE organizations SET name = 'Late' WHERE id = $1", organization_id)
+        await db.execute("UPDATE organizations SET name = 'Late' WHERE id = $1", organization_id)
 
 
 async def test_a_transaction_that_times_out_leaves_nothing_behind(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import aiohttp
 
-from app.db import migrate
+from app.migrations import migrate
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.support.postgres import create_database, drop_database, with_database
 

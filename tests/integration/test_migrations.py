@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from app.db import migrate, migration_files
+from app.migrations import migrate, migration_files
 from tests.support.postgres import create_database, drop_database, with_database
 
 

@@ -18,8 +18,8 @@ import asyncpg
 import orjson
 import pytest
 
-from app.db import migrate, migration_files
 from app.domain.auth import Role
+from app.migrations import migrate, migration_files
 from tests.conftest import LiveServer
 from tests.fakes.openai_server import OpenAIFake, openai_fake_server
 from tests.support.catalog import (

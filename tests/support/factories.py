@@ -34,9 +34,8 @@ class Tenant:
 async def make_tenant(services: Services, name: str | None = None, plan: Plan = Plan.PRO) -> Tenant:
     repos = services.repositories
     name = name or f"org-{uuid.uuid4().hex[:8]}"
-    async with services.db.transaction() as conn:
+    async with services.db.transaction():
         organization = await repos.organizations.insert(
-            conn,
             organization_id=uuid.uuid4(),
             name=name,
             plan=plan,
@@ -45,7 +44,7 @@ async def make_tenant(services: Services, name: str | None = None, plan: Plan = 
             external_id=f"ext-{name}",
         )
         project = await repos.projects.insert(
-            conn, project_id=uuid.uuid4(), organization_id=organization.id, name=f"{name} project"
+            project_id=uuid.uuid4(), organization_id=organization.id, name=f"{name} project"
         )
     tenant = Tenant(organization, project)
     for role in Role:

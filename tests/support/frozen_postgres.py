@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.db import EmbeddedPostgres
+from app.embedded_postgres import EmbeddedPostgres
 
 
 def _read(path: str) -> bytes:

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from uuid import UUID
 
 import pytest
@@ -196,19 +195,19 @@ class MemoryLeases:
         self.rows: dict[tuple[UUID, UUID], tuple[int, datetime]] = {}  # (org, instance) -> (slots, beat)
         self.writes = 0
 
-    async def lock_organization(self, _conn: Any, organization_id: UUID, default_cap: int) -> int | None:
+    async def lock_organization(self, organization_id: UUID, default_cap: int) -> int | None:
         if organization_id not in self.caps:
             return None
         return self.caps[organization_id] or default_cap
 
-    async def held_elsewhere(self, _conn: Any, org: UUID, instance: UUID, alive_since: datetime) -> int:
+    async def held_elsewhere(self, org: UUID, instance: UUID, alive_since: datetime) -> int:
         return sum(
             slots
             for (o, i), (slots, beat) in self.rows.items()
             if o == org and i != instance and beat >= alive_since
         )
 
-    async def record_lease(self, _conn: Any, org: UUID, instance: UUID, slots: int, now: datetime) -> None:
+    async def record_lease(self, org: UUID, instance: UUID, slots: int, now: datetime) -> None:
         self.writes += 1
         self.rows[(org, instance)] = (slots, now)
 

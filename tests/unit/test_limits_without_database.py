@@ -99,12 +99,12 @@ class FlakyLeases(MemoryLeases):
         self.down = False
         self.attempts = 0
 
-    async def lock_organization(self, conn: Any, organization_id: UUID, default_cap: int) -> int | None:
+    async def lock_organization(self, organization_id: UUID, default_cap: int) -> int | None:
         self.attempts += 1
         if self.down:
             await asyncio.sleep(DATABASE_WAIT)
             raise DatabaseUnavailable("no answer")
-        return await super().lock_organization(conn, organization_id, default_cap)
+        return await super().lock_organization(organization_id, default_cap)
 
 
 async def test_streams_use_leased_slots_and_fail_fast_when_they_need_a_lease(

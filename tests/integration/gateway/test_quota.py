@@ -170,9 +170,9 @@ async def test_calls_spend_a_leased_block_without_writing_per_call(
     leases: list[Decimal] = []
     record = repository.change_lease
 
-    async def counted(conn: asyncpg.Connection, *args: Any) -> None:
-        leases.append(args[3])
-        await record(conn, *args)
+    async def counted(*args: Any) -> None:
+        leases.append(args[3])  # (organization, month, instance, change, now)
+        await record(*args)
 
     monkeypatch.setattr(repository, "change_lease", counted)
     assert [code(await chat(dev, model)) for _ in range(8)] == [None] * 8
