@@ -127,6 +127,8 @@ class Database:
             raise DatabaseUnavailable("the database connection failed or did not answer in time") from exc
         except asyncpg.exceptions.QueryCanceledError as exc:  # statement_timeout: the connection is fine
             raise DatabaseUnavailable("the database did not answer in time") from exc
+        except asyncpg.exceptions.TransactionRollbackError as exc:  # a deadlock or serialization failure
+            raise DatabaseUnavailable("the database asked to try again") from exc
         finally:
             await self.pool.release(conn)
 

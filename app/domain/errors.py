@@ -52,6 +52,23 @@ class NotFoundError(UserInputError):
         super().__init__([FieldError(CommonErrorCode.NOT_FOUND, f"{what} not found", path)])
 
 
+class Duplicate(Exception):
+    """A value that must be unique (a name, an external id) belongs to another stored row already;
+    `field` is the input field that holds it."""
+
+    def __init__(self, field: str = "name") -> None:
+        super().__init__(f"duplicate {field}")
+        self.field = field
+
+
+class StillReferenced(Exception):
+    """The row to delete is still referred to by others (which appeared meanwhile)."""
+
+
+class ReferenceGone(Exception):
+    """A row this write refers to was deleted meanwhile."""
+
+
 class AccessDenied(Exception):
     """The caller lacks a permission: a top-level FORBIDDEN, not a user error."""
 

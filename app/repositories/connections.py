@@ -14,6 +14,7 @@ from app.domain.destinations import Destination
 from app.domain.enums import Provider
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.values import Maybe, UnsetType
+from app.repositories.constraints import stored_facts
 
 _COLUMNS = (
     "id, organization_id, name, provider, description, token_ciphertext IS NOT NULL AS has_token, "
@@ -93,21 +94,22 @@ class ConnectionRepository:
         destination: Destination,
         credentials: EncryptedCredentials,
     ) -> Connection:
-        row = await self.db.fetchrow(
-            f"""INSERT INTO connections (id, organization_id, name, provider, description, model_url,
-                    provider_settings, token_ciphertext, client_key_ciphertext, secret_key_ciphertext)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
-            connection_id,
-            organization_id,
-            name,
-            provider.value,
-            description,
-            destination.model_url,
-            dict(destination.settings),
-            credentials.token,
-            credentials.client_key,
-            credentials.secret_key,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""INSERT INTO connections (id, organization_id, name, provider, description, model_url,
+                        provider_settings, token_ciphertext, client_key_ciphertext, secret_key_ciphertext)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {_COLUMNS}""",
+                connection_id,
+                organization_id,
+                name,
+                provider.value,
+                description,
+                destination.model_url,
+                dict(destination.settings),
+                credentials.token,
+                credentials.client_key,
+                credentials.secret_key,
+            )
         return _connection(row)
 
     async def lock(self, connection_id: UUID) -> Connection | None:
@@ -130,22 +132,24 @@ class ConnectionRepository:
     ) -> Connection:
         """Sets name, description and destination; each secret column is kept (UNSET), replaced, or
         cleared (None)."""
-        row = await self.db.fetchrow(
-            f"""UPDATE connections SET name = $2, description = $3, model_url = $4, provider_settings = $5,
-                    token_ciphertext = CASE WHEN $6 THEN $7 ELSE token_ciphertext END,
-                    client_key_ciphertext = CASE WHEN $8 THEN $9 ELSE client_key_ciphertext END,
-                    secret_key_ciphertext = CASE WHEN $10 THEN $11 ELSE secret_key_ciphertext END,
-                    updated_at = now()
-                WHERE id = $1 RETURNING {_COLUMNS}""",
-            connection_id,
-            name,
-            description,
-            destination.model_url,
-            dict(destination.settings),
-            *_change(token),
-            *_change(client_key),
-            *_change(secret_key),
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""UPDATE connections
+                    SET name = $2, description = $3, model_url = $4, provider_settings = $5,
+                        token_ciphertext = CASE WHEN $6 THEN $7 ELSE token_ciphertext END,
+                        client_key_ciphertext = CASE WHEN $8 THEN $9 ELSE client_key_ciphertext END,
+                        secret_key_ciphertext = CASE WHEN $10 THEN $11 ELSE secret_key_ciphertext END,
+                        updated_at = now()
+                    WHERE id = $1 RETURNING {_COLUMNS}""",
+                connection_id,
+                name,
+                description,
+                destination.model_url,
+                dict(destination.settings),
+                *_change(token),
+                *_change(client_key),
+                *_change(secret_key),
+            )
         return _connection(row)
 
     async def delete(self, connection_id: UUID) -> None:

@@ -8,6 +8,7 @@ from uuid import UUID
 from app.db import Database
 from app.domain.credentials import CIPHERTEXT_COLUMNS
 from app.domain.models import ModelRecord
+from app.repositories.constraints import stored_facts
 
 _WRITABLE = (
     "kind, organization_id, scope, project_id, parent_id, name, description, provider, provider_model_id, "
@@ -58,11 +59,12 @@ class ModelWriter:
 
     async def insert(self, record: ModelRecord) -> datetime:
         placeholders = ", ".join(f"${i}" for i in range(2, 31))
-        updated_at: datetime = await self.db.fetchval(
-            f"INSERT INTO models (id, {_WRITABLE}) VALUES ($1, {placeholders}) RETURNING updated_at",
-            record.id,
-            *_values(record),
-        )
+        with stored_facts():
+            updated_at: datetime = await self.db.fetchval(
+                f"INSERT INTO models (id, {_WRITABLE}) VALUES ($1, {placeholders}) RETURNING updated_at",
+                record.id,
+                *_values(record),
+            )
         return updated_at
 
     async def update(self, record: ModelRecord, expected_updated_at: datetime | None) -> bool:
@@ -70,17 +72,19 @@ class ModelWriter:
         assignments = ", ".join(
             f"{column.strip()} = ${i}" for i, column in enumerate(_WRITABLE.split(","), start=3)
         )
-        status: str = await self.db.execute(
-            f"""UPDATE models SET {assignments}, updated_at = clock_timestamp()
-                WHERE id = $1 AND ($2::timestamptz IS NULL OR updated_at = $2)""",
-            record.id,
-            expected_updated_at,
-            *_values(record),
-        )
+        with stored_facts():
+            status: str = await self.db.execute(
+                f"""UPDATE models SET {assignments}, updated_at = clock_timestamp()
+                    WHERE id = $1 AND ($2::timestamptz IS NULL OR updated_at = $2)""",
+                record.id,
+                expected_updated_at,
+                *_values(record),
+            )
         return status == "UPDATE 1"
 
     async def delete(self, model_id: UUID) -> None:
-        await self.db.execute("DELETE FROM models WHERE id = $1", model_id)
+        with stored_facts(deleting=True):
+            await self.db.execute("DELETE FROM models WHERE id = $1", model_id)
 
     async def set_secrets(self, model_id: UUID, values: dict[str, bytes | None]) -> None:
         """One statement for every changed credential column: the table requires clientKey and
@@ -94,29 +98,32 @@ class ModelWriter:
 
     async def set_assignments(self, model_id: UUID, project_ids: tuple[UUID, ...]) -> None:
         await self.db.execute("DELETE FROM model_project_assignments WHERE model_id = $1", model_id)
-        await self.db.executemany(
-            "INSERT INTO model_project_assignments (model_id, project_id) VALUES ($1, $2)",
-            [(model_id, p) for p in project_ids],
-        )
+        with stored_facts():
+            await self.db.executemany(
+                "INSERT INTO model_project_assignments (model_id, project_id) VALUES ($1, $2)",
+                [(model_id, p) for p in project_ids],
+            )
 
     async def set_fallbacks(self, record: ModelRecord) -> None:
         await self.db.execute("DELETE FROM model_fallbacks WHERE model_id = $1", record.id)
-        await self.db.executemany(
-            """INSERT INTO model_fallbacks (model_id, position, fallback_model_id, enabled, failed_requests,
-                   duration_minutes, notify_emails) VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            [
-                (
-                    record.id,
-                    i,
-                    f.model_id,
-                    f.enabled,
-                    f.failed_requests,
-                    f.duration_minutes,
-                    list(f.notify_emails),
-                )
-                for i, f in enumerate(record.fallbacks)
-            ],
-        )
+        with stored_facts():
+            await self.db.executemany(
+                """INSERT INTO model_fallbacks (model_id, position, fallback_model_id, enabled,
+                       failed_requests, duration_minutes, notify_emails)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                [
+                    (
+                        record.id,
+                        i,
+                        f.model_id,
+                        f.enabled,
+                        f.failed_requests,
+                        f.duration_minutes,
+                        list(f.notify_emails),
+                    )
+                    for i, f in enumerate(record.fallbacks)
+                ],
+            )
 
     async def lock_project(self, project_id: UUID) -> None:
         await self.db.execute("SELECT 1 FROM projects WHERE id = $1 FOR UPDATE", project_id)

@@ -12,6 +12,7 @@ from app.db import Database
 from app.domain.enums import Plan
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import Organization, Project
+from app.repositories.constraints import stored_facts
 
 _ORG_COLUMNS = (
     "id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id, max_concurrent_streams, "
@@ -96,33 +97,35 @@ class OrganizationRepository:
         auto_migrate_end_of_life: bool,
         external_id: str | None,
     ) -> Organization:
-        row = await self.db.fetchrow(
-            f"""INSERT INTO organizations
-                    (id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id)
-                VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ORG_COLUMNS}""",
-            organization_id,
-            name,
-            plan.value,
-            monthly_credit_limit,
-            auto_migrate_end_of_life,
-            external_id,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""INSERT INTO organizations
+                        (id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id)
+                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ORG_COLUMNS}""",
+                organization_id,
+                name,
+                plan.value,
+                monthly_credit_limit,
+                auto_migrate_end_of_life,
+                external_id,
+            )
         return _organization(row)
 
     async def update(self, organization: Organization) -> Organization:
-        row = await self.db.fetchrow(
-            f"""UPDATE organizations SET name = $2, plan = $3, monthly_credit_limit = $4,
-                    auto_migrate_end_of_life = $5, external_id = $6, max_concurrent_streams = $7,
-                    updated_at = now()
-                WHERE id = $1 RETURNING {_ORG_COLUMNS}""",
-            organization.id,
-            organization.name,
-            organization.plan.value,
-            organization.monthly_credit_limit,
-            organization.auto_migrate_end_of_life,
-            organization.external_id,
-            organization.max_concurrent_streams,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""UPDATE organizations SET name = $2, plan = $3, monthly_credit_limit = $4,
+                        auto_migrate_end_of_life = $5, external_id = $6, max_concurrent_streams = $7,
+                        updated_at = now()
+                    WHERE id = $1 RETURNING {_ORG_COLUMNS}""",
+                organization.id,
+                organization.name,
+                organization.plan.value,
+                organization.monthly_credit_limit,
+                organization.auto_migrate_end_of_life,
+                organization.external_id,
+                organization.max_concurrent_streams,
+            )
         return _organization(row)
 
 
@@ -156,22 +159,24 @@ class ProjectRepository:
         return Page.from_rows([_project(r) for r in rows], page.first)
 
     async def insert(self, *, project_id: UUID, organization_id: UUID, name: str) -> Project:
-        row = await self.db.fetchrow(
-            f"""INSERT INTO projects (id, organization_id, name) VALUES ($1, $2, $3)
-                RETURNING {_PROJECT_COLUMNS}""",
-            project_id,
-            organization_id,
-            name,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""INSERT INTO projects (id, organization_id, name) VALUES ($1, $2, $3)
+                    RETURNING {_PROJECT_COLUMNS}""",
+                project_id,
+                organization_id,
+                name,
+            )
         return _project(row)
 
     async def rename(self, project_id: UUID, name: str) -> Project:
-        row = await self.db.fetchrow(
-            f"""UPDATE projects SET name = $2, updated_at = now() WHERE id = $1
-                RETURNING {_PROJECT_COLUMNS}""",
-            project_id,
-            name,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""UPDATE projects SET name = $2, updated_at = now() WHERE id = $1
+                    RETURNING {_PROJECT_COLUMNS}""",
+                project_id,
+                name,
+            )
         return _project(row)
 
     async def delete(self, project_id: UUID) -> None:

@@ -13,6 +13,7 @@ import asyncpg
 from app.db import Database
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.prompts import Prompt, PromptRun, PromptRunStatus
+from app.repositories.constraints import stored_facts
 
 _PROMPT_COLUMNS = (
     "id, organization_id, project_id, name, template, model_id, system_prompt, temperature, max_tokens, "
@@ -56,42 +57,44 @@ class PromptRepository:
         return Page.from_rows([_prompt(r) for r in rows], page.first)
 
     async def insert(self, prompt: Prompt) -> Prompt:
-        row = await self.db.fetchrow(
-            f"""INSERT INTO prompts (id, organization_id, project_id, name, template, model_id,
-                                     system_prompt, temperature, max_tokens)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_PROMPT_COLUMNS}""",
-            prompt.id,
-            prompt.organization_id,
-            prompt.project_id,
-            prompt.name,
-            prompt.template,
-            prompt.model_id,
-            prompt.system_prompt,
-            prompt.temperature,
-            prompt.max_tokens,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""INSERT INTO prompts (id, organization_id, project_id, name, template, model_id,
+                                         system_prompt, temperature, max_tokens)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {_PROMPT_COLUMNS}""",
+                prompt.id,
+                prompt.organization_id,
+                prompt.project_id,
+                prompt.name,
+                prompt.template,
+                prompt.model_id,
+                prompt.system_prompt,
+                prompt.temperature,
+                prompt.max_tokens,
+            )
         assert row is not None
         return _prompt(row)
 
     async def update(self, prompt: Prompt, expected_updated_at: datetime | None) -> Prompt | None:
         """Writes `prompt` whole; None when `expected_updated_at` is given and no longer current
         (or the row is gone), in which case nothing was written."""
-        row = await self.db.fetchrow(
-            f"""UPDATE prompts SET name = $2, template = $3, model_id = $4, system_prompt = $5,
-                    temperature = $6, max_tokens = $7,
-                    -- strictly later than before, so every write changes the concurrency token
-                    updated_at = greatest(now(), updated_at + interval '1 microsecond')
-                WHERE id = $1 AND ($8::timestamptz IS NULL OR updated_at = $8)
-                RETURNING {_PROMPT_COLUMNS}""",
-            prompt.id,
-            prompt.name,
-            prompt.template,
-            prompt.model_id,
-            prompt.system_prompt,
-            prompt.temperature,
-            prompt.max_tokens,
-            expected_updated_at,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""UPDATE prompts SET name = $2, template = $3, model_id = $4, system_prompt = $5,
+                        temperature = $6, max_tokens = $7,
+                        -- strictly later than before, so every write changes the concurrency token
+                        updated_at = greatest(now(), updated_at + interval '1 microsecond')
+                    WHERE id = $1 AND ($8::timestamptz IS NULL OR updated_at = $8)
+                    RETURNING {_PROMPT_COLUMNS}""",
+                prompt.id,
+                prompt.name,
+                prompt.template,
+                prompt.model_id,
+                prompt.system_prompt,
+                prompt.temperature,
+                prompt.max_tokens,
+                expected_updated_at,
+            )
         return _prompt(row) if row else None
 
     async def delete(self, prompt_id: UUID) -> bool:
@@ -109,26 +112,27 @@ class PromptRunRepository:
         return _run(row) if row else None
 
     async def insert(self, run: PromptRun) -> PromptRun:
-        row = await self.db.fetchrow(
-            f"""INSERT INTO prompt_runs ({_RUN_COLUMNS})
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
-                RETURNING {_RUN_COLUMNS}""",
-            run.id,
-            run.prompt_id,
-            run.rendered_prompt,
-            run.variables,
-            run.output,
-            run.input_tokens,
-            run.output_tokens,
-            run.credits,
-            run.served_model_id,
-            run.status.value,
-            run.error_code,
-            run.error_message,
-            run.request_id,
-            run.started_at,
-            run.finished_at,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""INSERT INTO prompt_runs ({_RUN_COLUMNS})
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                    RETURNING {_RUN_COLUMNS}""",
+                run.id,
+                run.prompt_id,
+                run.rendered_prompt,
+                run.variables,
+                run.output,
+                run.input_tokens,
+                run.output_tokens,
+                run.credits,
+                run.served_model_id,
+                run.status.value,
+                run.error_code,
+                run.error_message,
+                run.request_id,
+                run.started_at,
+                run.finished_at,
+            )
         assert row is not None
         return _run(row)
 

@@ -14,6 +14,7 @@ import asyncpg
 from app.db import Database
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.system_prompts import Particle, ParticleKind, SystemPrompt
+from app.repositories.constraints import stored_facts
 
 _COLUMNS = "id, organization_id, name, description, created_at, updated_at"
 # Every read returns a composition with its particles in order, as two parallel arrays.
@@ -78,31 +79,33 @@ class SystemPromptRepository:
         description: str | None,
         particles: Sequence[Particle],
     ) -> SystemPrompt:
-        row = await self.db.fetchrow(
-            f"""INSERT INTO system_prompts (id, organization_id, name, description)
-                VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
-            system_prompt_id,
-            organization_id,
-            name,
-            description,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""INSERT INTO system_prompts (id, organization_id, name, description)
+                    VALUES ($1, $2, $3, $4) RETURNING {_COLUMNS}""",
+                system_prompt_id,
+                organization_id,
+                name,
+                description,
+            )
         await self._replace_particles(system_prompt_id, particles)
         return _system_prompt(row, particles)
 
     async def update(self, prompt: SystemPrompt, expected_updated_at: datetime | None) -> SystemPrompt | None:
         """Writes `prompt` whole; None when `expected_updated_at` is given and no longer current
         (or the row is gone), in which case nothing was written."""
-        row = await self.db.fetchrow(
-            f"""UPDATE system_prompts SET name = $2, description = $3,
-                    -- strictly later than before, so every write changes the concurrency token
-                    updated_at = greatest(now(), updated_at + interval '1 microsecond')
-                WHERE id = $1 AND ($4::timestamptz IS NULL OR updated_at = $4)
-                RETURNING {_COLUMNS}""",
-            prompt.id,
-            prompt.name,
-            prompt.description,
-            expected_updated_at,
-        )
+        with stored_facts():
+            row = await self.db.fetchrow(
+                f"""UPDATE system_prompts SET name = $2, description = $3,
+                        -- strictly later than before, so every write changes the concurrency token
+                        updated_at = greatest(now(), updated_at + interval '1 microsecond')
+                    WHERE id = $1 AND ($4::timestamptz IS NULL OR updated_at = $4)
+                    RETURNING {_COLUMNS}""",
+                prompt.id,
+                prompt.name,
+                prompt.description,
+                expected_updated_at,
+            )
         if row is None:
             return None
         await self._replace_particles(prompt.id, prompt.particles)

@@ -10,8 +10,6 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
 from app.domain.auth import Permission, Principal
 from app.domain.connections import Connection, ConnectionErrorCode, check_description, in_use_message
@@ -23,7 +21,7 @@ from app.domain.destinations import (
     credentials_for_move,
 )
 from app.domain.enums import Provider
-from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
+from app.domain.errors import AccessDenied, Duplicate, ErrorCollector, NotFoundError, UserInputError
 from app.domain.model_rules import check_provider_settings
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import check_name
@@ -120,7 +118,7 @@ class ConnectionService:
                     destination=Destination.of(provider, model_url, provider_settings or {}),
                     credentials=encrypted,
                 )
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate_name() from exc
         await self.notifications.publish(CATALOG_TOPIC, None)
         return created
@@ -172,7 +170,7 @@ class ConnectionService:
                     client_key=sealed[CLIENT_KEY],
                     secret_key=sealed[SECRET_KEY],
                 )
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate_name() from exc
         await self.notifications.publish(CATALOG_TOPIC, None)
         return updated

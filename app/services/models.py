@@ -12,13 +12,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
 from app.domain.auth import Permission, Principal
 from app.domain.destinations import changed_destination_fields, check_model_destination, credentials_for_move
 from app.domain.enums import ModelGroup
-from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
+from app.domain.errors import (
+    AccessDenied,
+    Duplicate,
+    ErrorCollector,
+    NotFoundError,
+    ReferenceGone,
+    StillReferenced,
+    UserInputError,
+)
 from app.domain.model_rules import ModelErrorCode, check_model_fields
 from app.domain.models import EffectiveModel, LifecycleState, ModelKind, ModelRecord, ModelScope
 from app.domain.pagination import NameKey, Page, PageRequest
@@ -287,11 +293,15 @@ class ModelService:
                 await self.writer.set_assignments(candidate.id, candidate.assigned_project_ids)
                 await self.writer.set_fallbacks(candidate)
                 await self.credentials.write(candidate.id, credentials)
-        except asyncpg.UniqueViolationError as exc:
-            if exc.constraint_name != "models_name_key":
-                raise
+        except Duplicate as exc:
             raise UserInputError.single(
                 ModelErrorCode.DUPLICATE, "a model with this name exists already", ["input", "name"]
+            ) from exc
+        except ReferenceGone as exc:
+            raise UserInputError.single(
+                ModelErrorCode.CONFLICT,
+                "a model, project or connection this change refers to was deleted meanwhile: "
+                "reload and try again",
             ) from exc
         await self.notifications.publish(CATALOG_TOPIC, None)
         saved = await self.models.get(candidate.id)
@@ -322,7 +332,7 @@ class ModelService:
         try:
             async with self.db.transaction():
                 await self.writer.delete(model_id)
-        except asyncpg.ForeignKeyViolationError as exc:  # referenced meanwhile
+        except StillReferenced as exc:  # referenced meanwhile
             raise UserInputError.single(
                 ModelErrorCode.IN_USE, "still used by other models", ["input", "id"]
             ) from exc

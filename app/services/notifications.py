@@ -15,10 +15,10 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable
 
-import asyncpg
 import orjson
 
 from app.db import Database
+from app.listener import Listener
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +36,11 @@ Handler = Callable[[str | None], None]
 class Notifications:
     def __init__(self, db: Database, dsn: str, *, reconnect_delay: float = 1.0, timeout: float = 5.0) -> None:
         self.db = db
-        self.dsn = dsn
-        self.reconnect_delay = reconnect_delay
-        self.timeout = timeout  # for connecting, and for every statement on the connection
+        self._listener = Listener(
+            dsn, CHANNEL, self._on_message, self._on_reconnect, probe_every=reconnect_delay, timeout=timeout
+        )
         self._handlers: dict[str, list[Handler]] = defaultdict(list)
         self._task: asyncio.Task[None] | None = None
-        self._ready = asyncio.Event()
 
     def subscribe(self, topic: str, handler: Handler) -> None:
         """`handler(key)` runs on every change of `topic`; `key` None means "everything"."""
@@ -53,9 +52,9 @@ class Notifications:
         await self.db.notify(CHANNEL, orjson.dumps({"topic": topic, "key": key}).decode())
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._listen_forever(), name="notifications")
+        self._task = asyncio.create_task(self._listener.run(), name="notifications")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._ready.wait(), timeout=5)
+            await asyncio.wait_for(self._listener.ready.wait(), timeout=5)
 
     async def stop(self) -> None:
         if self._task:
@@ -67,33 +66,14 @@ class Notifications:
         for handler in self._handlers.get(topic, ()):
             handler(key)
 
-    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
+    def _on_message(self, payload: str) -> None:
         try:
             message = orjson.loads(payload)
             self._dispatch(str(message["topic"]), message.get("key"))
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("ignored a malformed change notification")
 
-    async def _listen_forever(self) -> None:
-        first = True
-        while True:
-            try:
-                conn = await asyncpg.connect(self.dsn, timeout=self.timeout, command_timeout=self.timeout)
-            except (OSError, TimeoutError, asyncpg.PostgresError):
-                await asyncio.sleep(self.reconnect_delay)
-                continue
-            try:
-                await conn.add_listener(CHANNEL, self._on_notify)
-                if not first:
-                    for topic in list(self._handlers):
-                        self._dispatch(topic, None)
-                first = False
-                self._ready.set()
-                while True:
-                    await asyncio.sleep(self.reconnect_delay)
-                    await conn.execute("SELECT 1")  # notices a dead connection or a silent server
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                pass
-            finally:
-                conn.terminate()  # not close(): that would wait for a server that may not answer
-            await asyncio.sleep(self.reconnect_delay)
+    def _on_reconnect(self) -> None:
+        """Changes may have been missed while the connection was down: everything goes."""
+        for topic in list(self._handlers):
+            self._dispatch(topic, None)

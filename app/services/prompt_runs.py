@@ -16,13 +16,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
-import asyncpg
 import orjson
 
 from app.domain.auth import Permission, Principal
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole
-from app.domain.errors import FieldError, NotFoundError, UserInputError
+from app.domain.errors import FieldError, NotFoundError, ReferenceGone, UserInputError
 from app.domain.gateway import CallOperation, CallWarning, GatewayError, ModelRef
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.prompts import Prompt, PromptErrorCode, PromptRun, PromptRunStatus, render_prompt, run_field
@@ -176,7 +175,7 @@ class PromptRunner:
         )
         try:
             return await self.runs.insert(run)
-        except asyncpg.ForeignKeyViolationError as exc:  # the prompt was deleted during the call
+        except ReferenceGone as exc:  # the prompt was deleted during the call
             raise NotFoundError("prompt", ["input", "promptId"]) from exc
 
 

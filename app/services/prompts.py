@@ -13,10 +13,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from uuid import UUID
 
-import asyncpg
-
 from app.domain.auth import Permission, Principal
-from app.domain.errors import ErrorCollector, NotFoundError, UserInputError
+from app.domain.errors import Duplicate, ErrorCollector, NotFoundError, ReferenceGone, UserInputError
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.prompts import Prompt, PromptErrorCode, check_prompt
 from app.domain.values import UNSET, Maybe, UnsetType, apply
@@ -155,11 +153,11 @@ class PromptService:
             if created:
                 return await self.prompts.insert(wanted)
             updated = await self.prompts.update(wanted, changes.expected_updated_at)
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise UserInputError.single(
                 PromptErrorCode.DUPLICATE, "the project has a prompt with this name", ["input", "name"]
             ) from exc
-        except asyncpg.ForeignKeyViolationError as exc:  # the model was deleted meanwhile
+        except ReferenceGone as exc:  # the model was deleted meanwhile
             raise NotFoundError("model", ["input", "modelId"]) from exc
         if updated is None:
             raise UserInputError.single(

@@ -26,8 +26,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database, DatabaseUnavailable
 from app.domain.gateway import GatewayError, GatewayErrorCode, UsageEvent
 from app.domain.quota import Reservation, call_ceiling, lease_change, quota_exceeded
@@ -246,7 +244,7 @@ class QuotaReservations:
             outcome = await self._lease_in_database(
                 organization_id, month, budget.spare, needed, instance, now
             )
-        except (DatabaseUnavailable, asyncpg.PostgresError) as exc:
+        except DatabaseUnavailable as exc:
             log.warning("could not lease credits of the monthly limit", extra={"error": str(exc)})
             raise _unavailable() from exc
         if outcome is None:
@@ -332,7 +330,7 @@ class QuotaReservations:
             async with asyncio.timeout(self.lease_wait):
                 # Shielded: one read for every caller, however many of them give up.
                 await asyncio.shield(self._renewal)
-        except (TimeoutError, DatabaseUnavailable, asyncpg.PostgresError):
+        except (TimeoutError, DatabaseUnavailable):
             raise _unavailable() from None
 
     async def _renew(self) -> None:

@@ -17,11 +17,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
 from app.domain.auth import Permission, Principal
-from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
+from app.domain.errors import AccessDenied, Duplicate, ErrorCollector, NotFoundError, UserInputError
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.system_prompts import Particle, SystemPrompt, SystemPromptErrorCode, check_composition
 from app.domain.values import UNSET, Maybe, UnsetType, apply
@@ -113,7 +111,7 @@ class SystemPromptService:
                     description=description,
                     particles=particles,
                 )
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate() from exc
         await self.notifications.publish(CATALOG_TOPIC, None)
         return created
@@ -139,7 +137,7 @@ class SystemPromptService:
         try:
             async with self.db.transaction():
                 updated = await self.prompts.update(wanted, changes.expected_updated_at)
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate() from exc
         if updated is None:
             raise UserInputError.single(

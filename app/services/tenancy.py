@@ -8,12 +8,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
 from app.domain.auth import Permission, Principal
 from app.domain.enums import Plan
-from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError, UserInputError
+from app.domain.errors import AccessDenied, Duplicate, ErrorCollector, NotFoundError, UserInputError
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import (
     Organization,
@@ -84,7 +82,7 @@ class OrganizationService:
                     auto_migrate_end_of_life=auto_migrate_end_of_life,
                     external_id=external_id or None,
                 )
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate(exc) from exc
 
     async def update(
@@ -136,7 +134,7 @@ class OrganizationService:
         try:
             async with self.db.transaction():
                 saved = await self.organizations.update(updated)
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate(exc) from exc
         await self.notifications.publish(TENANCY_TOPIC, str(organization_id))
         return saved
@@ -182,7 +180,7 @@ class ProjectService:
                 return await self.projects.insert(
                     project_id=uuid.uuid4(), organization_id=organization_id, name=name.strip()
                 )
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate(exc) from exc
 
     async def rename(self, principal: Principal, project_id: UUID, name: str) -> Project:
@@ -193,7 +191,7 @@ class ProjectService:
         try:
             async with self.db.transaction():
                 renamed = await self.projects.rename(project_id, name.strip())
-        except asyncpg.UniqueViolationError as exc:
+        except Duplicate as exc:
             raise _duplicate(exc) from exc
         await self.notifications.publish(TENANCY_TOPIC, str(project_id))
         return renamed
@@ -222,8 +220,8 @@ def _check_external_id(errors: ErrorCollector, external_id: str | None) -> None:
         )
 
 
-def _duplicate(exc: asyncpg.UniqueViolationError) -> UserInputError:
-    field = "externalId" if "external_id" in (exc.constraint_name or "") else "name"
+def _duplicate(exc: Duplicate) -> UserInputError:
+    field = exc.field
     return UserInputError.single(
         TenancyErrorCode.DUPLICATE, f"this {field} is already taken", ["input", field]
     )
