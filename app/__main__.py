@@ -16,15 +16,14 @@ import orjson
 from app.cli_input import CommandError, object_id, require_database
 from app.config import Settings
 from app.db import Database
-from app.domain.auth import Role
+from app.domain.auth import OPERATOR, Role
 from app.embedded_postgres import EmbeddedPostgres
 from app.logs import configure_logging
 from app.migrations import migrate
-from app.repositories.secrets import SecretRepository
 from app.services.catalog_seed import SeedReport, seed_catalog
 from app.services.container import Services
 from app.services.demo import seed_demo
-from app.services.secret_rotation import DEFAULT_BATCH_SIZE, RotationReport, SecretRotation
+from app.services.secret_rotation import DEFAULT_BATCH_SIZE, RotationReport
 
 log = logging.getLogger("modelgate")
 
@@ -143,11 +142,11 @@ async def _create_api_key(settings: Settings, args: argparse.Namespace) -> str:
             )
             return key
         organization_id = object_id(args.organization, "Organization", "--organization")
-        if await services.repositories.organizations.get(organization_id) is None:
+        if await services.organizations.get(OPERATOR, organization_id) is None:
             raise CommandError(f"--organization: no organization {args.organization}")
         project_id = object_id(args.project, "Project", "--project") if args.project else None
         if project_id is not None:
-            project = await services.repositories.projects.get(project_id)
+            project = await services.projects.get(OPERATOR, project_id)
             if project is None or project.organization_id != organization_id:
                 raise CommandError(
                     f"--project: no project {args.project} in organization {args.organization}"
@@ -172,7 +171,7 @@ def create_api_key(settings: Settings, args: argparse.Namespace) -> None:
 
 async def _rotate_secrets(settings: Settings, batch_size: int) -> RotationReport:
     async with services_for(settings) as services:
-        rotation = SecretRotation(SecretRepository(services.db), services.keyring, batch_size=batch_size)
+        rotation = services.secret_rotation(batch_size)
         return await rotation.run()
 
 

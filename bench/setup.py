@@ -17,6 +17,7 @@ from app.migrations import migrate
 from app.services.catalog_seed import seed_catalog
 from app.services.container import Services
 from app.services.model_input import ModelInput
+from app.services.tenancy import OrganizationChanges
 
 EXTRA_MODELS = 40
 
@@ -35,23 +36,12 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
     try:
         services = Services(settings, db, settings.database_url)
-        repos = services.repositories
-        async with db.transaction():
-            organization = await repos.organizations.insert(
-                organization_id=uuid.uuid4(),
-                name="Bench",
-                plan=Plan.ENTERPRISE,
-                monthly_credit_limit=None,
-                auto_migrate_end_of_life=False,
-                external_id=None,
-            )
-            project = await repos.projects.insert(
-                project_id=uuid.uuid4(), organization_id=organization.id, name="Bench project"
-            )
-            # 1,000 concurrent streams in scenario 4: far above the default cap.
-            await db.execute(
-                "UPDATE organizations SET max_concurrent_streams = 5000 WHERE id = $1", organization.id
-            )
+        organization = await services.organizations.create(OPERATOR, name="Bench", plan=Plan.ENTERPRISE)
+        project = await services.projects.create(OPERATOR, organization.id, "Bench project")
+        # 1,000 concurrent streams in scenario 4: far above the default cap.
+        await services.organizations.update(
+            OPERATOR, organization.id, OrganizationChanges(max_concurrent_streams=5000)
+        )
         _, key = await services.api_keys.create_unchecked(
             name="bench", organization_id=organization.id, project_id=project.id, role=Role.DEVELOPER
         )

@@ -35,7 +35,5 @@ def by_id(fetch: Callable[[list[UUID]], Awaitable[Sequence[T]]]) -> DataLoader[U
 
 class Loaders:
     def __init__(self, services: Services) -> None:
-        self.organization: DataLoader[UUID, Organization | None] = by_id(
-            services.repositories.organizations.get_many
-        )
-        self.project: DataLoader[UUID, Project | None] = by_id(services.repositories.projects.get_many)
+        self.organization: DataLoader[UUID, Organization | None] = by_id(services.organizations.referenced)
+        self.project: DataLoader[UUID, Project | None] = by_id(services.projects.referenced)

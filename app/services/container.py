@@ -1,4 +1,5 @@
-"""Builds every repository and service once per process, and runs the background bookkeeping."""
+"""Builds every service once per process (each from the repositories it needs), and runs the
+background bookkeeping."""
 
 from __future__ import annotations
 
@@ -6,11 +7,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-
-import aiohttp
-import orjson
 
 from app.config import Settings
 from app.db import Database, DatabaseUnavailable
@@ -23,6 +19,7 @@ from app.repositories.models import ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
 from app.repositories.prompts import PromptRepository, PromptRunRepository
 from app.repositories.quota import QuotaLeaseRepository
+from app.repositories.secrets import SecretRepository
 from app.repositories.system_prompts import SystemPromptRepository
 from app.repositories.usage import UsageRepository
 from app.secrets import KeyRing
@@ -37,7 +34,7 @@ from app.services.gateway.attempts import Attempts
 from app.services.gateway.resolution import Resolver
 from app.services.gateway.service import Gateway
 from app.services.health import ModelHealthTracker
-from app.services.jwt_auth import JwksCache, JwtAuthenticator
+from app.services.jwt_setup import jwt_authenticator
 from app.services.limits import RateLimiter, StreamSlots
 from app.services.model_cache import ModelCache
 from app.services.model_checks import ReferenceChecker
@@ -55,6 +52,7 @@ from app.services.prompts import PromptService
 from app.services.quota import QuotaReservations
 from app.services.response_cache import ResponseCache
 from app.services.revocation import RevocationWatch
+from app.services.secret_rotation import SecretRotation
 from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
 from app.services.tenancy_cache import TenancyCache
@@ -64,7 +62,9 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
-class Repositories:
+class _Repositories:
+    """The repositories several services share (the others belong to one service each)."""
+
     organizations: OrganizationRepository
     projects: ProjectRepository
     api_keys: ApiKeyRepository
@@ -72,14 +72,9 @@ class Repositories:
     system_prompts: SystemPromptRepository
     models: ModelRepository
 
-
-class Services:
-    def __init__(self, settings: Settings, db: Database, dsn: str) -> None:
-        self.settings = settings
-        self.db = db
-        self.notifications = Notifications(db, dsn, timeout=settings.db_query_timeout)
-        self.keyring = _keyring(settings)
-        self.repositories = Repositories(
+    @classmethod
+    def over(cls, db: Database) -> _Repositories:
+        return cls(
             organizations=OrganizationRepository(db),
             projects=ProjectRepository(db),
             api_keys=ApiKeyRepository(db),
@@ -87,56 +82,89 @@ class Services:
             system_prompts=SystemPromptRepository(db),
             models=ModelRepository(db),
         )
-        repos = self.repositories
-        self.organizations = OrganizationService(db, repos.organizations, self.notifications)
-        self.projects = ProjectService(db, repos.projects, self.organizations, self.notifications)
+
+
+class Services:
+    """Every service of the process, built once. `db` is there for the unit of work the services
+    share and for what inspects the database directly (operational commands, tests)."""
+
+    def __init__(self, settings: Settings, db: Database, dsn: str) -> None:
+        self.settings = settings
+        self.db = db
+        self.notifications = Notifications(db, dsn, timeout=settings.db_query_timeout)
+        self.keyring = keyring_for(settings)
+        repos = _Repositories.over(db)
+        self._tenancy_and_access(repos)
+        self._catalog(repos)
+        self._calls(repos)
+        self._flusher: asyncio.Task[None] | None = None
+
+    def _tenancy_and_access(self, repos: _Repositories) -> None:
+        settings, db, notifications = self.settings, self.db, self.notifications
+        self.organizations = OrganizationService(db, repos.organizations, notifications)
+        self.projects = ProjectService(db, repos.projects, self.organizations, notifications)
+        self.tenancy_cache = TenancyCache(
+            repos.organizations, repos.projects, stale_for=settings.cache_stale_for
+        )
+        notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
         self.api_keys = ApiKeyService(
             repos.api_keys,
             repos.organizations,
             repos.projects,
-            self.notifications,
+            notifications,
             default_rate_limit_per_minute=settings.rate_limit_per_minute,
         )
+        self.key_auth = ApiKeyAuthenticator(repos.api_keys, stale_for=settings.cache_stale_for)
+        notifications.subscribe(API_KEYS_TOPIC, self.key_auth.invalidate)
+        self.auth = Authenticator(self.key_auth, jwt_authenticator(settings, repos.organizations))
+        # After key_auth: a revoked key leaves the cache before open connections check it again.
+        self.revocations = RevocationWatch(self.auth, notifications)
+
+    def _catalog(self, repos: _Repositories) -> None:
+        settings, db, notifications = self.settings, self.db, self.notifications
         self.system_prompts = SystemPromptService(
-            db, repos.system_prompts, repos.organizations, self.notifications
+            db, repos.system_prompts, repos.organizations, notifications
         )
+        self.system_prompt_texts = EffectiveSystemPrompts(self.system_prompts)
         self.vault = CredentialVault(self.keyring)
         self.connections = ConnectionService(
             db,
             repos.connections,
             repos.organizations,
             self.vault,
-            self.notifications,
+            notifications,
             allow_private_upstreams=settings.allow_private_upstreams,
         )
         self.model_credentials = ModelCredentials(self.vault, repos.models, repos.connections)
+        checker = ReferenceChecker(
+            repos.models,
+            repos.projects,
+            repos.connections,
+            repos.system_prompts,
+            allow_private_upstreams=settings.allow_private_upstreams,
+        )
         self.models = ModelService(
             db,
             repos.models,
             repos.organizations,
             repos.projects,
-            ReferenceChecker(
-                repos.models,
-                repos.projects,
-                repos.connections,
-                repos.system_prompts,
-                allow_private_upstreams=settings.allow_private_upstreams,
-            ),
+            checker,
             self.model_credentials,
-            self.notifications,
+            notifications,
         )
-        self.system_prompt_texts = EffectiveSystemPrompts(self.system_prompts)
         self.model_cache = ModelCache(
             repos.models, self.model_credentials, self.system_prompt_texts, stale_for=settings.cache_stale_for
         )
-        self.notifications.subscribe(CATALOG_TOPIC, self.model_cache.invalidate)
-        self.key_auth = ApiKeyAuthenticator(repos.api_keys, stale_for=settings.cache_stale_for)
-        self.notifications.subscribe(API_KEYS_TOPIC, self.key_auth.invalidate)
+        notifications.subscribe(CATALOG_TOPIC, self.model_cache.invalidate)
+        # Responses of catalog queries: the API layer reads and fills it (app/api/response_cache.py).
+        self.response_cache = ResponseCache()
+        for topic in (CATALOG_TOPIC, TENANCY_TOPIC):
+            notifications.subscribe(topic, self.response_cache.invalidate)
+
+    def _calls(self, repos: _Repositories) -> None:
+        settings, db = self.settings, self.db
         self.health = ModelHealthTracker(db, HealthRepository(db), OutboxRepository(db), self.notifications)
         self.notifications.subscribe(MODEL_HEALTH_TOPIC, self.health.invalidate)
-        self.auth = Authenticator(self.key_auth, _jwt_authenticator(settings, repos.organizations))
-        # After key_auth: a revoked key leaves the cache before open connections check it again.
-        self.revocations = RevocationWatch(self.auth, self.notifications)
         self.rate_limiter = RateLimiter(
             RateLimitRepository(db), default_per_minute=settings.rate_limit_per_minute
         )
@@ -147,7 +175,6 @@ class Services:
             lease_timeout=settings.stream_lease_timeout,
             idle_after=settings.stream_lease_idle,
         )
-        usage = UsageRepository(db)
         self.quota = QuotaReservations(
             db,
             QuotaLeaseRepository(db),
@@ -156,38 +183,30 @@ class Services:
             idle_after=settings.quota_lease_idle,
             lease_wait=settings.db_acquire_timeout,
         )
+        usage = UsageRepository(db)
         self.usage = UsageRecorder(usage, self.quota)
         self.usage_reports = UsageReports(usage)
         self.providers = ProviderRuntime.create(settings.provider_config)
-        self.tenancy_cache = TenancyCache(
-            repos.organizations, repos.projects, stale_for=settings.cache_stale_for
-        )
-        self.notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
         self.drain = DrainClock(settings.drain_grace)
+        attempts = Attempts(
+            self.providers,
+            self.health,
+            retry_after_bound=settings.retry_after_bound,
+            call_deadline=settings.call_deadline,
+            stream_deadline=settings.stream_deadline,
+        )
+        resolver = Resolver(self.model_cache, self.tenancy_cache, self.models.clock)
         self.gateway = Gateway(
-            Resolver(self.model_cache, self.tenancy_cache, self.models.clock),
-            Attempts(
-                self.providers,
-                self.health,
-                retry_after_bound=settings.retry_after_bound,
-                call_deadline=settings.call_deadline,
-                stream_deadline=settings.stream_deadline,
-            ),
-            self.usage,
-            self.quota,
-            self.rate_limiter,
-            self.stream_slots,
-            self.drain,
+            resolver, attempts, self.usage, self.quota, self.rate_limiter, self.stream_slots, self.drain
         )
         self.prompts = PromptService(
             PromptRepository(db), repos.projects, repos.organizations, repos.models, clock=self.models.clock
         )
         self.prompt_runs = PromptRunner(self.prompts, PromptRunRepository(db), self.gateway)
-        # Responses of catalog queries: the API layer reads and fills it (app/api/response_cache.py).
-        self.response_cache = ResponseCache()
-        for topic in (CATALOG_TOPIC, TENANCY_TOPIC):
-            self.notifications.subscribe(topic, self.response_cache.invalidate)
-        self._flusher: asyncio.Task[None] | None = None
+
+    def secret_rotation(self, batch_size: int) -> SecretRotation:
+        """`rotate-secrets`: every stored secret sealed again under the key ring's first key."""
+        return SecretRotation(SecretRepository(self.db), self.keyring, batch_size=batch_size)
 
     async def start(self) -> None:
         await self.notifications.start()
@@ -231,49 +250,8 @@ class Services:
             await self.flush()
 
 
-def _keyring(settings: Settings) -> KeyRing:
+def keyring_for(settings: Settings) -> KeyRing:
+    """MODELGATE_SECRET_KEYS, else a development key made in the data directory."""
     if settings.secret_keys is not None:
         return KeyRing.parse(settings.secret_keys.get_secret_value())
     return KeyRing.development(settings.data_dir)
-
-
-def _jwt_authenticator(settings: Settings, organizations: OrganizationRepository) -> JwtAuthenticator:
-    jwks = None
-    if settings.jwt_jwks_file is not None:
-        jwks = JwksCache(
-            _file_fetcher(settings.jwt_jwks_file), refetch_interval=settings.jwks_refetch_interval
-        )
-    elif settings.jwt_jwks_url is not None:
-        jwks = JwksCache(_url_fetcher(settings.jwt_jwks_url), refetch_interval=settings.jwks_refetch_interval)
-    return JwtAuthenticator(
-        organizations,
-        hs256_secret=settings.jwt_hs256_secret.get_secret_value() if settings.jwt_hs256_secret else None,
-        jwks=jwks,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        organization_claim=settings.jwt_organization_claim,
-        roles_claim=settings.jwt_roles_claim,
-        role_map=settings.jwt_role_map,
-    )
-
-
-def _file_fetcher(path: Path) -> Any:
-    async def fetch() -> dict[str, Any]:
-        document: dict[str, Any] = orjson.loads(await asyncio.to_thread(path.read_bytes))
-        return document
-
-    return fetch
-
-
-def _url_fetcher(url: str) -> Any:
-    async def fetch() -> dict[str, Any]:
-        # The JWKS URL is the operator's configuration, not user input: no outbound guard needed.
-        async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-            session.get(url) as response,
-        ):
-            response.raise_for_status()
-            document: dict[str, Any] = await response.json(content_type=None)
-            return document
-
-    return fetch

@@ -5,17 +5,17 @@ offline), and the keys."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from uuid import UUID
 
 from app.domain.auth import OPERATOR, Role
 from app.domain.enums import ModelGroup, Plan, Provider
-from app.domain.models import ModelScope
-from app.repositories.models import ModelListQuery
+from app.domain.models import ModelKind, ModelScope
+from app.domain.pagination import PageRequest
 from app.services.catalog_seed import seed_catalog
 from app.services.container import Services
 from app.services.model_input import ModelInput
+from app.services.models import ModelFilter
 
 DEMO_ORGANIZATION = "Demo"
 DEMO_PROJECT = "Demo project"
@@ -32,22 +32,13 @@ class DemoKeys:
 
 async def seed_demo(services: Services) -> DemoKeys | None:
     """Seeds everything; None (and nothing done) if the demo organization exists already."""
-    repos = services.repositories
-    if await repos.organizations.get_by_name(DEMO_ORGANIZATION) is not None:
+    if await services.organizations.named(OPERATOR, DEMO_ORGANIZATION) is not None:
         return None
     await seed_catalog(services.models)
-    async with services.db.transaction():
-        organization = await repos.organizations.insert(
-            organization_id=uuid.uuid4(),
-            name=DEMO_ORGANIZATION,
-            plan=Plan.PRO,
-            monthly_credit_limit=None,
-            auto_migrate_end_of_life=True,
-            external_id=None,
-        )
-        project = await repos.projects.insert(
-            project_id=uuid.uuid4(), organization_id=organization.id, name=DEMO_PROJECT
-        )
+    organization = await services.organizations.create(
+        OPERATOR, name=DEMO_ORGANIZATION, plan=Plan.PRO, auto_migrate_end_of_life=True
+    )
+    project = await services.projects.create(OPERATOR, organization.id, DEMO_PROJECT)
     await services.models.create_user(
         OPERATOR,
         organization_id=organization.id,
@@ -91,8 +82,8 @@ async def seed_demo(services: Services) -> DemoKeys | None:
 
 
 async def _echo_model_id(services: Services) -> UUID:
-    query = ModelListQuery(organization_id=None, include_system=True, providers=[Provider.ECHO.value])
-    echo = await services.repositories.models.list_all(query, services.models.clock())
-    if not echo:
+    echo_models = ModelFilter(kinds=[ModelKind.SYSTEM], providers=[Provider.ECHO.value])
+    echo = await services.models.list_page(OPERATOR, echo_models, PageRequest(first=1))
+    if not echo.items:
         raise RuntimeError("the starter catalog has no ECHO model")
-    return echo[0].id
+    return echo.items[0].id

@@ -47,6 +47,16 @@ class OrganizationService:
         self.organizations = organizations
         self.notifications = notifications
 
+    async def referenced(self, organization_ids: list[UUID]) -> list[Organization]:
+        """The organizations that objects the caller may see refer to (for DataLoaders, which only
+        follow such references): not scoped again."""
+        return await self.organizations.get_many(organization_ids)
+
+    async def named(self, principal: Principal, name: str) -> Organization | None:
+        """Platform admins: the organization called `name` (ignoring case), if there is one."""
+        require(principal, Permission.PLATFORM_ADMIN)
+        return await self.organizations.get_by_name(name)
+
     async def get(self, principal: Principal, organization_id: UUID) -> Organization | None:
         if not principal.can_access_organization(organization_id):
             return None
@@ -152,6 +162,10 @@ class ProjectService:
         self.projects = projects
         self.organizations = organizations
         self.notifications = notifications
+
+    async def referenced(self, project_ids: list[UUID]) -> list[Project]:
+        """The projects that objects the caller may see refer to (for DataLoaders): not scoped again."""
+        return await self.projects.get_many(project_ids)
 
     async def get(self, principal: Principal, project_id: UUID) -> Project | None:
         project = await self.projects.get(project_id)

@@ -112,7 +112,7 @@ async def test_unexpected_failures_are_masked_and_logged_with_the_request_id(
     async def explode(*_args: object) -> None:
         raise RuntimeError("internal detail that must not leak")
 
-    monkeypatch.setattr(server.services.repositories.organizations, "get_many", explode)
+    monkeypatch.setattr(server.services.organizations, "referenced", explode)
     with caplog.at_level(logging.ERROR, logger="modelgate.graphql"):
         body = await client.post("{ viewer { organization { name } } }")
     error = body["errors"][0]

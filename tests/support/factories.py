@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from app.domain.auth import Role
+from app.domain.auth import OPERATOR, Role
 from app.domain.enums import Plan
 from app.domain.ids import encode_id
 from app.domain.tenancy import Organization, Project
@@ -32,20 +32,11 @@ class Tenant:
 
 
 async def make_tenant(services: Services, name: str | None = None, plan: Plan = Plan.PRO) -> Tenant:
-    repos = services.repositories
     name = name or f"org-{uuid.uuid4().hex[:8]}"
-    async with services.db.transaction():
-        organization = await repos.organizations.insert(
-            organization_id=uuid.uuid4(),
-            name=name,
-            plan=plan,
-            monthly_credit_limit=None,
-            auto_migrate_end_of_life=False,
-            external_id=f"ext-{name}",
-        )
-        project = await repos.projects.insert(
-            project_id=uuid.uuid4(), organization_id=organization.id, name=f"{name} project"
-        )
+    organization = await services.organizations.create(
+        OPERATOR, name=name, plan=plan, external_id=f"ext-{name}"
+    )
+    project = await services.projects.create(OPERATOR, organization.id, f"{name} project")
     tenant = Tenant(organization, project)
     for role in Role:
         _, key = await services.api_keys.create_unchecked(

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from app.domain.auth import Role
+from app.domain.auth import OPERATOR, Role
 from app.domain.credentials import Credentials
 from app.logs import JsonFormatter
 from tests.conftest import LiveServer
@@ -330,9 +330,8 @@ async def test_model_client_keys_are_stored_and_cleared_together(
 
 async def resolve(server: LiveServer, model_id: str) -> Credentials:
     services = server.services
-    record = await services.repositories.models.get(uuid_of(model_id))
-    assert record is not None
-    (effective,) = await services.models.effective([record])
+    effective = await services.models.get(OPERATOR, uuid_of(model_id))
+    assert effective is not None
     credentials, _ = await services.model_credentials.resolve(effective)
     return credentials
 
