@@ -11,15 +11,17 @@ import logging
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from enum import Enum
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 
+from app.api.context import GraphQLInfo, authenticated
 from app.api.input_check import refuse_unstorable
 from app.db import DatabaseUnavailable
+from app.domain.auth import Principal
 from app.domain.errors import AccessDenied, Unauthenticated, UserInputError
 
 log = logging.getLogger("modelgate.graphql")
@@ -151,13 +153,21 @@ def user_errors(exc: UserInputError, make: Callable[[str, list[str] | None, str]
     return [make(e.code.value, list(e.field) if e.field else None, e.message) for e in exc.errors]
 
 
-async def attempt(
-    input: object, work: Callable[[], Awaitable[T]], make_error: Callable[[str, list[str] | None, str], E]
-) -> tuple[T | None, list[E]]:
-    """Runs a mutation's work on its input; expected failures become user errors, the rest
-    propagates. The work does not start when the input holds a value no column can store."""
-    try:
-        refuse_unstorable(input)
-        return await work(), []
-    except UserInputError as exc:
-        return None, user_errors(exc, make_error)
+class MutationFrame(Generic[E]):
+    """What every mutation of an area does around its service call: it authenticates the caller,
+    refuses an input that holds a value no column can store, runs the call, and turns expected
+    failures into the area's user errors (the rest propagates). A mutation is then its input, its
+    service call and its payload."""
+
+    def __init__(self, make_error: Callable[[str, list[str] | None, str], E]) -> None:
+        self.make_error = make_error
+
+    async def run(
+        self, info: GraphQLInfo, input: object, call: Callable[[Principal], Awaitable[T]]
+    ) -> tuple[T | None, list[E]]:
+        principal = authenticated(info)
+        try:
+            refuse_unstorable(input)
+            return await call(principal), []
+        except UserInputError as exc:
+            return None, user_errors(exc, self.make_error)

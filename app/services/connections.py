@@ -143,7 +143,7 @@ class ConnectionService:
                     raise UserInputError.single(
                         ConnectionErrorCode.CONFLICT,
                         "the connection changed since you read it; read it again",
-                        ["input", "updatedAt"],
+                        ["input", "expectedUpdatedAt"],
                     )
                 model_url = apply(changes.model_url, locked.model_url)
                 settings = apply(changes.provider_settings, locked.provider_settings)

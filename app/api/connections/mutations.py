@@ -9,14 +9,26 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.connections.types import Connection, ConnectionUserError, Provider, connection_error
-from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import attempt
+from app.api.context import GraphQLInfo, services
+from app.api.errors import MutationFrame
 from app.api.scalars import maybe, maybe_set
 from app.domain import connections, credentials
+from app.domain.auth import Principal
 from app.domain.errors import CommonErrorCode, UserInputError
 from app.domain.ids import decode_id
 from app.domain.values import UNSET
 from app.services.connections import ConnectionChanges
+
+
+def expected_updated_at(input: ConnectionUpdateInput) -> datetime | None:
+    """expectedUpdatedAt, or its deprecated alias updatedAt (not both)."""
+    if input.expected_updated_at is not None and input.updated_at is not None:
+        raise UserInputError.single(
+            CommonErrorCode.INVALID,
+            "give expectedUpdatedAt only (updatedAt is its old name)",
+            ["input", "updatedAt"],
+        )
+    return input.expected_updated_at if input.expected_updated_at is not None else input.updated_at
 
 
 def settings_of(value: object) -> dict[str, object] | None:
@@ -73,9 +85,14 @@ class ConnectionUpdateInput:
     secret_key: str | None = strawberry.field(default=None, description=_PAIRED_HEADER_DOC)
     clear_token: bool = strawberry.field(default=False, description="Removes the token.")
     clear_client_keys: bool = strawberry.field(default=False, description="Removes clientKey and secretKey.")
-    updated_at: datetime | None = strawberry.field(
+    expected_updated_at: datetime | None = strawberry.field(
         default=None,
         description="The updatedAt you last read; if the connection changed since, CONFLICT and no write.",
+    )
+    updated_at: datetime | None = strawberry.field(
+        default=None,
+        description="The former name of expectedUpdatedAt.",
+        deprecation_reason="Use expectedUpdatedAt, as every other update does.",
     )
 
 
@@ -102,15 +119,16 @@ class ConnectionDeletePayload:
     user_errors: list[ConnectionUserError]
 
 
+_CONNECTION_FRAME = MutationFrame(connection_error)
+
+
 @strawberry.type
 class ConnectionMutations:
     @strawberry.mutation(description="Needs connections:manage.")
     async def connection_create(
         self, info: GraphQLInfo, input: ConnectionCreateInput
     ) -> ConnectionCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> connections.Connection:
+        async def work(principal: Principal) -> connections.Connection:
             organization_id = decode_id(input.organization_id, "Organization", ["input", "organizationId"])
             return await services(info).connections.create(
                 principal,
@@ -125,7 +143,7 @@ class ConnectionMutations:
                 ),
             )
 
-        created, errors = await attempt(input, work, connection_error)
+        created, errors = await _CONNECTION_FRAME.run(info, input, work)
         return ConnectionCreatePayload(
             connection=Connection.of(created) if created else None, user_errors=errors
         )
@@ -134,9 +152,7 @@ class ConnectionMutations:
     async def connection_update(
         self, info: GraphQLInfo, input: ConnectionUpdateInput
     ) -> ConnectionUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> connections.Connection:
+        async def work(principal: Principal) -> connections.Connection:
             connection_id = decode_id(input.id, "Connection", ["input", "id"])
             changes = ConnectionChanges(
                 name=maybe_set(input.name, ["input", "name"]),
@@ -152,11 +168,15 @@ class ConnectionMutations:
                     clear_token=input.clear_token,
                     clear_client_keys=input.clear_client_keys,
                 ),
-                expected_updated_at=input.updated_at,
+                expected_updated_at=expected_updated_at(input),
             )
             return await services(info).connections.update(principal, connection_id, changes)
 
-        updated, errors = await attempt(input, work, connection_error)
+        updated, errors = await _CONNECTION_FRAME.run(info, input, work)
+        if input.updated_at is not None:  # the deprecated name: errors name the field that was sent
+            for error in errors:
+                if error.field == ["input", "expectedUpdatedAt"]:
+                    error.field = ["input", "updatedAt"]
         return ConnectionUpdatePayload(
             connection=Connection.of(updated) if updated else None, user_errors=errors
         )
@@ -165,13 +185,11 @@ class ConnectionMutations:
     async def connection_delete(
         self, info: GraphQLInfo, input: ConnectionDeleteInput
     ) -> ConnectionDeletePayload:
-        principal = authenticated(info)
-
-        async def work() -> connections.Connection:
+        async def work(principal: Principal) -> connections.Connection:
             connection_id = decode_id(input.id, "Connection", ["input", "id"])
             return await services(info).connections.delete(principal, connection_id)
 
-        deleted, errors = await attempt(input, work, connection_error)
+        deleted, errors = await _CONNECTION_FRAME.run(info, input, work)
         return ConnectionDeletePayload(
             deleted_connection_id=input.id if deleted else None, user_errors=errors
         )

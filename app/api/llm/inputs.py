@@ -18,36 +18,29 @@ class ChatMessageInput:
     content: str
 
 
+@strawberry.input(description="What every call on a model may say: which model, in which project, how.")
+class CallOptionsInput:
+    model: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the project's default model."
+    )
+    project_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Default: the key's project."
+    )
+    system_prompt: str | None = strawberry.field(
+        default=None, description="After the model's own system prompt."
+    )
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
 @strawberry.input
-class GenerateInput:
+class GenerateInput(CallOptionsInput):
     prompt: str
-    model: strawberry.ID | None = strawberry.field(
-        default=None, description="Default: the project's default model."
-    )
-    project_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Default: the key's project."
-    )
-    system_prompt: str | None = strawberry.field(
-        default=None, description="After the model's own system prompt."
-    )
-    temperature: float | None = None
-    max_tokens: int | None = None
 
 
 @strawberry.input
-class ChatInput:
+class ChatInput(CallOptionsInput):
     messages: list[ChatMessageInput]
-    model: strawberry.ID | None = strawberry.field(
-        default=None, description="Default: the project's default model."
-    )
-    project_id: strawberry.ID | None = strawberry.field(
-        default=None, description="Default: the key's project."
-    )
-    system_prompt: str | None = strawberry.field(
-        default=None, description="After the model's own system prompt."
-    )
-    temperature: float | None = None
-    max_tokens: int | None = None
 
 
 @strawberry.input

@@ -6,8 +6,8 @@ from typing import Any
 
 import strawberry
 
-from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import attempt
+from app.api.context import GraphQLInfo, services
+from app.api.errors import MutationFrame
 from app.api.llm.inputs import ChatInput, EmbedInput, GenerateInput, chat_call, embed_call, generate_call
 from app.api.llm.types import (
     CallWarning,
@@ -19,6 +19,7 @@ from app.api.llm.types import (
     warnings_of,
 )
 from app.api.models.types import Model, model_type
+from app.domain.auth import Principal
 from app.domain.enums import ChatRole
 from app.domain.gateway import CallOperation
 from app.services.gateway.service import CallResult, EmbedResult
@@ -75,17 +76,19 @@ def _served(result: CallResult | EmbedResult) -> dict[str, Any]:
     }
 
 
+_GATEWAY_FRAME = MutationFrame(gateway_error)
+
+
 @strawberry.type
 class LlmMutations:
     @strawberry.mutation(description="One prompt, one answer. Needs llm:invoke.")
     async def generate(self, info: GraphQLInfo, input: GenerateInput) -> GeneratePayload:
-        principal = authenticated(info)
         request_id = info.context.request_id
 
-        async def work() -> CallResult:
+        async def work(principal: Principal) -> CallResult:
             return await services(info).gateway.complete(principal, generate_call(input), request_id)
 
-        result, errors = await attempt(input, work, gateway_error)
+        result, errors = await _GATEWAY_FRAME.run(info, input, work)
         if result is None:
             return GeneratePayload(request_id=request_id, user_errors=errors)
         return GeneratePayload(
@@ -100,15 +103,14 @@ class LlmMutations:
         description="A conversation; the answer as the assistant's message. Needs llm:invoke."
     )
     async def chat(self, info: GraphQLInfo, input: ChatInput) -> ChatPayload:
-        principal = authenticated(info)
         request_id = info.context.request_id
 
-        async def work() -> CallResult:
+        async def work(principal: Principal) -> CallResult:
             return await services(info).gateway.complete(
                 principal, chat_call(input, CallOperation.CHAT), request_id
             )
 
-        result, errors = await attempt(input, work, gateway_error)
+        result, errors = await _GATEWAY_FRAME.run(info, input, work)
         if result is None:
             return ChatPayload(request_id=request_id, user_errors=errors)
         return ChatPayload(
@@ -121,13 +123,12 @@ class LlmMutations:
 
     @strawberry.mutation(description="Vectors for texts, with an EMBEDDING model. Needs llm:invoke.")
     async def embed(self, info: GraphQLInfo, input: EmbedInput) -> EmbedPayload:
-        principal = authenticated(info)
         request_id = info.context.request_id
 
-        async def work() -> EmbedResult:
+        async def work(principal: Principal) -> EmbedResult:
             return await services(info).gateway.embed(principal, embed_call(input), request_id)
 
-        result, errors = await attempt(input, work, gateway_error)
+        result, errors = await _GATEWAY_FRAME.run(info, input, work)
         if result is None:
             return EmbedPayload(request_id=request_id, user_errors=errors)
         return EmbedPayload(

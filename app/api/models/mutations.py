@@ -8,8 +8,8 @@ from typing import TypeVar
 import strawberry
 
 from app.api.connections.types import Provider
-from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import attempt
+from app.api.context import GraphQLInfo, services
+from app.api.errors import MutationFrame
 from app.api.models.inputs import SystemModelFieldsInput, UserModelFieldsInput, to_model_input
 from app.api.models.types import (
     ModelGroup,
@@ -21,6 +21,7 @@ from app.api.models.types import (
     model_type,
 )
 from app.domain import models
+from app.domain.auth import Principal
 from app.domain.enums import ModelGroup as DomainModelGroup
 from app.domain.ids import MODEL_TYPES, decode_id, decode_optional
 
@@ -107,43 +108,33 @@ class ModelDeletePayload:
     user_errors: list[ModelUserError]
 
 
+_MODEL_FRAME = MutationFrame(model_error)
+
+
 @strawberry.type
 class ModelMutations:
     @strawberry.mutation
     async def system_model_create(
         self, info: GraphQLInfo, input: SystemModelCreateInput
     ) -> SystemModelCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> models.EffectiveModel:
+        async def work(principal: Principal) -> models.EffectiveModel:
             return await services(info).models.create_system(principal, to_model_input(input))
 
-        created, errors = await attempt(input, work, model_error)
+        created, errors = await _MODEL_FRAME.run(info, input, work)
         return SystemModelCreatePayload(model=_as(SystemModel, created), user_errors=errors)
 
     @strawberry.mutation
     async def system_model_update(
         self, info: GraphQLInfo, input: SystemModelUpdateInput
     ) -> SystemModelUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> models.EffectiveModel:
-            model_id = decode_id(input.id, "SystemModel", ["input", "id"])
-            changes = to_model_input(
-                input, clear_token=input.clear_token, clear_client_keys=input.clear_client_keys
-            )
-            return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
-
-        updated, errors = await attempt(input, work, model_error)
+        updated, errors = await _update(info, input, "SystemModel")
         return SystemModelUpdatePayload(model=_as(SystemModel, updated), user_errors=errors)
 
     @strawberry.mutation
     async def user_model_create(
         self, info: GraphQLInfo, input: UserModelCreateInput
     ) -> UserModelCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> models.EffectiveModel:
+        async def work(principal: Principal) -> models.EffectiveModel:
             return await services(info).models.create_user(
                 principal,
                 organization_id=decode_id(input.organization_id, "Organization", ["input", "organizationId"]),
@@ -154,35 +145,39 @@ class ModelMutations:
                 changes=to_model_input(input),
             )
 
-        created, errors = await attempt(input, work, model_error)
+        created, errors = await _MODEL_FRAME.run(info, input, work)
         return UserModelCreatePayload(model=_as(UserModel, created), user_errors=errors)
 
     @strawberry.mutation
     async def user_model_update(
         self, info: GraphQLInfo, input: UserModelUpdateInput
     ) -> UserModelUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> models.EffectiveModel:
-            model_id = decode_id(input.id, "UserModel", ["input", "id"])
-            changes = to_model_input(
-                input, clear_token=input.clear_token, clear_client_keys=input.clear_client_keys
-            )
-            return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
-
-        updated, errors = await attempt(input, work, model_error)
+        updated, errors = await _update(info, input, "UserModel")
         return UserModelUpdatePayload(model=_as(UserModel, updated), user_errors=errors)
 
     @strawberry.mutation(description="Refused while other models use it as parent, replacement or fallback.")
     async def model_delete(self, info: GraphQLInfo, input: ModelDeleteInput) -> ModelDeletePayload:
-        principal = authenticated(info)
-
-        async def work() -> models.ModelRecord:
+        async def work(principal: Principal) -> models.ModelRecord:
             model_id = decode_id(input.id, MODEL_TYPES, ["input", "id"])
             return await services(info).models.delete(principal, model_id)
 
-        deleted, errors = await attempt(input, work, model_error)
+        deleted, errors = await _MODEL_FRAME.run(info, input, work)
         return ModelDeletePayload(deleted_model_id=input.id if deleted else None, user_errors=errors)
+
+
+async def _update(
+    info: GraphQLInfo, input: SystemModelUpdateInput | UserModelUpdateInput, type_name: str
+) -> tuple[models.EffectiveModel | None, list[ModelUserError]]:
+    """Both update mutations: one service call, each on its own kind of model."""
+
+    async def work(principal: Principal) -> models.EffectiveModel:
+        model_id = decode_id(input.id, type_name, ["input", "id"])
+        changes = to_model_input(
+            input, clear_token=input.clear_token, clear_client_keys=input.clear_client_keys
+        )
+        return await services(info).models.update(principal, model_id, changes, input.expected_updated_at)
+
+    return await _MODEL_FRAME.run(info, input, work)
 
 
 def _as(cls: type[T], model: models.EffectiveModel | None) -> T | None:

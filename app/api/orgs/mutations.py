@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import strawberry
 
-from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import attempt
+from app.api.context import GraphQLInfo, services
+from app.api.errors import MutationFrame
 from app.api.orgs.types import (
     ApiKey,
     ApiKeyUserError,
@@ -22,6 +22,7 @@ from app.api.orgs.types import (
 )
 from app.api.scalars import maybe, maybe_set
 from app.domain import auth, tenancy
+from app.domain.auth import Principal
 from app.domain.enums import Plan as DomainPlan
 from app.domain.ids import decode_id, decode_optional
 from app.services.tenancy import OrganizationChanges
@@ -133,15 +134,17 @@ class ApiKeyRevokePayload:
     user_errors: list[ApiKeyUserError]
 
 
+_API_KEY_FRAME = MutationFrame(api_key_error)
+_ORGANIZATION_FRAME = MutationFrame(organization_error)
+
+
 @strawberry.type
 class TenancyMutations:
     @strawberry.mutation(description="Platform admins only.")
     async def organization_create(
         self, info: GraphQLInfo, input: OrganizationCreateInput
     ) -> OrganizationCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> tenancy.Organization:
+        async def work(principal: Principal) -> tenancy.Organization:
             return await services(info).organizations.create(
                 principal,
                 name=input.name,
@@ -151,7 +154,7 @@ class TenancyMutations:
                 external_id=input.external_id,
             )
 
-        created, errors = await attempt(input, work, organization_error)
+        created, errors = await _ORGANIZATION_FRAME.run(info, input, work)
         return OrganizationCreatePayload(
             organization=Organization.of(created) if created else None, user_errors=errors
         )
@@ -160,9 +163,7 @@ class TenancyMutations:
     async def organization_update(
         self, info: GraphQLInfo, input: OrganizationUpdateInput
     ) -> OrganizationUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> tenancy.Organization:
+        async def work(principal: Principal) -> tenancy.Organization:
             organization_id = decode_id(input.id, "Organization", ["input", "id"])
             changes = OrganizationChanges(
                 name=maybe_set(input.name, ["input", "name"]),
@@ -176,49 +177,41 @@ class TenancyMutations:
             )
             return await services(info).organizations.update(principal, organization_id, changes)
 
-        updated, errors = await attempt(input, work, organization_error)
+        updated, errors = await _ORGANIZATION_FRAME.run(info, input, work)
         return OrganizationUpdatePayload(
             organization=Organization.of(updated) if updated else None, user_errors=errors
         )
 
     @strawberry.mutation
     async def project_create(self, info: GraphQLInfo, input: ProjectCreateInput) -> ProjectCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> tenancy.Project:
+        async def work(principal: Principal) -> tenancy.Project:
             organization_id = decode_id(input.organization_id, "Organization", ["input", "organizationId"])
             return await services(info).projects.create(principal, organization_id, input.name)
 
-        created, errors = await attempt(input, work, organization_error)
+        created, errors = await _ORGANIZATION_FRAME.run(info, input, work)
         return ProjectCreatePayload(project=Project.of(created) if created else None, user_errors=errors)
 
     @strawberry.mutation
     async def project_update(self, info: GraphQLInfo, input: ProjectUpdateInput) -> ProjectUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> tenancy.Project:
+        async def work(principal: Principal) -> tenancy.Project:
             project_id = decode_id(input.id, "Project", ["input", "id"])
             return await services(info).projects.rename(principal, project_id, input.name)
 
-        updated, errors = await attempt(input, work, organization_error)
+        updated, errors = await _ORGANIZATION_FRAME.run(info, input, work)
         return ProjectUpdatePayload(project=Project.of(updated) if updated else None, user_errors=errors)
 
     @strawberry.mutation(description="Deletes the project with its project-scoped models and keys.")
     async def project_delete(self, info: GraphQLInfo, input: ProjectDeleteInput) -> ProjectDeletePayload:
-        principal = authenticated(info)
-
-        async def work() -> tenancy.Project:
+        async def work(principal: Principal) -> tenancy.Project:
             project_id = decode_id(input.id, "Project", ["input", "id"])
             return await services(info).projects.delete(principal, project_id)
 
-        deleted, errors = await attempt(input, work, organization_error)
+        deleted, errors = await _ORGANIZATION_FRAME.run(info, input, work)
         return ProjectDeletePayload(deleted_project_id=input.id if deleted else None, user_errors=errors)
 
     @strawberry.mutation(description="Creates a key; the payload's `secret` is the only time it is shown.")
     async def api_key_create(self, info: GraphQLInfo, input: ApiKeyCreateInput) -> ApiKeyCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> tuple[auth.ApiKey, str]:
+        async def work(principal: Principal) -> tuple[auth.ApiKey, str]:
             organization_id = decode_id(input.organization_id, "Organization", ["input", "organizationId"])
             project_id = decode_optional(input.project_id, "Project", ["input", "projectId"])
             return await services(info).api_keys.create(
@@ -232,7 +225,7 @@ class TenancyMutations:
                 rate_limit_per_minute=input.rate_limit_per_minute,
             )
 
-        created, errors = await attempt(input, work, api_key_error)
+        created, errors = await _API_KEY_FRAME.run(info, input, work)
         if created is None:
             return ApiKeyCreatePayload(api_key=None, secret=None, user_errors=errors)
         key, secret = created
@@ -240,11 +233,9 @@ class TenancyMutations:
 
     @strawberry.mutation
     async def api_key_revoke(self, info: GraphQLInfo, input: ApiKeyRevokeInput) -> ApiKeyRevokePayload:
-        principal = authenticated(info)
-
-        async def work() -> auth.ApiKey:
+        async def work(principal: Principal) -> auth.ApiKey:
             key_id = decode_id(input.id, "ApiKey", ["input", "id"])
             return await services(info).api_keys.revoke(principal, key_id)
 
-        revoked, errors = await attempt(input, work, api_key_error)
+        revoked, errors = await _API_KEY_FRAME.run(info, input, work)
         return ApiKeyRevokePayload(api_key=ApiKey.of(revoked) if revoked else None, user_errors=errors)

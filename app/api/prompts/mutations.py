@@ -8,12 +8,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import attempt, user_errors
+from app.api.errors import MutationFrame, user_errors
 from app.api.input_check import refuse_unstorable
 from app.api.llm.types import CallWarning, warnings_of
 from app.api.prompts.types import Prompt, PromptRun, PromptUserError, prompt_error
 from app.api.scalars import maybe, maybe_set
 from app.domain import prompts
+from app.domain.auth import Principal
 from app.domain.errors import UserInputError
 from app.domain.ids import MODEL_TYPES, decode_id, decode_optional
 from app.domain.values import UNSET, UnsetType
@@ -96,13 +97,14 @@ class PromptRunPayload:
     user_errors: list[PromptUserError]
 
 
+_PROMPT_FRAME = MutationFrame(prompt_error)
+
+
 @strawberry.type
 class PromptMutations:
     @strawberry.mutation(description="Needs prompts:manage in the project.")
     async def prompt_create(self, info: GraphQLInfo, input: PromptCreateInput) -> PromptCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> prompts.Prompt:
+        async def work(principal: Principal) -> prompts.Prompt:
             project_id = decode_id(input.project_id, "Project", ["input", "projectId"])
             changes = PromptChanges(
                 name=input.name,
@@ -114,14 +116,12 @@ class PromptMutations:
             )
             return await services(info).prompts.create(principal, project_id, changes)
 
-        created, errors = await attempt(input, work, prompt_error)
+        created, errors = await _PROMPT_FRAME.run(info, input, work)
         return PromptCreatePayload(prompt=Prompt.of(created) if created else None, user_errors=errors)
 
     @strawberry.mutation
     async def prompt_update(self, info: GraphQLInfo, input: PromptUpdateInput) -> PromptUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> prompts.Prompt:
+        async def work(principal: Principal) -> prompts.Prompt:
             prompt_id = decode_id(input.id, "Prompt", ["input", "id"])
             model_id = maybe(input.model_id)
             changes = PromptChanges(
@@ -137,18 +137,16 @@ class PromptMutations:
             )
             return await services(info).prompts.update(principal, prompt_id, changes)
 
-        updated, errors = await attempt(input, work, prompt_error)
+        updated, errors = await _PROMPT_FRAME.run(info, input, work)
         return PromptUpdatePayload(prompt=Prompt.of(updated) if updated else None, user_errors=errors)
 
     @strawberry.mutation(description="Deletes the prompt and its runs.")
     async def prompt_delete(self, info: GraphQLInfo, input: PromptDeleteInput) -> PromptDeletePayload:
-        principal = authenticated(info)
-
-        async def work() -> prompts.Prompt:
+        async def work(principal: Principal) -> prompts.Prompt:
             prompt_id = decode_id(input.id, "Prompt", ["input", "id"])
             return await services(info).prompts.delete(principal, prompt_id)
 
-        deleted, errors = await attempt(input, work, prompt_error)
+        deleted, errors = await _PROMPT_FRAME.run(info, input, work)
         return PromptDeletePayload(deleted_prompt_id=input.id if deleted else None, user_errors=errors)
 
     @strawberry.mutation(

@@ -6,8 +6,8 @@ from datetime import datetime
 
 import strawberry
 
-from app.api.context import GraphQLInfo, authenticated, services
-from app.api.errors import attempt
+from app.api.context import GraphQLInfo, services
+from app.api.errors import MutationFrame
 from app.api.scalars import maybe, maybe_set
 from app.api.system_prompts.types import (
     SystemPrompt,
@@ -16,6 +16,7 @@ from app.api.system_prompts.types import (
     system_prompt_error,
 )
 from app.domain import system_prompts as compositions
+from app.domain.auth import Principal
 from app.domain.ids import decode_id, decode_optional
 from app.domain.values import UnsetType
 from app.services.system_prompts import SystemPromptChanges
@@ -75,15 +76,16 @@ class SystemPromptDeletePayload:
     user_errors: list[SystemPromptUserError]
 
 
+_SYSTEM_PROMPT_FRAME = MutationFrame(system_prompt_error)
+
+
 @strawberry.type
 class SystemPromptMutations:
     @strawberry.mutation(description="Needs models:update in the organization, or platform admin.")
     async def system_prompt_create(
         self, info: GraphQLInfo, input: SystemPromptCreateInput
     ) -> SystemPromptCreatePayload:
-        principal = authenticated(info)
-
-        async def work() -> compositions.SystemPrompt:
+        async def work(principal: Principal) -> compositions.SystemPrompt:
             organization_id = decode_optional(
                 input.organization_id, "Organization", ["input", "organizationId"]
             )
@@ -95,7 +97,7 @@ class SystemPromptMutations:
                 particles=_particles(input.particles),
             )
 
-        created, errors = await attempt(input, work, system_prompt_error)
+        created, errors = await _SYSTEM_PROMPT_FRAME.run(info, input, work)
         return SystemPromptCreatePayload(
             system_prompt=SystemPrompt.of(created) if created else None, user_errors=errors
         )
@@ -104,9 +106,7 @@ class SystemPromptMutations:
     async def system_prompt_update(
         self, info: GraphQLInfo, input: SystemPromptUpdateInput
     ) -> SystemPromptUpdatePayload:
-        principal = authenticated(info)
-
-        async def work() -> compositions.SystemPrompt:
+        async def work(principal: Principal) -> compositions.SystemPrompt:
             system_prompt_id = decode_id(input.id, "SystemPrompt", ["input", "id"])
             particles = maybe_set(input.particles, ["input", "particles"])
             changes = SystemPromptChanges(
@@ -117,7 +117,7 @@ class SystemPromptMutations:
             )
             return await services(info).system_prompts.update(principal, system_prompt_id, changes)
 
-        updated, errors = await attempt(input, work, system_prompt_error)
+        updated, errors = await _SYSTEM_PROMPT_FRAME.run(info, input, work)
         return SystemPromptUpdatePayload(
             system_prompt=SystemPrompt.of(updated) if updated else None, user_errors=errors
         )
@@ -126,13 +126,11 @@ class SystemPromptMutations:
     async def system_prompt_delete(
         self, info: GraphQLInfo, input: SystemPromptDeleteInput
     ) -> SystemPromptDeletePayload:
-        principal = authenticated(info)
-
-        async def work() -> compositions.SystemPrompt:
+        async def work(principal: Principal) -> compositions.SystemPrompt:
             system_prompt_id = decode_id(input.id, "SystemPrompt", ["input", "id"])
             return await services(info).system_prompts.delete(principal, system_prompt_id)
 
-        deleted, errors = await attempt(input, work, system_prompt_error)
+        deleted, errors = await _SYSTEM_PROMPT_FRAME.run(info, input, work)
         return SystemPromptDeletePayload(
             deleted_system_prompt_id=input.id if deleted else None, user_errors=errors
         )

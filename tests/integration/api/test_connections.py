@@ -463,3 +463,22 @@ async def test_a_malformed_or_foreign_id_is_not_found(gql: GraphQLClient, tenant
         payload = await admin.mutate(UPDATE, {"id": bad, "name": "x"})
         assert errors_of(payload) == [("NOT_FOUND", ["input", "id"])]
     assert (await admin.data(LIST, {"id": "nope"}))["connections"]["nodes"] == []
+
+
+async def test_expected_updated_at_is_the_name_and_updated_at_its_deprecated_alias(
+    gql: GraphQLClient, tenant: Tenant
+) -> None:
+    admin = gql.with_key(tenant.admin_key)
+    created = await create(admin, tenant)
+    fresh = await admin.mutate(
+        UPDATE, {"id": created["id"], "name": "v2", "expectedUpdatedAt": created["updatedAt"]}
+    )
+    assert fresh["userErrors"] == []
+    stale = await admin.mutate(
+        UPDATE, {"id": created["id"], "name": "v3", "expectedUpdatedAt": created["updatedAt"]}
+    )
+    assert errors_of(stale) == [("CONFLICT", ["input", "expectedUpdatedAt"])]
+    both = {"expectedUpdatedAt": created["updatedAt"], "updatedAt": created["updatedAt"]}
+    assert errors_of(await admin.mutate(UPDATE, {"id": created["id"], **both})) == [
+        ("INVALID", ["input", "updatedAt"])
+    ]
