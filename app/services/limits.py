@@ -28,7 +28,6 @@ calls in between (and those queued behind the failed one) are refused at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -43,6 +42,7 @@ from app.db import Database, DatabaseUnavailable
 from app.domain.auth import Principal, PrincipalKind
 from app.domain.gateway import GatewayError, GatewayErrorCode
 from app.repositories.limits import RateLimitRepository, StreamSlotRepository
+from app.services.lease_upkeep import LeaseUpkeep
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,13 @@ class StreamSlots:
         # One small entry per organization that streamed here; never dropped, so that a stream
         # always releases into the entry it took from.
         self._slots: dict[UUID, _Slots] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._upkeep = LeaseUpkeep(
+            "stream slot leases",
+            idle_after=self.idle_after,
+            lease_timeout=self.lease_timeout,
+            maintain=self.maintain,
+            release=lambda: self.repository.release_instance(self.instance_id),
+        )
 
     @asynccontextmanager
     async def acquire(self, organization_id: UUID) -> AsyncIterator[None]:
@@ -265,27 +271,8 @@ class StreamSlots:
                 slots.period_start = now
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._maintain_periodically(), name="stream-slot-leases")
+        self._upkeep.start()
 
     async def stop(self) -> None:
         """Stops heartbeating and hands every lease back (the instance is going away)."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        try:
-            await self.repository.release_instance(self.instance_id)
-        except Exception:
-            log.exception("could not hand back stream slot leases; they lapse after the lease timeout")
-
-    async def _maintain_periodically(self) -> None:
-        # Heartbeats three times per lease timeout at least; idle periods end within half a period.
-        interval = min(self.idle_after / 2, self.lease_timeout / 3).total_seconds()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.maintain()
-            except DatabaseUnavailable:
-                log.warning("stream slot lease upkeep failed: the database did not answer; will retry")
-            except Exception:
-                log.exception("stream slot lease upkeep failed; will retry")
+        await self._upkeep.stop()

@@ -17,7 +17,6 @@ unused for `idle_after` are handed back, so that other instances can use them.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Collection, Sequence
@@ -35,6 +34,7 @@ from app.domain.usage import Metered, month_of
 from app.repositories.quota import QuotaLeaseRepository
 from app.services.gateway.requests import CallRequest
 from app.services.gateway.resolution import Route
+from app.services.lease_upkeep import LeaseUpkeep
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,13 @@ class QuotaReservations:
         self._valid_until = datetime.min.replace(tzinfo=UTC)
         self._renewal: asyncio.Task[None] | None = None
         self._budgets: dict[tuple[UUID, date], _Budget] = {}
-        self._task: asyncio.Task[None] | None = None
+        self._upkeep = LeaseUpkeep(
+            "credit leases",
+            idle_after=self.idle_after,
+            lease_timeout=self.lease_timeout,
+            maintain=self.maintain,
+            release=lambda: self.repository.release_instance(self.instance_id),  # the current one
+        )
 
     # ---- what the gateway calls -------------------------------------------------------------
 
@@ -369,29 +375,12 @@ class QuotaReservations:
                 budget.period_start = now
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._maintain_periodically(), name="quota-leases")
+        self._upkeep.start()
 
     async def stop(self) -> None:
         """Stops renewing and hands every lease back (the instance is going away; its usage was
         flushed before)."""
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        try:
-            await self.repository.release_instance(self.instance_id)
-        except Exception:
-            log.exception("could not hand back credit leases; they lapse after the lease timeout")
-
-    async def _maintain_periodically(self) -> None:
-        # Renews three times per lease timeout at least; idle periods end within half a period.
-        interval = min(self.idle_after / 2, self.lease_timeout / 3).total_seconds()
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                await self.maintain()
-            except Exception:
-                log.exception("credit lease upkeep failed; will retry")
+        await self._upkeep.stop()
 
 
 def _released(lock: asyncio.Lock, lease: asyncio.Future[bool]) -> None:

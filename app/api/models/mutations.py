@@ -35,8 +35,8 @@ class SystemModelCreateInput(SystemModelFieldsInput):
     model_group: ModelGroup = DomainModelGroup.CHAT  # type: ignore[valid-type]
 
 
-@strawberry.input
-class SystemModelUpdateInput(SystemModelFieldsInput):
+@strawberry.input(description="What an update of either kind of model says besides its fields.")
+class ModelUpdateFields:
     id: strawberry.ID
     name: str | None = strawberry.UNSET
     expected_updated_at: datetime | None = strawberry.field(
@@ -45,6 +45,11 @@ class SystemModelUpdateInput(SystemModelFieldsInput):
     )
     clear_token: bool = False
     clear_client_keys: bool = False
+
+
+@strawberry.input
+class SystemModelUpdateInput(SystemModelFieldsInput, ModelUpdateFields):
+    pass
 
 
 @strawberry.input(
@@ -62,15 +67,8 @@ class UserModelCreateInput(UserModelFieldsInput):
 
 
 @strawberry.input
-class UserModelUpdateInput(UserModelFieldsInput):
-    id: strawberry.ID
-    name: str | None = strawberry.UNSET
-    expected_updated_at: datetime | None = strawberry.field(
-        default=None,
-        description="The updatedAt you last saw; if the model changed since, nothing is written.",
-    )
-    clear_token: bool = False
-    clear_client_keys: bool = False
+class UserModelUpdateInput(UserModelFieldsInput, ModelUpdateFields):
+    pass
 
 
 @strawberry.input
