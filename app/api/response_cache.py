@@ -2,11 +2,11 @@
 
 Model pickers ask the same catalog questions over and over, and executing a list of 50 models is
 ~650 GraphQL fields (milliseconds of CPU) for an answer that changes rarely. A query qualifies when
-every field it selects is catalog data (`CATALOG_FIELDS`); its result is keyed by the document, the
-variables and the caller's scope (organization, project, permissions), and dropped on every
-instance whenever the catalog or tenancy changes (the same LISTEN/NOTIFY topics as the other
-caches). `ttl` bounds what is derived from the clock (a model reaching its end of life
-while nothing changed).
+its root fields are catalog data (`CATALOG_ROOTS`) and it selects nothing `UNCACHEABLE` below them;
+its result is keyed by the document, the variables and the caller's scope (organization, project,
+permissions), and dropped on every instance whenever the catalog or tenancy changes (the same
+LISTEN/NOTIFY topics as the other caches). `ttl` bounds what is derived from the clock (a model
+reaching its end of life while nothing changed).
 """
 
 from __future__ import annotations

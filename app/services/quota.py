@@ -33,7 +33,7 @@ from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.domain.usage import Metered, month_of
 from app.repositories.quota import QuotaLeaseRepository
 from app.services.gateway.requests import CallRequest
-from app.services.gateway.resolution import Route
+from app.services.gateway.route import Route
 from app.services.lease_upkeep import LeaseUpkeep
 
 log = logging.getLogger(__name__)

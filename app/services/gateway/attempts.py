@@ -20,7 +20,7 @@ from app.providers.registry import adapter_for
 from app.providers.runtime import ProviderRuntime
 from app.services.gateway.failures import deadline_passed, gateway_error, rule_for
 from app.services.gateway.requests import CallRequest
-from app.services.gateway.resolution import Route
+from app.services.gateway.route import Route
 from app.services.health import ModelHealthTracker
 from app.services.model_cache import ResolvedModel
 

@@ -17,7 +17,7 @@ from app.domain.models import EffectiveModel
 from app.domain.quota import Reservation
 from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
 from app.metrics import CALL_LATENCY, CALLS, CREDITS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
-from app.services.gateway.resolution import Requested, Route
+from app.services.gateway.route import Requested, Route
 from app.services.quota import QuotaReservations
 from app.services.usage import UsageRecorder
 

@@ -38,7 +38,8 @@ from app.services.drain_clock import DrainClock
 from app.services.gateway.attempts import Attempts
 from app.services.gateway.metering import CallMeter, Metering
 from app.services.gateway.requests import CallRequest, EmbedCall, check_call, check_embed
-from app.services.gateway.resolution import Resolver, Route, check_limits
+from app.services.gateway.resolution import Resolver
+from app.services.gateway.route import Route, check_limits
 from app.services.limits import RateLimiter, StreamSlots
 from app.services.quota import QuotaReservations
 from app.services.usage import UsageRecorder
