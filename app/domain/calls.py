@@ -1,19 +1,112 @@
-"""The call vocabulary shared by the providers, the gateway and both doors: messages, usage, the
+"""The call vocabulary shared by the providers, the gateway and both doors: messages (text, image
+parts, tool calls and tool results), tool definitions and choice, the response format, usage, the
 provider stream events and the failure codes of an attempt. Owned by the domain so that neither
 door has to import the provider layer to speak of a call."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 from app.domain.enums import ChatRole, FinishReason
 
 
 @dataclass(frozen=True, slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ImagePart:
+    """An image for the model to look at: an https URL (the provider fetches it) or the bytes
+    themselves with their media type."""
+
+    url: str | None = None
+    data: bytes | None = None
+    media_type: str | None = None  # image/png, image/jpeg, image/gif or image/webp; required with data
+    detail: str | None = None  # OpenAI's resolution hint: low, high or auto
+
+
+ContentPart = TextPart | ImagePart
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A call the model asks the caller to make: `arguments` is the JSON text the model wrote."""
+
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class ChatMessage:
+    """One turn. Plain text is `content`; a message with images has its `parts` in order instead
+    (and no `content`). An assistant turn may carry `tool_calls`; a TOOL turn answers the call
+    `tool_call_id` with its `content`."""
+
     role: ChatRole
-    content: str
+    content: str = ""
+    parts: tuple[ContentPart, ...] = ()
+    tool_calls: tuple[ToolCall, ...] = ()
+    tool_call_id: str | None = None
+
+    @property
+    def text(self) -> str:
+        """Every text of the message, in order (images left out)."""
+        if not self.parts:
+            return self.content
+        return "\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+    def content_parts(self) -> tuple[ContentPart, ...]:
+        """The message's content as parts: its parts, or its text as one part (none when empty)."""
+        if self.parts:
+            return self.parts
+        return (TextPart(self.content),) if self.content else ()
+
+    @property
+    def images(self) -> tuple[ImagePart, ...]:
+        return tuple(p for p in self.parts if isinstance(p, ImagePart))
+
+
+@dataclass(frozen=True, slots=True)
+class ToolDefinition:
+    """A function the model may call: its name, what it does and its parameters (a JSON Schema
+    of an object). `strict`: the arguments must follow the schema exactly."""
+
+    name: str
+    description: str | None = None
+    parameters: Mapping[str, Any] | None = None
+    strict: bool = False
+
+
+class ToolChoiceMode(StrEnum):
+    AUTO = "AUTO"  # the model decides
+    NONE = "NONE"  # no tool call
+    REQUIRED = "REQUIRED"  # at least one tool call
+    TOOL = "TOOL"  # a call of the named tool
+
+
+@dataclass(frozen=True, slots=True)
+class ToolChoice:
+    mode: ToolChoiceMode = ToolChoiceMode.AUTO
+    name: str | None = None  # with TOOL
+
+
+class ResponseFormatType(StrEnum):
+    TEXT = "TEXT"
+    JSON_OBJECT = "JSON_OBJECT"  # any JSON object
+    JSON_SCHEMA = "JSON_SCHEMA"  # JSON that follows `schema`
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    type: ResponseFormatType = ResponseFormatType.TEXT
+    name: str | None = None  # the schema's name (OpenAI requires one)
+    schema: Mapping[str, Any] | None = None
+    strict: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +132,26 @@ class UsageUpdate:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A piece of a tool call as it is streamed: the call is the `index`-th of the answer (in
+    order); the first piece of each call carries its `id` and `name`, every piece a fragment of its
+    JSON `arguments`."""
+
+    index: int
+    arguments: str = ""
+    id: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDone:
+    """A streamed tool call, complete (sent after its last delta, before the stream finishes)."""
+
+    index: int
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
 class Finished:
     reason: FinishReason
 
@@ -48,7 +161,7 @@ class StreamFailed:
     error: ProviderError
 
 
-StreamEvent = TextDelta | UsageUpdate | Finished | StreamFailed
+StreamEvent = TextDelta | ToolCallDelta | ToolCallDone | UsageUpdate | Finished | StreamFailed
 
 
 class ProviderErrorCode(StrEnum):

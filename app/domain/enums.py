@@ -37,6 +37,7 @@ class ChatRole(StrEnum):
     SYSTEM = "SYSTEM"
     USER = "USER"
     ASSISTANT = "ASSISTANT"
+    TOOL = "TOOL"  # the result of a tool call the assistant asked for
 
 
 class FinishReason(StrEnum):

@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
-from app.domain.calls import TextDelta, Usage
+from app.domain.calls import TextDelta, ToolCallDelta, ToolCallDone, Usage
 from app.domain.enums import FinishReason
 from app.domain.errors import FieldError, UserInputError
 from app.domain.ids import MODEL_TYPES, decode_any
@@ -110,9 +110,10 @@ class CallWarning:
     deprecated_since: datetime | None = None
 
 
-# A stream as the gateway gives it to a door: a start (who answers), the provider's text deltas as
-# they come, a reset when it fails over after text (the new answer starts again), then one end or
-# one error. Expected failures are StreamError events, never exceptions.
+# A stream as the gateway gives it to a door: a start (who answers), the provider's text and tool
+# call deltas as they come (each tool call then whole), a reset when it fails over after text (the
+# new answer starts again), then one end or one error. Expected failures are StreamError events,
+# never exceptions.
 @dataclass(frozen=True, slots=True)
 class StreamStart:
     requested: EffectiveModel
@@ -144,7 +145,9 @@ class StreamError:
     error: GatewayError
 
 
-GatewayStreamEvent = StreamStart | TextDelta | StreamReset | StreamEnd | StreamError
+GatewayStreamEvent = (
+    StreamStart | TextDelta | ToolCallDelta | ToolCallDone | StreamReset | StreamEnd | StreamError
+)
 
 
 class CallOperation(StrEnum):

@@ -48,6 +48,8 @@ class Capability(StrEnum):
     TOOLS = "TOOLS"
     VISION = "VISION"
     REASONING = "REASONING"
+    # Follows a JSON Schema for its answer (responseFormat JSON_SCHEMA), natively or by a forced tool.
+    STRUCTURED_OUTPUT = "STRUCTURED_OUTPUT"
 
 
 class LifecycleState(StrEnum):

@@ -6,8 +6,10 @@ Adapters implement `_complete`, `_stream` and `_embed`; the public methods here 
 every caller relies on, so no adapter has to remember them:
 
 - `complete`/`embed` raise only `ProviderError`;
-- `stream` never raises (except cancellation): it yields zero or more `TextDelta`/`UsageUpdate`
-  events and then exactly one terminal event, `Finished` or `StreamFailed`.
+- `stream` never raises (except cancellation): it yields zero or more `TextDelta`/`ToolCallDelta`/
+  `UsageUpdate` events and then exactly one terminal event, `Finished` or `StreamFailed`; before a
+  `Finished` it yields a `ToolCallDone` for each tool call, assembled from its deltas (adapters emit
+  only the deltas; a provider that sends a call whole emits it as one delta).
 """
 
 from __future__ import annotations
@@ -19,14 +21,21 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import httpx
+import orjson
 
 from app.domain.calls import (
     ChatMessage,
     Finished,
     ProviderError,
     ProviderErrorCode,
+    ResponseFormat,
     StreamEvent,
     StreamFailed,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallDone,
+    ToolChoice,
+    ToolDefinition,
     Usage,
 )
 from app.domain.credentials import Credentials
@@ -55,10 +64,24 @@ class ChatRequest:
     system_prompt: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None  # None: the provider's default (auto when there are tools)
+    parallel_tool_calls: bool | None = None  # None: the provider's default
+    response_format: ResponseFormat | None = None  # None: text
 
     def texts(self) -> list[str]:
-        """Every text the request sends: the composed system prompt, then the messages."""
-        return [*([self.system_prompt] if self.system_prompt else []), *(m.content for m in self.messages)]
+        """Every text the request sends, for estimates: the composed system prompt, the messages'
+        texts, tool calls and results, and the tool definitions."""
+        texts = [self.system_prompt] if self.system_prompt else []
+        for message in self.messages:
+            texts.append(message.text)
+            texts.extend(f"{call.name}({call.arguments})" for call in message.tool_calls)
+        texts.extend(orjson.dumps(definition_of(tool)).decode() for tool in self.tools)
+        return texts
+
+    @property
+    def image_count(self) -> int:
+        return sum(len(m.images) for m in self.messages)
 
     def prompt_text(self) -> str:
         """The conversation flattened for completion endpoints, which take one prompt string."""
@@ -75,6 +98,30 @@ class Completion:
     text: str
     finish_reason: FinishReason
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
+
+
+def definition_of(tool: ToolDefinition) -> dict[str, object]:
+    """A tool definition as plain data (for estimates and for wire formats that take it as is)."""
+    return {"name": tool.name, "description": tool.description, "parameters": tool.parameters or {}}
+
+
+class _ToolCalls:
+    """Assembles streamed tool calls from their deltas, in order of their index."""
+
+    def __init__(self) -> None:
+        self._calls: dict[int, tuple[str, str, list[str]]] = {}
+
+    def add(self, delta: ToolCallDelta) -> None:
+        call_id, name, arguments = self._calls.get(delta.index, ("", "", []))
+        arguments.append(delta.arguments)
+        self._calls[delta.index] = (delta.id or call_id, delta.name or name, arguments)
+
+    def done(self) -> list[ToolCallDone]:
+        return [
+            ToolCallDone(index, ToolCall(call_id, name, "".join(arguments)))
+            for index, (call_id, name, arguments) in sorted(self._calls.items())
+        ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,11 +162,17 @@ class ProviderAdapter(ABC):
 
     async def stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         finished = False
+        tool_calls = _ToolCalls()
         try:
             # aclosing: when the consumer stops early, the adapter's cleanup (closing the upstream
             # response) runs now, not whenever the generator is collected.
             async with aclosing(self._stream(request)) as events:
                 async for event in events:
+                    if isinstance(event, ToolCallDelta):
+                        tool_calls.add(event)
+                    elif isinstance(event, Finished):
+                        for done in tool_calls.done():  # every call whole, before the finish
+                            yield done
                     if isinstance(event, Finished | StreamFailed):
                         finished = True
                         yield event

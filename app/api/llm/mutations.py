@@ -15,6 +15,7 @@ from app.api.llm.types import (
     FinishReason,
     GatewayUserError,
     TokenUsage,
+    ToolCall,
     gateway_error,
     warnings_of,
 )
@@ -116,7 +117,11 @@ class LlmMutations:
         return ChatPayload(
             request_id=request_id,
             user_errors=[],
-            message=ChatMessage(role=ChatRole.ASSISTANT, content=result.text),
+            message=ChatMessage(
+                role=ChatRole.ASSISTANT,
+                content=result.text,
+                tool_calls=[ToolCall.of(call) for call in result.tool_calls],
+            ),
             finish_reason=result.finish_reason,
             **_served(result),
         )

@@ -20,12 +20,14 @@ from app.api.llm.types import (
     ChatStreamEvent,
     ChatStreamReset,
     ChatStreamStart,
+    ChatStreamToolCall,
+    ChatStreamToolCallDelta,
     TokenUsage,
     warnings_of,
 )
 from app.api.models.types import model_type
 from app.api.revocation import until_refused
-from app.domain.calls import TextDelta
+from app.domain.calls import TextDelta, ToolCallDelta, ToolCallDone
 from app.domain.errors import UserInputError
 from app.domain.gateway import (
     CallOperation,
@@ -50,6 +52,13 @@ class _Events:
         if isinstance(event, TextDelta):
             self.index += 1
             return ChatStreamDelta(text=event.text, index=self.index - 1)
+        if isinstance(event, ToolCallDelta):
+            return ChatStreamToolCallDelta(
+                index=event.index, id=event.id, name=event.name, arguments_delta=event.arguments
+            )
+        if isinstance(event, ToolCallDone):
+            call = event.call
+            return ChatStreamToolCall(index=event.index, id=call.id, name=call.name, arguments=call.arguments)
         if isinstance(event, StreamStart):
             return ChatStreamStart(
                 request_id=self.request_id,

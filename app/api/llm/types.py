@@ -10,7 +10,7 @@ import strawberry
 
 from app.api.errors import UserError
 from app.api.models.types import Model, model_type
-from app.domain import gateway
+from app.domain import calls, gateway
 from app.domain.calls import Usage
 from app.domain.enums import ChatRole as DomainChatRole
 from app.domain.enums import FinishReason as DomainFinishReason
@@ -61,10 +61,27 @@ def warnings_of(warnings: tuple[gateway.CallWarning, ...]) -> list[CallWarning]:
     return [CallWarning.of(w) for w in warnings]
 
 
+@strawberry.type(
+    description="A call of one of your tools that the model asks for: make it, then send its result "
+    'as a TOOL message, e.g. `{role: TOOL, toolCallId: "call_1", content: "{\\"temp\\": 21}"}`.'
+)
+class ToolCall:
+    id: str
+    name: str
+    arguments: str = strawberry.field(description="The arguments, as the JSON text the model wrote.")
+
+    @classmethod
+    def of(cls, call: calls.ToolCall) -> ToolCall:
+        return cls(id=call.id, name=call.name, arguments=call.arguments)
+
+
 @strawberry.type
 class ChatMessage:
     role: ChatRole  # type: ignore[valid-type]
     content: str
+    tool_calls: list[ToolCall] = strawberry.field(
+        default_factory=list, description="The tools the model wants called (finishReason TOOL_CALLS)."
+    )
 
 
 @strawberry.type
@@ -89,6 +106,26 @@ class ChatStreamDelta:
     index: int
 
 
+@strawberry.type(
+    description="A piece of a tool call as the model writes it: `index` orders the calls of the answer; "
+    "the first piece of a call has its `id` and `name`, each piece a fragment of its JSON arguments. "
+    "A ChatStreamToolCall follows with the call whole."
+)
+class ChatStreamToolCallDelta:
+    index: int
+    id: str | None
+    name: str | None
+    arguments_delta: str
+
+
+@strawberry.type(description="A tool call, complete: make it and send its result as a TOOL message.")
+class ChatStreamToolCall:
+    index: int
+    id: str
+    name: str
+    arguments: str
+
+
 @strawberry.type(description="The stream failed over after text was sent: discard what you have.")
 class ChatStreamReset:
     reason: str
@@ -111,6 +148,12 @@ class ChatStreamError:
 
 
 ChatStreamEvent = Annotated[
-    ChatStreamStart | ChatStreamDelta | ChatStreamReset | ChatStreamEnd | ChatStreamError,
+    ChatStreamStart
+    | ChatStreamDelta
+    | ChatStreamToolCallDelta
+    | ChatStreamToolCall
+    | ChatStreamReset
+    | ChatStreamEnd
+    | ChatStreamError,
     strawberry.union("ChatStreamEvent"),
 ]

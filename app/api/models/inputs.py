@@ -33,6 +33,7 @@ class ModelCapabilitiesInput:
     tools: bool = False
     vision: bool = False
     reasoning: bool = False
+    structured_output: bool = False
 
 
 @strawberry.input
@@ -172,7 +173,7 @@ def _convert(name: str, value: Any) -> Any:
     if name == "capabilities":
         return frozenset(
             models.Capability[c.upper()]
-            for c in ("streaming", "tools", "vision", "reasoning")
+            for c in ("streaming", "tools", "vision", "reasoning", "structured_output")
             if getattr(value, c)
         )
     if name == "replacement_model_id":

@@ -41,6 +41,7 @@ class ModelCapabilities:
     tools: bool
     vision: bool
     reasoning: bool
+    structured_output: bool = strawberry.field(description="Answers in JSON following a JSON Schema.")
 
     @classmethod
     def of(cls, capabilities: frozenset[models.Capability]) -> ModelCapabilities:
@@ -49,6 +50,7 @@ class ModelCapabilities:
             tools=models.Capability.TOOLS in capabilities,
             vision=models.Capability.VISION in capabilities,
             reasoning=models.Capability.REASONING in capabilities,
+            structured_output=models.Capability.STRUCTURED_OUTPUT in capabilities,
         )
 
 

@@ -12,7 +12,15 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from app.domain.calls import Finished, ProviderError, StreamFailed, TextDelta, UsageUpdate
+from app.domain.calls import (
+    Finished,
+    ProviderError,
+    StreamFailed,
+    TextDelta,
+    ToolCallDelta,
+    ToolCallDone,
+    UsageUpdate,
+)
 from app.domain.gateway import StreamReset, StreamStart
 from app.metrics import FALLBACKS, PROVIDER_CALLS, labelled
 from app.providers.base import Completion, Embeddings, EmbedRequest
@@ -37,7 +45,7 @@ class Served(Generic[T]):
 # What `stream` yields: the gateway's stream events (app.domain.gateway) with the provider's text
 # deltas as they come, and at the end the serving attempt's usage (if it reported any) and finish,
 # which the metering around it turns into the StreamEnd.
-AttemptEvent = StreamStart | TextDelta | UsageUpdate | StreamReset | Finished
+AttemptEvent = StreamStart | TextDelta | ToolCallDelta | ToolCallDone | UsageUpdate | StreamReset | Finished
 
 
 class Attempts:

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from app.db import DatabaseUnavailable
 from app.domain.auth import Principal
-from app.domain.calls import Finished, TextDelta, Usage, UsageUpdate
+from app.domain.calls import Finished, TextDelta, ToolCall, ToolCallDelta, ToolCallDone, Usage, UsageUpdate
 from app.domain.enums import FinishReason
 from app.domain.errors import UserInputError
 from app.domain.gateway import (
@@ -48,6 +48,7 @@ from app.services.usage import UsageRecorder
 @dataclass(frozen=True, slots=True)
 class CallResult:
     text: str
+    tool_calls: tuple[ToolCall, ...]
     finish_reason: FinishReason
     usage: Usage
     credits: Decimal
@@ -103,6 +104,7 @@ class Gateway:
             meter.usage = served.result.usage
             return CallResult(
                 text=served.result.text,
+                tool_calls=served.result.tool_calls,
                 finish_reason=served.result.finish_reason,
                 usage=served.result.usage,
                 credits=meter.credits(),
@@ -160,6 +162,10 @@ class Gateway:
                         break
                     if isinstance(event, TextDelta):
                         meter.text(event.text)
+                        yield event
+                    elif isinstance(event, ToolCallDelta | ToolCallDone):
+                        if isinstance(event, ToolCallDelta):
+                            meter.text(event.arguments)  # what the model wrote, for the estimate
                         yield event
                     elif isinstance(event, UsageUpdate):
                         meter.usage = event.usage
