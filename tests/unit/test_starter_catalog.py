@@ -128,7 +128,13 @@ def test_there_is_exactly_one_echo_model_and_it_is_the_offline_demo() -> None:
     assert echo["name"] == "Echo (demo)"
     assert echo["modelGroup"] == ModelGroup.CHAT
     assert echo["accessTier"] == AccessTier.STANDARD
-    assert echo["capabilities"] == [Capability.STREAMING]
+    # It calls a demo tool, looks at images and answers in JSON, so those paths run offline too.
+    assert echo["capabilities"] == [
+        Capability.STREAMING,
+        Capability.TOOLS,
+        Capability.VISION,
+        Capability.STRUCTURED_OUTPUT,
+    ]
     assert (echo["contextWindow"], echo["maxOutputTokens"]) == (8192, 1024)
     assert Decimal(echo["creditMultiplier"]) == 0
     assert "offline" in echo["description"]
