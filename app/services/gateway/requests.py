@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from app.domain.calls import ChatMessage
+from app.domain.calls import ChatMessage, ResponseFormat, ToolChoice, ToolDefinition
 from app.domain.errors import ErrorCollector
 from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef
 
@@ -27,6 +27,10 @@ class CallRequest:
     system_prompt: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    tools: tuple[ToolDefinition, ...] = ()
+    tool_choice: ToolChoice | None = None  # None: the provider's default (auto when there are tools)
+    parallel_tool_calls: bool | None = None
+    response_format: ResponseFormat | None = None  # None: text
     # A stream that fails after text was sent moves on to the next fallback with a reset (GraphQL's
     # ChatStreamReset). False for front doors that cannot retract text (the OpenAI-compatible REST
     # API): such a stream ends with PROVIDER_ERROR instead.

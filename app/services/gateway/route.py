@@ -61,6 +61,10 @@ class Route:
                 system_prompt="\n\n".join(prompts) or None,
                 temperature=call.temperature,
                 max_tokens=call.max_tokens,
+                tools=call.tools,
+                tool_choice=call.tool_choice,
+                parallel_tool_calls=call.parallel_tool_calls,
+                response_format=call.response_format,
             )
             self._requests[model.model.id] = request
         return request
