@@ -9,6 +9,7 @@ for chat and completion models; for embedding models `GeminiEmbeddingAdapter` (G
 Wire notes (reference §4): roles are `user` and `model`, the system prompt is `systemInstruction`;
 the stream is SSE with CRLF and no end marker (EOF ends it, after a chunk with `finishReason`), and
 every chunk repeats `usageMetadata`; errors are google.rpc.Status objects, also as a stream chunk.
+Messages, tools, images and structured output are mapped by `gemini_messages`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from app.domain.calls import (
     ProviderErrorCode,
     StreamEvent,
     TextDelta,
+    ToolCallDelta,
     Usage,
     UsageUpdate,
 )
-from app.domain.enums import ChatRole, FinishReason, ModelGroup, Provider
+from app.domain.enums import FinishReason, ModelGroup, Provider
 from app.providers.base import (
     ChatRequest,
     Completion,
@@ -39,6 +41,7 @@ from app.providers.base import (
     ProviderAdapter,
     ProviderTarget,
 )
+from app.providers.gemini_messages import CallIds, FunctionCall, function_calls, generate_content_body
 from app.providers.google_auth import GeminiApiConnection, GoogleConnection, VertexConnection
 from app.providers.http import ErrorReader, bounded_delay, status_error
 from app.providers.runtime import ProviderRuntime
@@ -89,10 +92,11 @@ class GeminiChatAdapter(ProviderAdapter):
         self._connection = connection
 
     async def _complete(self, request: ChatRequest) -> Completion:
+        body = await generate_content_body(request, self._http)
         endpoint = await self._connection.endpoint()
         data = await self._http.post_json(
             endpoint.url("generateContent"),
-            generate_content_body(request),
+            body,
             headers=endpoint.headers,
             read_error=google_error_reader(endpoint.secrets),
         )
@@ -101,17 +105,23 @@ class GeminiChatAdapter(ProviderAdapter):
             raise ProviderError(
                 ProviderErrorCode.MALFORMED_RESPONSE, "the provider answered without a candidate"
             )
-        return Completion(chunk.text, chunk.finish or FinishReason.STOP, chunk.usage or Usage())
+        ids = CallIds()
+        calls = tuple(ids.tool_call(index, call) for index, call in enumerate(chunk.calls))
+        # Gemini says STOP after function calls too.
+        finish = FinishReason.TOOL_CALLS if calls else chunk.finish or FinishReason.STOP
+        return Completion(chunk.text, finish, chunk.usage or Usage(), calls)
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
+        body = await generate_content_body(request, self._http)
         endpoint = await self._connection.endpoint()
         finish: FinishReason | None = None
         usage: Usage | None = None
+        ids, calls = CallIds(), 0
         async with (
             self._http.open(
                 "POST",
                 endpoint.url("streamGenerateContent", sse=True),
-                body=generate_content_body(request),
+                body=body,
                 headers=endpoint.headers,
                 read_error=google_error_reader(endpoint.secrets),
             ) as response,
@@ -122,6 +132,10 @@ class GeminiChatAdapter(ProviderAdapter):
                 chunk = _read_response(orjson.loads(event.data), endpoint.secrets)
                 if chunk.text:
                     yield TextDelta(chunk.text)
+                for call in chunk.calls:  # each arrives whole: one delta
+                    done = ids.tool_call(calls, call)
+                    yield ToolCallDelta(calls, done.arguments, id=done.id, name=done.name)
+                    calls += 1
                 if chunk.usage is not None and chunk.usage != usage:  # every chunk repeats it
                     usage = chunk.usage
                     yield UsageUpdate(usage)
@@ -130,35 +144,7 @@ class GeminiChatAdapter(ProviderAdapter):
             raise ProviderError(
                 ProviderErrorCode.TRUNCATED, "the provider stream ended without a finish reason"
             )
-        yield Finished(finish)
-
-
-def generate_content_body(request: ChatRequest) -> dict[str, Any]:
-    """System text (the composed prompt, then any SYSTEM messages) goes to `systemInstruction`;
-    consecutive turns of one role become one content with several parts, as turns must alternate."""
-    system = [request.system_prompt] if request.system_prompt else []
-    contents: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role == ChatRole.SYSTEM:
-            system.append(message.content)
-            continue
-        role = "model" if message.role == ChatRole.ASSISTANT else "user"
-        part = {"text": message.content}
-        if contents and contents[-1]["role"] == role:
-            contents[-1]["parts"].append(part)
-        else:
-            contents.append({"role": role, "parts": [part]})
-    body: dict[str, Any] = {"contents": contents}
-    if system:
-        body["systemInstruction"] = {"parts": [{"text": "\n\n".join(system)}]}
-    config: dict[str, Any] = {}
-    if request.temperature is not None:
-        config["temperature"] = request.temperature
-    if request.max_tokens is not None:
-        config["maxOutputTokens"] = request.max_tokens
-    if config:
-        body["generationConfig"] = config
-    return body
+        yield Finished(FinishReason.TOOL_CALLS if calls else finish)
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +152,7 @@ class _ResponseChunk:
     text: str
     finish: FinishReason | None
     usage: Usage | None
+    calls: list[FunctionCall]
 
 
 def _read_response(payload: dict[str, Any], secrets: tuple[str, ...]) -> _ResponseChunk:
@@ -183,7 +170,7 @@ def _read_response(payload: dict[str, Any], secrets: tuple[str, ...]) -> _Respon
     text = "".join(part.get("text", "") for part in parts if not part.get("thought"))
     reason = candidates[0].get("finishReason")
     finish = _FINISH_BY_REASON.get(reason, FinishReason.STOP) if reason else None
-    return _ResponseChunk(text, finish, _usage(payload.get("usageMetadata")))
+    return _ResponseChunk(text, finish, _usage(payload.get("usageMetadata")), function_calls(parts))
 
 
 def _usage(metadata: dict[str, Any] | None) -> Usage | None:

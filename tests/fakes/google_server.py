@@ -32,7 +32,7 @@ from typing import Any
 import jwt
 from aiohttp import web
 
-from tests.fakes.common import FakeServer, recorded, split_text
+from tests.fakes.common import FakeServer, RawReply, recorded, split_text
 from tests.fakes.google_tools import function_call_parts, read_generate
 from tests.fakes.tool_rules import Answer, Rejected, decide
 
@@ -66,6 +66,7 @@ class GoogleFake(FakeServer):
     tool_calls_per_answer: int = 1  # functionCall parts in one answer
     function_call_ids: bool = False  # functionCall parts carry an `id` (Vertex / newer Gemini models)
     thought_signature: bool = False  # the first functionCall part carries a thoughtSignature (Gemini 3)
+    raw: RawReply | None = None  # answer a model call with these bytes instead (a recording)
     # Failure switches.
     error: tuple[int, str, str] | None = None  # (code, status, message) instead of an answer
     error_details: list[dict[str, Any]] = field(default_factory=list)
@@ -159,6 +160,8 @@ class GoogleFake(FakeServer):
     async def _answer(self, request: web.Request, body: Any) -> web.StreamResponse:
         if self.delay:
             await asyncio.sleep(self.delay)
+        if self.raw is not None:
+            return await self.send(request, [self.raw.body], self.raw.headers, self.raw.status)
         if self.error is not None:
             return _error_response(*self.error, self.error_details, headers=self.error_headers)
         method = request.match_info["method"]
