@@ -8,13 +8,16 @@ providerModelId. Errors come in a flat envelope, `{"error": "…", "code": "…"
 family's error reader already knows, so both adapters sit on the family's base adapter.
 
 `/complete` takes the conversation as one `prompt` text (`ChatRequest.prompt_text()`, Aleph has no
-system field), `maximum_tokens` and `temperature`. Its stream is SSE `data:` frames of type
+system field), `maximum_tokens` and `temperature`. It has no tools, no JSON output and (for today's
+models) no images: a request that needs one is refused before any upstream call, rather than
+flattened into a prompt that silently loses it. Its stream is SSE `data:` frames of type
 `stream_chunk` (text), `stream_summary` (finish reason) and `completion_summary` (usage), without
 `[DONE]`: EOF after `completion_summary` ends it, EOF before it is a malformed response.
 
 Chat is OpenAI's Chat Completions format with Aleph's output limit field, `maximum_tokens` (as the
-aleph-alpha-client sends it); usage comes through `stream_options.include_usage`, streams end with
-`[DONE]`. Embeddings (`semantic_embed`) are not offered.
+aleph-alpha-client sends it), tools, image parts and `response_format` included (the client's
+recordings show PhariaAI taking all three); usage comes through `stream_options.include_usage`,
+streams end with `[DONE]`. Embeddings (`semantic_embed`) are not offered.
 
 Factory: `aleph_alpha_adapter(target, runtime) -> ProviderAdapter`.
 """
@@ -29,12 +32,13 @@ from app.domain.calls import (
     Finished,
     ProviderError,
     ProviderErrorCode,
+    ResponseFormatType,
     StreamEvent,
     TextDelta,
     Usage,
     UsageUpdate,
 )
-from app.domain.enums import FinishReason, ModelGroup
+from app.domain.enums import ChatRole, FinishReason, ModelGroup
 from app.providers.base import ChatRequest, Completion, ProviderAdapter, ProviderTarget
 from app.providers.openai_chat import OpenAIChatAdapter
 from app.providers.openai_endpoints import OpenAIDialect, OpenAIEndpoint
@@ -92,6 +96,7 @@ class AlephAlphaChatAdapter(AlephAlphaConnection, OpenAIChatAdapter):
 
 class AlephAlphaCompleteAdapter(AlephAlphaConnection):
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        _refuse_what_complete_cannot_do(request)
         body: dict[str, Any] = {
             "model": self.endpoint.model,
             "prompt": request.prompt_text(),
@@ -137,6 +142,22 @@ class AlephAlphaCompleteAdapter(AlephAlphaConnection):
         if not summarised:
             raise ProviderError(ProviderErrorCode.TRUNCATED, "the provider stream ended early")
         yield Finished(finish)
+
+
+def _refuse_what_complete_cannot_do(request: ChatRequest) -> None:
+    needs = []
+    if request.tools or any(m.tool_calls or m.role == ChatRole.TOOL for m in request.messages):
+        needs.append("tool calls")
+    if request.image_count:
+        needs.append("images")
+    if request.response_format is not None and request.response_format.type != ResponseFormatType.TEXT:
+        needs.append("JSON output")
+    if needs:
+        raise ProviderError(
+            ProviderErrorCode.BAD_REQUEST,
+            f"Aleph Alpha completion models do not support {' or '.join(needs)}; a chat model does",
+            retryable=False,
+        )
 
 
 def _finish_reason(value: Any) -> FinishReason:
