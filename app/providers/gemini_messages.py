@@ -2,9 +2,11 @@
 both ways: the request body, and the function calls of an answer.
 
 Requests: turns alternate `user` and `model` (consecutive turns of one role become one content);
-assistant tool calls are `functionCall` parts {id, name, args} of a model turn, tool results are
-`functionResponse` parts {id, name, response} of the next user turn (Gemini needs the function's
-name, found from the call the result answers; `response` must be an object). Images are
+assistant tool calls are `functionCall` parts {name, args} of a model turn, tool results are
+`functionResponse` parts {name, response} of the next user turn, in the order of the calls (Gemini
+pairs them by name and order: the name is found from the call the result answers, and `response`
+must be an object). Neither carries the call's `id`: answers may have one, but both the Gemini API
+and Vertex AI refuse it in a request ("Unknown name "id" at '…function_call'"). Images are
 `inlineData` {mimeType, data}: `fileData` takes only Files-API or gs:// URIs, not a web URL, so an
 image URL is downloaded through the outbound guard (`inline_images`). Tools are
 `functionDeclarations` with `parametersJsonSchema` (full JSON Schema; `parameters` is an OpenAPI
@@ -124,7 +126,7 @@ def _function_call(call: ToolCall) -> dict[str, Any]:
         args = None
     if not isinstance(args, dict):
         raise _refused(f"the arguments of tool call {call_id!r} are not a JSON object")
-    part: dict[str, Any] = {"functionCall": {"id": call_id, "name": call.name, "args": args}}
+    part: dict[str, Any] = {"functionCall": {"name": call.name, "args": args}}
     if signature:
         part["thoughtSignature"] = signature
     return part
@@ -143,8 +145,7 @@ def _function_response(message: ChatMessage, names: Mapping[str, str]) -> dict[s
     # `response` must be an object: a JSON object result as it is, any other text under "output"
     # (the key Google's documentation suggests).
     response = result if isinstance(result, dict) else {"output": text}
-    plain_id = call_id.partition(SIGNATURE_SEPARATOR)[0]
-    return {"functionResponse": {"id": plain_id, "name": name, "response": response}}
+    return {"functionResponse": {"name": name, "response": response}}
 
 
 def _declaration(tool: ToolDefinition) -> dict[str, Any]:

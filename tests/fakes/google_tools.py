@@ -2,10 +2,11 @@
 `tools` [{functionDeclarations: [{name, description, parameters (OpenAPI subset) |
 parametersJsonSchema}]}], `toolConfig.functionCallingConfig` {mode AUTO|ANY|NONE|VALIDATED,
 allowedFunctionNames}, `functionCall` parts in model turns answered by `functionResponse` parts
-(`response` an object) in the next user turn, `inlineData` {mimeType, data} and `fileData`
-{mimeType, fileUri} parts, and `generationConfig.responseMimeType` + `responseSchema` (OpenAPI
-subset) or `responseJsonSchema`. Field names are accepted in lowerCamel and snake_case, as Google's
-JSON parser does; unknown fields of a Schema and malformed values are refused with its 400s.
+(`response` an object) in the next user turn — neither with an `id` in a request, which both APIs
+refuse —, `inlineData` {mimeType, data} and `fileData` {mimeType, fileUri} parts, and
+`generationConfig.responseMimeType` + `responseSchema` (OpenAPI subset) or `responseJsonSchema`.
+Field names are accepted in lowerCamel and snake_case, as Google's JSON parser does; unknown fields
+of a Schema and malformed values are refused with its 400s.
 """
 
 from __future__ import annotations
@@ -152,6 +153,10 @@ def _check_part(part: Any, where: str) -> None:
         image(inline, f"{where}.inline_data")
     if (file := field(part, "fileData")) is not None and not field(file, "fileUri"):
         raise Rejected(f"* GenerateContentRequest.{where}.file_data.file_uri: file_uri must not be empty.\n")
+    for kind, snake in (("functionCall", "function_call"), ("functionResponse", "function_response")):
+        # An answer's function call may carry an id; both APIs refuse one in a request.
+        if isinstance(value := field(part, kind), Mapping) and "id" in value:
+            raise unknown_field("id", f"{where}.{snake}")
     if (call := field(part, "functionCall")) is not None and not call.get("name"):
         raise Rejected(f"* GenerateContentRequest.{where}.function_call.name: Name cannot be empty.\n")
     if (response := field(part, "functionResponse")) is not None:
@@ -187,7 +192,7 @@ def _last_turn(contents: list[Any]) -> tuple[list[ToolResult], list[Image]]:
     parts = _parts(contents[-1])
     responses = [r for p in parts if (r := field(p, "functionResponse")) is not None]
     if responses:
-        return [ToolResult(str(r.get("id") or r["name"]), compact(r["response"])) for r in responses], []
+        return [ToolResult(str(r["name"]), compact(r["response"])) for r in responses], []
     images = []
     for part in parts:
         if (inline := field(part, "inlineData")) is not None:

@@ -58,7 +58,7 @@ class Image:
 
 @dataclass(frozen=True)
 class ToolResult:
-    call_id: str  # Gemini, which has no ids, uses the function name
+    call_id: str  # Gemini, which takes no ids in a request, uses the function name
     content: str
 
 

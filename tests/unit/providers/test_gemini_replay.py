@@ -139,21 +139,13 @@ async def test_recorded_answer_after_the_function_response(
             "role": "model",
             "parts": [
                 {
-                    "functionCall": {"id": "call_recorded_0", "name": "get_country", "args": {}},
+                    "functionCall": {"name": "get_country", "args": {}},
                     "thoughtSignature": "c2lnbmF0dXJl",
                 }
             ],
         },
         {
             "role": "user",
-            "parts": [
-                {
-                    "functionResponse": {
-                        "id": "call_recorded_0",
-                        "name": "get_country",
-                        "response": {"return_value": "Mexico"},
-                    }
-                }
-            ],
+            "parts": [{"functionResponse": {"name": "get_country", "response": {"return_value": "Mexico"}}}],
         },
     ]

@@ -226,40 +226,44 @@ async def test_results_follow_the_calls(fake: GoogleFake, adapter: ProviderAdapt
     completion = await adapter.complete(RESULTS_REQUEST)
 
     [body] = sent_bodies(fake)
+    weather = {"city": "Paris", "units": "c"}
     assert body["contents"] == [
         {"role": "user", "parts": [{"text": "Weather and time in Paris?"}]},
         {
-            "role": "model",
+            "role": "model",  # no call ids: both APIs refuse an `id` in a request
             "parts": [
                 {"text": "Let me look."},
-                {
-                    "functionCall": {
-                        "id": "call_a",
-                        "name": "get_weather",
-                        "args": {"city": "Paris", "units": "c"},
-                    }
-                },
-                {"functionCall": {"id": "call_b", "name": "get_time", "args": {}}},
+                {"functionCall": {"name": "get_weather", "args": weather}},
+                {"functionCall": {"name": "get_time", "args": {}}},
             ],
         },
         {
             "role": "user",  # both results in one turn, each named after the call it answers
             "parts": [
-                {
-                    "functionResponse": {
-                        "id": "call_a",
-                        "name": "get_weather",
-                        "response": {"temperature": 21},
-                    }
-                },
-                {"functionResponse": {"id": "call_b", "name": "get_time", "response": {"output": "14:05"}}},
+                {"functionResponse": {"name": "get_weather", "response": {"temperature": 21}}},
+                {"functionResponse": {"name": "get_time", "response": {"output": "14:05"}}},
             ],
         },
     ]
     assert completion.text == (
-        'Tool result call_a: {"temperature":21} | Tool result call_b: {"output":"14:05"}'
+        'Tool result get_weather: {"temperature":21} | Tool result get_time: {"output":"14:05"}'
     )
     assert (completion.tool_calls, completion.finish_reason) == ((), FinishReason.STOP)
+
+
+async def test_a_call_id_from_gemini_is_not_sent_back(fake: GoogleFake, adapter: ProviderAdapter) -> None:
+    fake.function_call_ids = True
+    [call] = (await adapter.complete(TOOLS_REQUEST)).tool_calls
+    answer = ChatMessage(ChatRole.TOOL, "sunny", tool_call_id=call.id)
+
+    completion = await adapter.complete(
+        ChatRequest(
+            messages=(ASK, ChatMessage(ChatRole.ASSISTANT, tool_calls=(call,)), answer), tools=(WEATHER,)
+        )
+    )
+
+    assert call.id == "fake-call-0"
+    assert completion.text == 'Tool result get_weather: {"output":"sunny"}'
 
 
 async def test_a_thought_signature_travels_in_the_call_id(fake: GoogleFake, adapter: ProviderAdapter) -> None:
@@ -279,15 +283,16 @@ async def test_a_thought_signature_travels_in_the_call_id(fake: GoogleFake, adap
         )
     )
 
-    plain_id = call.id.partition(SIGNATURE_SEPARATOR)[0]
     model_turn, result_turn = sent_bodies(fake)[-1]["contents"][1:]
     assert model_turn["parts"] == [
         {
-            "functionCall": {"id": plain_id, "name": "get_weather", "args": json.loads(WEATHER_ARGS)},
+            "functionCall": {"name": "get_weather", "args": json.loads(WEATHER_ARGS)},
             "thoughtSignature": signature,
         }
     ]
-    assert result_turn["parts"][0]["functionResponse"]["id"] == plain_id
+    assert result_turn["parts"] == [
+        {"functionResponse": {"name": "get_weather", "response": {"output": "sunny"}}}
+    ]
 
 
 @pytest.mark.parametrize(
