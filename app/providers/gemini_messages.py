@@ -61,7 +61,7 @@ async def generate_content_body(request: ChatRequest, http: UpstreamHttp) -> dic
     system = [request.system_prompt] if request.system_prompt else []
     contents: list[dict[str, Any]] = []
     names: dict[str, str] = {}  # call id -> function name, of the calls so far (the latest wins)
-    for message in request.messages:
+    for message in _results_in_call_order(request.messages):
         if message.role == ChatRole.SYSTEM:
             system.append(message.text)
             continue
@@ -87,6 +87,27 @@ async def generate_content_body(request: ChatRequest, http: UpstreamHttp) -> dic
     if config:
         body["generationConfig"] = config
     return body
+
+
+def _results_in_call_order(messages: tuple[ChatMessage, ...]) -> list[ChatMessage]:
+    """The messages with each run of tool results in the order of the calls they answer: Gemini
+    pairs results with calls by name and position, not by id."""
+    ordered: list[ChatMessage] = []
+    results: list[ChatMessage] = []
+    positions: dict[str, int] = {}
+    for message in (*messages, None):
+        if message is not None and message.role == ChatRole.TOOL:
+            results.append(message)
+            continue
+        ordered += sorted(
+            results, key=lambda result: positions.get(result.tool_call_id or "", len(positions))
+        )
+        results = []
+        if message is not None:
+            if message.tool_calls:
+                positions = {call.id: index for index, call in enumerate(message.tool_calls)}
+            ordered.append(message)
+    return ordered
 
 
 async def _parts(message: ChatMessage, names: dict[str, str], http: UpstreamHttp) -> list[dict[str, Any]]:

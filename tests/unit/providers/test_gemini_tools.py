@@ -251,6 +251,21 @@ async def test_results_follow_the_calls(fake: GoogleFake, adapter: ProviderAdapt
     assert (completion.tool_calls, completion.finish_reason) == ((), FinishReason.STOP)
 
 
+async def test_results_are_put_in_the_order_of_their_calls(
+    fake: GoogleFake, adapter: ProviderAdapter
+) -> None:
+    ask, calls, weather, time = RESULTS_REQUEST.messages
+    request = ChatRequest(messages=(ask, calls, time, weather), tools=(WEATHER, TIME))
+
+    await adapter.complete(request)
+
+    [body] = sent_bodies(fake)
+    assert [part["functionResponse"]["name"] for part in body["contents"][2]["parts"]] == [
+        "get_weather",
+        "get_time",
+    ]
+
+
 async def test_a_call_id_from_gemini_is_not_sent_back(fake: GoogleFake, adapter: ProviderAdapter) -> None:
     fake.function_call_ids = True
     [call] = (await adapter.complete(TOOLS_REQUEST)).tool_calls
