@@ -68,6 +68,8 @@ _FINISH_BY_REASON = {
     "SPII": FinishReason.CONTENT_FILTER,
     "IMAGE_SAFETY": FinishReason.CONTENT_FILTER,
 }
+# The model's function call went wrong (no call, no text comes with it): another try may succeed.
+_FAILED_CALL_REASONS = frozenset({"MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"})
 
 
 def google_adapter(target: ProviderTarget, runtime: ProviderRuntime) -> ProviderAdapter:
@@ -169,6 +171,10 @@ def _read_response(payload: dict[str, Any], secrets: tuple[str, ...]) -> _Respon
     parts = (candidates[0].get("content") or {}).get("parts") or []
     text = "".join(part.get("text", "") for part in parts if not part.get("thought"))
     reason = candidates[0].get("finishReason")
+    if reason in _FAILED_CALL_REASONS:
+        raise ProviderError(
+            ProviderErrorCode.MALFORMED_RESPONSE, f"the model's function call failed ({reason})"
+        )
     finish = _FINISH_BY_REASON.get(reason, FinishReason.STOP) if reason else None
     return _ResponseChunk(text, finish, _usage(payload.get("usageMetadata")), function_calls(parts))
 

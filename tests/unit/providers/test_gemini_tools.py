@@ -205,6 +205,22 @@ async def test_streamed_calls_are_deltas_then_whole_calls(fake: GoogleFake, adap
     assert [type(e) for e in events[-3:]] == [ToolCallDone, ToolCallDone, Finished]
 
 
+@pytest.mark.parametrize("reason", ["MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL", "TOO_MANY_TOOL_CALLS"])
+async def test_a_failed_function_call_is_a_retryable_malformed_answer(
+    fake: GoogleFake, adapter: ProviderAdapter, reason: str
+) -> None:
+    fake.reply, fake.finish_reason = "", reason  # a candidate with no content, as Gemini sends it
+    request = ChatRequest(messages=(ASK,), tools=(WEATHER,), tool_choice=ToolChoice(ToolChoiceMode.NONE))
+
+    with pytest.raises(ProviderError) as raised:
+        await adapter.complete(request)
+    streamed = failure(await collect(adapter.stream(request)))
+
+    for error in (raised.value, streamed):
+        assert (error.code, error.retryable) == (ProviderErrorCode.MALFORMED_RESPONSE, True)
+        assert error.message == f"the model's function call failed ({reason})"
+
+
 # --- the next turn: calls and their results ---------------------------------------------------------
 
 CALLS = (
