@@ -49,10 +49,8 @@ class ToolPlan:
 
     @property
     def forced_answer(self) -> bool:
-        return (
-            self.choice is not None
-            and self.choice.mode is ToolChoiceMode.TOOL
-            and (self.choice.name == self.answer_tool)
+        return self.answer_tool is not None and self.choice == ToolChoice(
+            ToolChoiceMode.TOOL, self.answer_tool
         )
 
 
