@@ -110,8 +110,9 @@ class BedrockAdapter(ProviderAdapter):
                 limit = self._timeouts.first_byte  # for the first event; each later one gets idle
                 while (event := await _next_event(events, limit)) is not None:
                     limit = self._timeouts.idle
-                    if (found := _block_event(event, blocks)) is not None:
-                        yield found
+                    if "contentBlockStart" in event or "contentBlockDelta" in event:
+                        if (found := _block_event(event, blocks)) is not None:
+                            yield found
                     elif "messageStop" in event:
                         finish = _finish_reason(event["messageStop"].get("stopReason"))
                     elif "metadata" in event:
@@ -188,12 +189,11 @@ def _block_event(event: dict[str, Any], blocks: StreamedBlocks) -> StreamEvent |
         if (use := start.get("start", {}).get("toolUse")) is None:
             return None
         return blocks.start(start["contentBlockIndex"], use["toolUseId"], use["name"])
-    if "contentBlockDelta" in event:
-        delta = event["contentBlockDelta"]
-        if "text" in delta["delta"]:
-            return blocks.text(delta["delta"]["text"])
-        if (use := delta["delta"].get("toolUse")) is not None:
-            return blocks.input(delta["contentBlockIndex"], use.get("input", ""))
+    delta = event["contentBlockDelta"]
+    if "text" in delta["delta"]:
+        return blocks.text(delta["delta"]["text"])
+    if (use := delta["delta"].get("toolUse")) is not None:
+        return blocks.input(delta["contentBlockIndex"], use.get("input", ""))
     return None
 
 
