@@ -7,7 +7,8 @@ no embeddings endpoint, so `embed` fails with BAD_REQUEST.
 
 Wire notes (reference §3): the system prompt is the top-level `system` parameter, never a message;
 `max_tokens` is required; stream events are named and end with `message_stop`; errors, including a
-mid-stream `event: error` under HTTP 200, are classified by `error.type`.
+mid-stream `event: error` under HTTP 200, are classified by `error.type`. Tools, images and
+structured output (a forced tool): see `anthropic_messages` and `tool_use`.
 """
 
 from __future__ import annotations
@@ -24,20 +25,19 @@ from app.domain.calls import (
     ProviderError,
     ProviderErrorCode,
     StreamEvent,
-    TextDelta,
     Usage,
     UsageUpdate,
 )
-from app.domain.enums import ChatRole, FinishReason
+from app.domain.enums import FinishReason
+from app.providers.anthropic_messages import completion_of, messages_body
 from app.providers.base import ChatRequest, Completion, ProviderAdapter, ProviderTarget
 from app.providers.http import ErrorReader, status_error
 from app.providers.redact import safe_detail
 from app.providers.runtime import ProviderRuntime
+from app.providers.tool_use import StreamedBlocks, plan_tools
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
-# Anthropic requires max_tokens; this applies when neither the request nor the model sets one.
-DEFAULT_MAX_TOKENS = 4096
 
 _CODE_BY_ERROR_TYPE = {
     "invalid_request_error": ProviderErrorCode.BAD_REQUEST,
@@ -82,14 +82,15 @@ class AnthropicAdapter(ProviderAdapter):
         self._read_error = anthropic_error_reader(target.credentials.secrets())
 
     async def _complete(self, request: ChatRequest) -> Completion:
-        body = messages_body(self.target, request)
+        plan = plan_tools(request)
+        body = messages_body(self.target, request, plan)
         data = await self._http.post_json(self._url, body, headers=self._headers, read_error=self._read_error)
-        text = "".join(block["text"] for block in data["content"] if block.get("type") == "text")
-        finish = _finish_reason(data.get("stop_reason"))
-        return Completion(text=text, finish_reason=finish, usage=_usage(data))
+        return completion_of(data, plan, _finish_reason(data.get("stop_reason")), _usage(data))
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
-        body = {**messages_body(self.target, request), "stream": True}
+        plan = plan_tools(request)
+        body = {**messages_body(self.target, request, plan), "stream": True}
+        blocks = StreamedBlocks(plan.answer_tool)
         input_tokens = output_tokens = 0
         finish = FinishReason.STOP
         async with (
@@ -101,10 +102,9 @@ class AnthropicAdapter(ProviderAdapter):
             async for event in events:
                 payload = orjson.loads(event.data)
                 kind = payload.get("type")
-                if kind == "content_block_delta":
-                    delta = payload["delta"]
-                    if delta.get("type") == "text_delta" and delta["text"]:
-                        yield TextDelta(delta["text"])
+                if kind in ("content_block_start", "content_block_delta"):
+                    if (found := _block_event(payload, blocks)) is not None:
+                        yield found
                 elif kind == "message_start":
                     usage = payload["message"].get("usage") or {}
                     input_tokens = _input_tokens(usage)
@@ -121,14 +121,32 @@ class AnthropicAdapter(ProviderAdapter):
                     break
                 elif kind == "error":
                     raise stream_error(payload, self.target.credentials.secrets())
-                # ping, content_block_start/stop and event types added later carry nothing we use.
+                # ping, content_block_stop and event types added later carry nothing we use.
             else:
                 raise ProviderError(
                     ProviderErrorCode.TRUNCATED, "the provider stream ended before message_stop"
                 )
         # Announced after the response is closed, so the connection is released before the caller
         # moves on.
+        closing, finish = blocks.finish(finish)
+        for delta in closing:
+            yield delta
         yield Finished(finish)
+
+
+def _block_event(payload: dict[str, Any], blocks: StreamedBlocks) -> StreamEvent | None:
+    """A text or tool-call piece from a content block's start or delta (thinking is left out)."""
+    if payload["type"] == "content_block_start":
+        block = payload["content_block"]
+        if block.get("type") != "tool_use":
+            return None
+        return blocks.start(payload["index"], block["id"], block["name"])  # input: the deltas
+    delta = payload["delta"]
+    if delta.get("type") == "text_delta":
+        return blocks.text(delta["text"])
+    if delta.get("type") == "input_json_delta":
+        return blocks.input(payload["index"], delta["partial_json"])
+    return None
 
 
 def messages_url(model_url: str | None) -> str:
@@ -138,32 +156,6 @@ def messages_url(model_url: str | None) -> str:
     if base.endswith("/v1"):
         return f"{base}/messages"
     return f"{base}/v1/messages"
-
-
-def messages_body(target: ProviderTarget, request: ChatRequest) -> dict[str, Any]:
-    """The request body: system text (the composed prompt, then any SYSTEM messages) goes to `system`;
-    consecutive turns of one role are merged, since the API wants user and assistant to alternate."""
-    system = [request.system_prompt] if request.system_prompt else []
-    messages: list[dict[str, str]] = []
-    for message in request.messages:
-        if message.role == ChatRole.SYSTEM:
-            system.append(message.content)
-            continue
-        role = "assistant" if message.role == ChatRole.ASSISTANT else "user"
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"] += "\n\n" + message.content
-        else:
-            messages.append({"role": role, "content": message.content})
-    body: dict[str, Any] = {
-        "model": target.settings.get("customModel") or target.provider_model_id,
-        "max_tokens": request.max_tokens or DEFAULT_MAX_TOKENS,
-        "messages": messages,
-    }
-    if system:
-        body["system"] = "\n\n".join(system)
-    if request.temperature is not None:
-        body["temperature"] = request.temperature
-    return body
 
 
 def anthropic_error_reader(secrets: tuple[str, ...]) -> ErrorReader:

@@ -4,7 +4,8 @@ Amazon Titan text-embedding bodies for EMBEDDING models, through aioboto3.
 Which model: `bedrock://<model-id>` model URLs (an id, an inference-profile id or an ARN), else the
 target's providerModelId. Which region: the `region` setting, else the runtime's `bedrock_region`,
 else the AWS environment's. Authentication is the AWS credential chain; the model's `token` only
-says "use IAM" and is never sent anywhere. Clients and retries: see `bedrock_clients`.
+says "use IAM" and is never sent anywhere. Clients and retries: see `bedrock_clients`. Tools, images
+and structured output (a forced tool): see `bedrock_messages` and `tool_use`.
 
 Factory: `bedrock_adapter(target, runtime) -> ProviderAdapter`.
 """
@@ -22,11 +23,10 @@ from app.domain.calls import (
     ProviderError,
     ProviderErrorCode,
     StreamEvent,
-    TextDelta,
     Usage,
     UsageUpdate,
 )
-from app.domain.enums import ChatRole, FinishReason, Provider
+from app.domain.enums import FinishReason, Provider
 from app.domain.models import bedrock_model_id
 from app.providers.base import (
     ChatRequest,
@@ -38,8 +38,10 @@ from app.providers.base import (
 )
 from app.providers.bedrock_clients import BedrockClients, bedrock_clients
 from app.providers.bedrock_errors import bedrock_errors
-from app.providers.http import Timeouts
+from app.providers.bedrock_messages import completion_of, converse_arguments
+from app.providers.http import Timeouts, UpstreamHttp
 from app.providers.runtime import ProviderRuntime
+from app.providers.tool_use import StreamedBlocks, plan_tools
 
 # Embedding calls are one InvokeModel per text; this many run at once.
 _EMBED_CONCURRENCY = 8
@@ -57,12 +59,18 @@ _FINISH_REASONS = {
 
 class BedrockAdapter(ProviderAdapter):
     def __init__(
-        self, target: ProviderTarget, clients: BedrockClients, region: str | None, timeouts: Timeouts
+        self,
+        target: ProviderTarget,
+        clients: BedrockClients,
+        region: str | None,
+        timeouts: Timeouts,
+        http: UpstreamHttp,  # for image URLs only: Converse takes an image's bytes
     ) -> None:
         super().__init__(target)
         self._clients = clients
         self._region = region
         self._timeouts = timeouts
+        self._http = http
 
     async def _client(self) -> Any:
         """The region's client, signing with the server's AWS identity: the platform's credential,
@@ -77,16 +85,19 @@ class BedrockAdapter(ProviderAdapter):
         return await self._clients.client(self._region)
 
     async def _complete(self, request: ChatRequest) -> Completion:
-        arguments = converse_arguments(self._model_id(), request)
+        plan = plan_tools(request)
+        arguments = await converse_arguments(self._model_id(), request, plan, self._http)
         async with bedrock_errors(self._sent_secrets):
             client = await self._client()
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
                 response = await client.converse(**arguments)
-        text = "".join(block.get("text", "") for block in response["output"]["message"]["content"])
-        return Completion(text, _finish_reason(response.get("stopReason")), _usage(response.get("usage")))
+        finish = _finish_reason(response.get("stopReason"))
+        return completion_of(response, plan, finish, _usage(response.get("usage")))
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
-        arguments = converse_arguments(self._model_id(), request)
+        plan = plan_tools(request)
+        arguments = await converse_arguments(self._model_id(), request, plan, self._http)
+        blocks = StreamedBlocks(plan.answer_tool)
         finish: FinishReason | None = None
         usage_seen = False
         async with bedrock_errors(self._sent_secrets):
@@ -99,9 +110,9 @@ class BedrockAdapter(ProviderAdapter):
                 limit = self._timeouts.first_byte  # for the first event; each later one gets idle
                 while (event := await _next_event(events, limit)) is not None:
                     limit = self._timeouts.idle
-                    if "contentBlockDelta" in event:
-                        if text := event["contentBlockDelta"]["delta"].get("text"):
-                            yield TextDelta(text)
+                    if "contentBlockStart" in event or "contentBlockDelta" in event:
+                        if (found := _block_event(event, blocks)) is not None:
+                            yield found
                     elif "messageStop" in event:
                         finish = _finish_reason(event["messageStop"].get("stopReason"))
                     elif "metadata" in event:
@@ -113,6 +124,9 @@ class BedrockAdapter(ProviderAdapter):
         # The stream is complete only with messageStop and then metadata, before EOF.
         if finish is None or not usage_seen:
             raise ProviderError(ProviderErrorCode.TRUNCATED, "the provider stream ended early")
+        closing, finish = blocks.finish(finish)
+        for delta in closing:
+            yield delta
         yield Finished(finish)
 
     async def _embed(self, request: EmbedRequest) -> Embeddings:
@@ -168,31 +182,19 @@ class BedrockAdapter(ProviderAdapter):
         return model_id
 
 
-def converse_arguments(model_id: str, request: ChatRequest) -> dict[str, Any]:
-    """Converse keeps system text apart from the turns, and wants the turns to alternate, so
-    consecutive messages of one role become one turn with several text blocks."""
-    system = [{"text": request.system_prompt}] if request.system_prompt else []
-    messages: list[dict[str, Any]] = []
-    for message in request.messages:
-        if message.role is ChatRole.SYSTEM:
-            system.append({"text": message.content})
-            continue
-        role = "user" if message.role is ChatRole.USER else "assistant"
-        if messages and messages[-1]["role"] == role:
-            messages[-1]["content"].append({"text": message.content})
-        else:
-            messages.append({"role": role, "content": [{"text": message.content}]})
-    arguments: dict[str, Any] = {"modelId": model_id, "messages": messages}
-    if system:
-        arguments["system"] = system
-    inference: dict[str, Any] = {}
-    if request.max_tokens is not None:
-        inference["maxTokens"] = request.max_tokens
-    if request.temperature is not None:
-        inference["temperature"] = request.temperature
-    if inference:
-        arguments["inferenceConfig"] = inference
-    return arguments
+def _block_event(event: dict[str, Any], blocks: StreamedBlocks) -> StreamEvent | None:
+    """A text or tool-call piece from a content block's start or delta (reasoning is left out)."""
+    if "contentBlockStart" in event:
+        start = event["contentBlockStart"]
+        if (use := start.get("start", {}).get("toolUse")) is None:
+            return None
+        return blocks.start(start["contentBlockIndex"], use["toolUseId"], use["name"])
+    delta = event["contentBlockDelta"]
+    if "text" in delta["delta"]:
+        return blocks.text(delta["delta"]["text"])
+    if (use := delta["delta"].get("toolUse")) is not None:
+        return blocks.input(delta["contentBlockIndex"], use.get("input", ""))
+    return None
 
 
 async def _next_event(events: AsyncIterator[dict[str, Any]], limit: float) -> dict[str, Any] | None:
@@ -217,4 +219,4 @@ def _usage(usage: dict[str, Any] | None) -> Usage:
 
 def bedrock_adapter(target: ProviderTarget, runtime: ProviderRuntime) -> ProviderAdapter:
     region = target.settings.get("region") or runtime.config.bedrock_region
-    return BedrockAdapter(target, bedrock_clients(runtime), region, runtime.config.timeouts)
+    return BedrockAdapter(target, bedrock_clients(runtime), region, runtime.config.timeouts, runtime.http)

@@ -27,7 +27,7 @@ import pytest
 from aiohttp import web
 
 from tests.fakes.bedrock_tools import read_converse, tool_use_blocks, tool_use_events
-from tests.fakes.common import FakeServer, RecordedRequest, json_body, recorded, split_words
+from tests.fakes.common import FakeServer, RawReply, RecordedRequest, json_body, recorded, split_words
 from tests.fakes.tool_rules import Answer, Rejected, decide
 
 _ERROR_NAMESPACE = ":http://internal.amazon.com/coral/com.amazon.bedrock/"
@@ -91,6 +91,7 @@ class BedrockFake(FakeServer):
     tool_calls_per_answer: int = 1  # toolUse blocks in one answer
     argument_chunks: int = 3  # contentBlockDelta fragments of each toolUse input
     tool_preamble: str | None = None  # a text block before the toolUse blocks (as Nova and Claude write)
+    raw: RawReply | None = None  # answer Converse or ConverseStream with these bytes (a recording)
     # Failure switches.
     error: tuple[int, str, str] | None = None  # (status, error type, message) before any body
     send_error_type_header: bool = True
@@ -153,6 +154,8 @@ class BedrockFake(FakeServer):
         call = await self._record(request, "converse")
         if (error := await self._error_response()) is not None:
             return error
+        if self.raw is not None:
+            return await self.send(request, [self.raw.body], self.raw.headers, self.raw.status)
         if isinstance(said := self._decide(call.body), web.Response):
             return said
         text = self._text(said)
@@ -192,6 +195,8 @@ class BedrockFake(FakeServer):
         call = await self._record(request, "converse-stream")
         if (error := await self._error_response()) is not None:
             return error
+        if self.raw is not None:
+            return await self.send(request, [self.raw.body], self.raw.headers, self.raw.status)
         if isinstance(said := self._decide(call.body), web.Response):
             return said
         frames = [corrupt(f) if i == self.corrupt_frame else f for i, f in enumerate(self._frames(said))]
