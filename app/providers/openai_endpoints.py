@@ -44,10 +44,19 @@ class OpenAIDialect:
     # Some compatible servers end a stream with EOF instead of `data: [DONE]`; for them EOF after a
     # finish_reason is a complete answer. Everyone else must send the marker.
     done_marker_required: bool = True
+    # The `tool_choice` that forces some tool call: Mistral documents "any" (and lately "required").
+    required_tool_choice: str = "required"
+    # Mistral takes only 9-character alphanumeric tool call ids.
+    short_tool_call_ids: bool = False
 
 
 OPENAI_DIALECT = OpenAIDialect()
-MISTRAL_DIALECT = OpenAIDialect(output_limit_field="max_tokens", stream_usage_option=False)
+MISTRAL_DIALECT = OpenAIDialect(
+    output_limit_field="max_tokens",
+    stream_usage_option=False,
+    required_tool_choice="any",
+    short_tool_call_ids=True,
+)
 COMPATIBLE_DIALECT = OpenAIDialect(output_limit_field="max_tokens", done_marker_required=False)
 
 
