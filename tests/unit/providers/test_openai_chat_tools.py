@@ -23,7 +23,6 @@ from app.domain.calls import (
     ToolCallDone,
     ToolChoice,
     ToolChoiceMode,
-    ToolDefinition,
 )
 from app.domain.enums import ChatRole, FinishReason, Provider
 from app.providers.base import ChatRequest, ProviderAdapter
@@ -31,26 +30,9 @@ from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import OpenAIFake, make_target, openai_fake_server
 from tests.support.streams import collect_result
+from tests.support.tool_requests import ASK, PNG, TIME, TIME_ARGS, TOOLS, WEATHER, WEATHER_ARGS
 
 FLAVORS = ["openai", "azure", "mistral", "compatible"]
-WEATHER = ToolDefinition(
-    "get_weather",
-    "The weather in a city.",
-    {
-        "type": "object",
-        "properties": {"city": {"type": "string"}, "units": {"type": "string", "enum": ["c", "f"]}},
-        "required": ["city", "units"],
-        "additionalProperties": False,
-    },
-    strict=True,
-)
-TIME = ToolDefinition("get_time", None, {"type": "object", "properties": {"zone": {"type": "string"}}})
-WEATHER_ARGS, TIME_ARGS = '{"city":"city","units":"c"}', '{"zone":"zone"}'
-ASK = ChatMessage(ChatRole.USER, "What is the weather in Paris, and the time?")
-TOOLS = ChatRequest(messages=(ASK,), tools=(WEATHER, TIME))
-PNG = base64.b64decode(
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
-)
 REPLY = "Hello from the fake OpenAI server."
 
 
