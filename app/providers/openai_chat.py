@@ -19,11 +19,11 @@ from typing import Any
 from app.domain.calls import Finished, StreamEvent, TextDelta, Usage, UsageUpdate
 from app.domain.enums import FinishReason, Provider
 from app.providers.base import ChatRequest, Completion
+from app.providers.openai_endpoints import check_azure_api_version
 from app.providers.openai_tools import (
     StreamedToolCalls,
     chat_messages,
     chat_options,
-    check_azure_api_version,
     message_tool_calls,
     refused,
 )

@@ -19,6 +19,7 @@ from app.domain.enums import ChatRole
 from app.providers.base import ChatRequest
 from app.providers.openai_tools import (
     arguments_text,
+    check_no_tool_choice,
     data_url,
     function_definition,
     refused,
@@ -72,6 +73,8 @@ def responses_options(request: ChatRequest) -> dict[str, Any]:
             options["tool_choice"] = tool_choice(request.tool_choice, "required", nested=False)
         if request.parallel_tool_calls is not None:
             options["parallel_tool_calls"] = request.parallel_tool_calls
+    else:
+        check_no_tool_choice(request)
     fmt = request.response_format
     if fmt is not None and fmt.type is ResponseFormatType.JSON_OBJECT:
         options["text"] = {"format": {"type": "json_object"}}

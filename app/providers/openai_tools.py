@@ -9,7 +9,8 @@ Out: `tools` [{type:function, function:{name, description, parameters, strict}}]
 In: `message.tool_calls`, and streamed `delta.tool_calls[{index, id, function:{name, arguments}}]`.
 
 What a provider of the family cannot take is refused with a non-retryable BAD_REQUEST before the call,
-never dropped: images outside user messages, and features older Azure API versions lack.
+never dropped: images outside user messages, a tool choice without tools, a tool result without its
+call id (and, in `openai_endpoints`, features an older Azure API version lacks).
 """
 
 from __future__ import annotations
@@ -43,15 +44,6 @@ from app.providers.openai_wire import malformed
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 _MISTRAL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_API_VERSION_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
-# The first Azure API version (preview or GA) that takes each feature (Azure's API version history).
-_AZURE_SINCE = {
-    "tools": "2023-12-01",
-    "images": "2023-12-01",
-    "JSON output (response_format json_object)": "2023-12-01",
-    "structured output (response_format json_schema)": "2024-08-01",
-    "parallel_tool_calls": "2024-09-01",
-}
 
 
 def refused(message: str) -> ProviderError:
@@ -148,8 +140,8 @@ def chat_options(request: ChatRequest, dialect: OpenAIDialect) -> dict[str, Any]
             )
         if request.parallel_tool_calls is not None:
             options["parallel_tool_calls"] = request.parallel_tool_calls
-    elif request.tool_choice is not None and request.tool_choice.mode is not ToolChoiceMode.NONE:
-        raise refused("a tool choice needs tools")
+    else:
+        check_no_tool_choice(request)
     fmt = request.response_format
     if fmt is not None and fmt.type is ResponseFormatType.JSON_OBJECT:
         options["response_format"] = {"type": "json_object"}
@@ -158,15 +150,21 @@ def chat_options(request: ChatRequest, dialect: OpenAIDialect) -> dict[str, Any]
     return options
 
 
+def check_no_tool_choice(request: ChatRequest) -> None:
+    """A request without tools may say "none", but cannot ask for a tool call."""
+    if request.tool_choice is not None and request.tool_choice.mode is not ToolChoiceMode.NONE:
+        raise refused("a tool choice needs tools")
+
+
 def function_definition(
     name: str, description: str | None, parameters: Mapping[str, Any] | None, *, strict: bool | None
 ) -> dict[str, Any]:
-    """A function's name, description, parameters (an empty object schema when it takes none) and
-    `strict` when it is set."""
+    """A function's name, description, parameters (an empty object schema when it takes none: the
+    APIs require an object schema) and `strict` when it is set."""
     function: dict[str, Any] = {"name": name}
     if description:
         function["description"] = description
-    function["parameters"] = dict(parameters) if parameters is not None else _EMPTY_PARAMETERS
+    function["parameters"] = dict(parameters or _EMPTY_PARAMETERS)
     if strict is not None:
         function["strict"] = strict
     return function
@@ -192,26 +190,6 @@ def schema_format(fmt: ResponseFormat) -> dict[str, Any]:
     if fmt.strict:
         spec["strict"] = True
     return spec
-
-
-def check_azure_api_version(api_version: str | None, request: ChatRequest) -> None:
-    """Refuses what the target's Azure API version cannot take (the v1 API, without a version, takes all)."""
-    date = _API_VERSION_DATE.match(api_version or "")
-    if date is None:
-        return
-    fmt = request.response_format.type if request.response_format else ResponseFormatType.TEXT
-    needed = {
-        "tools": bool(request.tools),
-        "images": request.image_count > 0,
-        "JSON output (response_format json_object)": fmt is ResponseFormatType.JSON_OBJECT,
-        "structured output (response_format json_schema)": fmt is ResponseFormatType.JSON_SCHEMA,
-        "parallel_tool_calls": bool(request.tools) and request.parallel_tool_calls is not None,
-    }
-    for feature, since in _AZURE_SINCE.items():
-        if needed[feature] and date.group(1) < since:
-            raise refused(
-                f"Azure OpenAI API version {api_version} does not support {feature} (since {since})"
-            )
 
 
 # --- answers ---------------------------------------------------------------------------------------
