@@ -23,6 +23,7 @@ from app.domain.calls import (
     ToolCallDone,
     ToolChoice,
     ToolChoiceMode,
+    ToolDefinition,
 )
 from app.domain.enums import ChatRole, FinishReason, Provider
 from app.providers.base import ChatRequest, ProviderAdapter
@@ -258,3 +259,13 @@ async def test_parallel_calls_switched_off(flavor: str, fake: OpenAIFake, runtim
     completion = await adapter_for(flavor, fake, runtime).complete(request)
     assert [call.name for call in completion.tool_calls] == ["get_weather"]
     assert fake.requests[0].body["parallel_tool_calls"] is False
+
+
+async def test_a_tool_without_parameters(flavor: str, fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    """The APIs want an object schema even for a function without arguments."""
+    request = ChatRequest(messages=(ASK,), tools=(ToolDefinition("ping"),))
+    completion = await adapter_for(flavor, fake, runtime).complete(request)
+    assert completion.tool_calls == (ToolCall(call_ids(flavor, 1)[0], "ping", "{}"),)
+    assert fake.requests[0].body["tools"] == [
+        {"type": "function", "function": {"name": "ping", "parameters": {"type": "object", "properties": {}}}}
+    ]

@@ -14,6 +14,8 @@ import pytest
 from app.domain.calls import (
     ChatMessage,
     ImagePart,
+    ProviderError,
+    ProviderErrorCode,
     ResponseFormat,
     ResponseFormatType,
     TextPart,
@@ -22,6 +24,7 @@ from app.domain.calls import (
     ToolCallDone,
     ToolChoice,
     ToolChoiceMode,
+    ToolDefinition,
 )
 from app.domain.enums import ApiType, ChatRole, FinishReason, Provider
 from app.providers.base import ChatRequest, ProviderAdapter
@@ -232,3 +235,47 @@ async def test_a_call_streamed_without_argument_fragments(
         ToolCallDone(0, ToolCall("c1", "get_weather", '{"city":"Paris"}'))
     ]
     assert streamed.finish is FinishReason.TOOL_CALLS
+
+
+@pytest.mark.parametrize(
+    ("request_", "message"),
+    [
+        (
+            ChatRequest(messages=(ASK,), tool_choice=ToolChoice(ToolChoiceMode.TOOL, "get_time")),
+            "a tool choice needs tools",
+        ),
+        (
+            ChatRequest(
+                messages=(ChatMessage(ChatRole.ASSISTANT, parts=(ImagePart(url="https://e.com/a.png"),)),)
+            ),
+            "only user messages can carry images, not assistant messages",
+        ),
+    ],
+    ids=["choice-without-tools", "image-in-assistant-message"],
+)
+async def test_refused_before_any_call(
+    openai_fake: OpenAIFake, runtime: ProviderRuntime, request_: ChatRequest, message: str
+) -> None:
+    with pytest.raises(ProviderError) as raised:
+        await responses("openai", openai_fake, runtime).complete(request_)
+    assert (raised.value.code, raised.value.message, raised.value.retryable) == (
+        ProviderErrorCode.BAD_REQUEST,
+        message,
+        False,
+    )
+    assert openai_fake.requests == []
+
+
+async def test_a_tool_without_parameters(openai_fake: OpenAIFake, runtime: ProviderRuntime) -> None:
+    """The API wants an object schema even for a function without arguments."""
+    request = ChatRequest(messages=(ASK,), tools=(ToolDefinition("ping"),))
+    completion = await responses("openai", openai_fake, runtime).complete(request)
+    assert completion.tool_calls == (ToolCall("call_fake0000000000000000000", "ping", "{}"),)
+    assert openai_fake.requests[0].body["tools"] == [
+        {
+            "type": "function",
+            "name": "ping",
+            "parameters": {"type": "object", "properties": {}},
+            "strict": False,
+        }
+    ]
