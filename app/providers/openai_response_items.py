@@ -22,6 +22,7 @@ from app.providers.openai_tools import (
     check_no_tool_choice,
     data_url,
     function_definition,
+    has_images,
     refused,
     schema_format,
     tool_choice,
@@ -49,10 +50,8 @@ def responses_input(request: ChatRequest) -> list[dict[str, Any]]:
 
 
 def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
-    if not message.images:
+    if not has_images(message):
         return message.text
-    if message.role is not ChatRole.USER:
-        raise refused(f"only user messages can carry images, not {message.role.value.lower()} messages")
     return [
         {"type": "input_text", "text": part.text}
         if isinstance(part, TextPart)

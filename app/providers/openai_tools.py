@@ -94,12 +94,17 @@ def chat_messages(request: ChatRequest, dialect: OpenAIDialect) -> list[dict[str
     return messages
 
 
+def has_images(message: ChatMessage) -> bool:
+    """Whether the message carries images; only a user message may."""
+    if message.images and message.role is not ChatRole.USER:
+        raise refused(f"only user messages can carry images, not {message.role.value.lower()} messages")
+    return bool(message.images)
+
+
 def _content(message: ChatMessage) -> str | list[dict[str, Any]]:
     """Plain text as a string; a message with images as its parts, in order."""
-    if not message.images:
+    if not has_images(message):
         return message.text
-    if message.role is not ChatRole.USER:
-        raise refused(f"only user messages can carry images, not {message.role.value.lower()} messages")
     parts: list[dict[str, Any]] = []
     for part in message.parts:
         if isinstance(part, TextPart):

@@ -27,3 +27,11 @@ TOOLS = ChatRequest(messages=(ASK,), tools=(WEATHER, TIME))
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "temperature": {"type": "integer"}},
+    "required": ["city", "temperature"],
+    "additionalProperties": False,
+}
+SCHEMA_ANSWER = '{"city":"city","temperature":1}'
+JSON_ANSWER = '{"answer":"Hello from the fake OpenAI server."}'  # JSON mode: the fake's reply, wrapped

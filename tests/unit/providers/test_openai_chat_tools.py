@@ -31,10 +31,20 @@ from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.openai_server import OpenAIFake, make_target, openai_fake_server
 from tests.support.streams import collect_result
-from tests.support.tool_requests import ASK, PNG, TIME, TIME_ARGS, TOOLS, WEATHER, WEATHER_ARGS
+from tests.support.tool_requests import (
+    ASK,
+    JSON_ANSWER,
+    PNG,
+    SCHEMA,
+    SCHEMA_ANSWER,
+    TIME,
+    TIME_ARGS,
+    TOOLS,
+    WEATHER,
+    WEATHER_ARGS,
+)
 
 FLAVORS = ["openai", "azure", "mistral", "compatible"]
-REPLY = "Hello from the fake OpenAI server."
 
 
 @pytest.fixture(params=FLAVORS)
@@ -184,26 +194,18 @@ async def test_images_by_url_and_by_data(flavor: str, fake: OpenAIFake, runtime:
     ]
 
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"city": {"type": "string"}, "temperature": {"type": "integer"}},
-    "required": ["city", "temperature"],
-    "additionalProperties": False,
-}
-
-
 @pytest.mark.parametrize(
     ("fmt", "wire", "answer"),
     [
         (
             ResponseFormat(ResponseFormatType.JSON_OBJECT),
             {"type": "json_object"},
-            '{"answer":"' + REPLY + '"}',
+            JSON_ANSWER,
         ),
         (
             ResponseFormat(ResponseFormatType.JSON_SCHEMA, "weather", SCHEMA, strict=True),
             {"type": "json_schema", "json_schema": {"name": "weather", "schema": SCHEMA, "strict": True}},
-            '{"city":"city","temperature":1}',
+            SCHEMA_ANSWER,
         ),
     ],
     ids=["json_object", "json_schema"],

@@ -34,15 +34,16 @@ from tests.fakes.openai_server import OpenAIFake, make_target
 from tests.support.streams import collect_result
 from tests.support.tool_requests import (
     ASK,
+    JSON_ANSWER,
     PNG,
+    SCHEMA,
+    SCHEMA_ANSWER,
     TIME,
     TIME_ARGS,
     TOOLS,
     WEATHER,
     WEATHER_ARGS,
 )
-
-REPLY = "Hello from the fake OpenAI server."
 
 
 @pytest.fixture(params=["openai", "azure"])
@@ -152,26 +153,18 @@ async def test_images_by_url_and_by_data(
     ]
 
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"city": {"type": "string"}},
-    "required": ["city"],
-    "additionalProperties": False,
-}
-
-
 @pytest.mark.parametrize(
     ("fmt", "wire", "answer"),
     [
         (
             ResponseFormat(ResponseFormatType.JSON_OBJECT),
             {"type": "json_object"},
-            '{"answer":"' + REPLY + '"}',
+            JSON_ANSWER,
         ),
         (
-            ResponseFormat(ResponseFormatType.JSON_SCHEMA, "place", SCHEMA, strict=True),
-            {"type": "json_schema", "name": "place", "schema": SCHEMA, "strict": True},
-            '{"city":"city"}',
+            ResponseFormat(ResponseFormatType.JSON_SCHEMA, "weather", SCHEMA, strict=True),
+            {"type": "json_schema", "name": "weather", "schema": SCHEMA, "strict": True},
+            SCHEMA_ANSWER,
         ),
     ],
     ids=["json_object", "json_schema"],
