@@ -89,6 +89,13 @@ async def test_azure_api_versions_with_the_feature_pass_it(
         ChatRequest(messages=(ASK,), response_format=SCHEMA)
     )
     assert schema.text == "{}"
+    # The v1 API (no deployment, no api-version) takes everything.
+    v1 = make_target(Provider.AZURE_OPENAI, None, settings={"baseCustomUrl": openai_fake.url})
+    everything = ChatRequest(
+        messages=(ASK, IMAGE), tools=(WEATHER,), parallel_tool_calls=True, response_format=SCHEMA
+    )
+    assert (await openai_family_adapter(v1, runtime).complete(everything)).tool_calls
+    assert openai_fake.requests[-1].path == "/openai/v1/chat/completions"
 
 
 @pytest.mark.parametrize(
