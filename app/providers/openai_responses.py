@@ -33,10 +33,6 @@ from app.providers.openai_wire import (
 _TEXT_DELTAS = frozenset({"response.output_text.delta", "response.refusal.delta"})
 _TEXT_FIELDS = {"output_text": "text", "refusal": "refusal"}  # content part type -> its text field
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-_ITEM_EVENTS = {
-    "response.output_item.added": StreamedFunctionCalls.added,
-    "response.output_item.done": StreamedFunctionCalls.done,
-}
 
 
 class OpenAIResponsesAdapter(OpenAIWireAdapter):
@@ -81,9 +77,12 @@ class OpenAIResponsesAdapter(OpenAIWireAdapter):
                         yield TextDelta(delta)
                 elif kind == "response.function_call_arguments.delta":
                     yield calls.arguments(payload)
-                elif kind in _ITEM_EVENTS:
-                    if (delta := _ITEM_EVENTS[kind](calls, payload)) is not None:
-                        yield delta
+                elif kind == "response.output_item.added":
+                    if (started := calls.added(payload)) is not None:
+                        yield started
+                elif kind == "response.output_item.done":
+                    if (rest := calls.done(payload)) is not None:
+                        yield rest
                 elif kind == "error":
                     raise stream_error(payload, self._secrets)
                 elif kind in _TERMINAL:
