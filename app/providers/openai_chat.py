@@ -6,7 +6,9 @@ send them (reference §1.1, 2, 6, 8): Azure's `prompt_filter_results` preamble a
 chunk, both with `choices: []` (told apart by `usage`); usage on the last content chunk (Mistral);
 `choices: null` or missing; `delta.content` as a list of typed parts (Mistral Magistral). A refusal
 (`refusal` instead of `content`) is returned as the answer text. With n>1 choices, choice 0 is the
-answer. Tool calls are not relayed; they only show as the TOOL_CALLS finish reason.
+answer. Tools, images and the response format are mapped by `openai_tools`; an answer with tool calls
+finishes with TOOL_CALLS even where the provider says `stop` (OpenAI does when a named tool is forced).
+The legacy endpoint takes none of them and refuses them.
 """
 
 from __future__ import annotations
@@ -15,8 +17,16 @@ from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 from app.domain.calls import Finished, StreamEvent, TextDelta, Usage, UsageUpdate
-from app.domain.enums import FinishReason
+from app.domain.enums import FinishReason, Provider
 from app.providers.base import ChatRequest, Completion
+from app.providers.openai_endpoints import check_azure_api_version
+from app.providers.openai_tools import (
+    StreamedToolCalls,
+    chat_messages,
+    chat_options,
+    message_tool_calls,
+    refused,
+)
 from app.providers.openai_wire import (
     OpenAIWireAdapter,
     finish_reason,
@@ -32,9 +42,10 @@ class OpenAIChatAdapter(OpenAIWireAdapter):
     operation = "chat/completions"
 
     def _input(self, request: ChatRequest) -> dict[str, Any]:
-        messages = [{"role": "system", "content": request.system_prompt}] if request.system_prompt else []
-        messages.extend({"role": m.role.value.lower(), "content": m.content} for m in request.messages)
-        return {"messages": messages}
+        dialect = self.endpoint.dialect
+        if self.target.provider is Provider.AZURE_OPENAI:
+            check_azure_api_version(self.endpoint.query.get("api-version"), request)
+        return {"messages": chat_messages(request, dialect), **chat_options(request, dialect)}
 
     def _output_limit_field(self) -> str:
         return self.endpoint.dialect.output_limit_field
@@ -60,15 +71,19 @@ class OpenAIChatAdapter(OpenAIWireAdapter):
         choice = _first_choice(answer.get("choices"))
         if choice is None:
             raise malformed("the provider answered without choices")
+        message = choice.get("message")
+        tool_calls = message_tool_calls(message) if isinstance(message, Mapping) else ()
         return Completion(
             text=self._choice_text(choice, streamed=False),
-            finish_reason=finish_reason(choice.get("finish_reason")),
+            finish_reason=_with_tool_calls(finish_reason(choice.get("finish_reason")), bool(tool_calls)),
             usage=parse_usage(answer.get("usage")) or Usage(),
+            tool_calls=tool_calls,
         )
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         finish: FinishReason | None = None
         done = False
+        tool_calls = StreamedToolCalls()
         async with self._sse(self.operation, self._body(request, stream=True)) as events:
             async for event in events:
                 if event.data == "[DONE]":
@@ -81,6 +96,9 @@ class OpenAIChatAdapter(OpenAIWireAdapter):
                 if choice is not None:
                     if text := self._choice_text(choice, streamed=True):
                         yield TextDelta(text)
+                    if isinstance(delta := choice.get("delta"), Mapping):
+                        for tool_delta in tool_calls.deltas(delta.get("tool_calls")):
+                            yield tool_delta
                     if choice.get("finish_reason"):
                         finish = finish_reason(choice["finish_reason"])
                 if (usage := parse_usage(chunk.get("usage"))) is not None:
@@ -88,7 +106,7 @@ class OpenAIChatAdapter(OpenAIWireAdapter):
         # The terminal event comes after the upstream response is closed, so a consumer that stops
         # at it leaves no connection behind.
         if done or (finish is not None and not self.endpoint.dialect.done_marker_required):
-            yield Finished(finish or FinishReason.STOP)
+            yield Finished(_with_tool_calls(finish or FinishReason.STOP, tool_calls.count > 0))
         else:
             raise truncated()
 
@@ -99,6 +117,8 @@ class OpenAICompletionsAdapter(OpenAIChatAdapter):
     operation = "completions"
 
     def _input(self, request: ChatRequest) -> dict[str, Any]:
+        if request.tools or request.image_count or request.response_format is not None:
+            raise refused("the completions endpoint takes no tools, images or response format")
         return {"prompt": request.prompt_text()}
 
     def _output_limit_field(self) -> str:
@@ -107,6 +127,10 @@ class OpenAICompletionsAdapter(OpenAIChatAdapter):
     def _choice_text(self, choice: Mapping[str, Any], *, streamed: bool) -> str:
         text = choice.get("text")
         return text if isinstance(text, str) else ""
+
+
+def _with_tool_calls(reason: FinishReason, has_tool_calls: bool) -> FinishReason:
+    return FinishReason.TOOL_CALLS if has_tool_calls and reason is FinishReason.STOP else reason
 
 
 def _first_choice(choices: Any) -> Mapping[str, Any] | None:

@@ -1,6 +1,7 @@
 """Connection setup for the OpenAI wire-format family: where a target's API lives (base URL and
 query), how it authenticates (headers), which model name the body carries, and the few switches in
-which a provider's dialect of the format differs from OpenAI's own.
+which a provider's dialect of the format differs from OpenAI's own (and, for Azure, which features
+the target's API version lacks: `check_azure_api_version`).
 
 Kept apart from the wire format (pydantic-ai's provider/model split) so one set of adapters serves
 OpenAI, Azure OpenAI, Mistral, any OpenAI-compatible server and custom-header (clientKey/secretKey)
@@ -14,9 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from app.domain.calls import ProviderError, ProviderErrorCode
+from app.domain.calls import ProviderError, ProviderErrorCode, ResponseFormatType
 from app.domain.enums import ApiType, Provider
-from app.providers.base import ProviderTarget
+from app.providers.base import ChatRequest, ProviderTarget
 
 _PUBLIC_BASES = {
     Provider.OPENAI: "https://api.openai.com/v1",
@@ -30,6 +31,15 @@ _AZURE_GA_API_VERSION = "2024-10-21"
 _AZURE_API_ROOT = re.compile(r"/openai/(?:deployments/[^/]+|v1)$")
 _AZURE_RESOURCE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+_API_VERSION_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
+# The first Azure API version (preview or GA) that takes each feature (Azure's API version history).
+_AZURE_SINCE = {
+    "tools": "2023-12-01",
+    "images": "2023-12-01",
+    "JSON output (response_format json_object)": "2023-12-01",
+    "structured output (response_format json_schema)": "2024-08-01",
+    "parallel_tool_calls": "2024-09-01",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +54,19 @@ class OpenAIDialect:
     # Some compatible servers end a stream with EOF instead of `data: [DONE]`; for them EOF after a
     # finish_reason is a complete answer. Everyone else must send the marker.
     done_marker_required: bool = True
+    # The `tool_choice` that forces some tool call: Mistral documents "any" (and lately "required").
+    required_tool_choice: str = "required"
+    # Mistral takes only 9-character alphanumeric tool call ids.
+    short_tool_call_ids: bool = False
 
 
 OPENAI_DIALECT = OpenAIDialect()
-MISTRAL_DIALECT = OpenAIDialect(output_limit_field="max_tokens", stream_usage_option=False)
+MISTRAL_DIALECT = OpenAIDialect(
+    output_limit_field="max_tokens",
+    stream_usage_option=False,
+    required_tool_choice="any",
+    short_tool_call_ids=True,
+)
 COMPATIBLE_DIALECT = OpenAIDialect(output_limit_field="max_tokens", done_marker_required=False)
 
 
@@ -150,6 +169,26 @@ def _azure_api_root(target: ProviderTarget) -> tuple[str, dict[str, str]]:
         return f"{root}/openai", query  # Responses is per resource, not per deployment
     name = quote(deployment or target.provider_model_id, safe="")
     return f"{root}/openai/deployments/{name}", query
+
+
+def check_azure_api_version(api_version: str | None, request: ChatRequest) -> None:
+    """Refuses what the target's Azure API version cannot take (the v1 API, without a version, takes all)."""
+    date = _API_VERSION_DATE.match(api_version or "")
+    if date is None:
+        return
+    fmt = request.response_format.type if request.response_format else ResponseFormatType.TEXT
+    needed = {
+        "tools": bool(request.tools),
+        "images": request.image_count > 0,
+        "JSON output (response_format json_object)": fmt is ResponseFormatType.JSON_OBJECT,
+        "structured output (response_format json_schema)": fmt is ResponseFormatType.JSON_SCHEMA,
+        "parallel_tool_calls": bool(request.tools) and request.parallel_tool_calls is not None,
+    }
+    for feature, since in _AZURE_SINCE.items():
+        if needed[feature] and date.group(1) < since:
+            raise _config_error(
+                f"Azure OpenAI API version {api_version} does not support {feature} (since {since})"
+            )
 
 
 def _split_url(url: str) -> tuple[str, dict[str, str]]:

@@ -3,8 +3,9 @@
 The system prompt goes into `instructions`, the conversation into `input`. Streams are named SSE
 events whose data repeats the name in `type`; text arrives in `response.output_text.delta` (and
 `response.refusal.delta`), and the stream ends with `response.completed`, `response.incomplete` or
-`response.failed` (carrying the usage), never with `[DONE]` (reference §1.2). Tool calls are not
-relayed; they only show as the TOOL_CALLS finish reason.
+`response.failed` (carrying the usage), never with `[DONE]` (reference §1.2). Tools, images and the
+response format are mapped by `openai_response_items`; an answer with function calls finishes with
+TOOL_CALLS.
 """
 
 from __future__ import annotations
@@ -15,6 +16,12 @@ from typing import Any
 from app.domain.calls import Finished, StreamEvent, TextDelta, Usage, UsageUpdate
 from app.domain.enums import FinishReason
 from app.providers.base import ChatRequest, Completion
+from app.providers.openai_response_items import (
+    StreamedFunctionCalls,
+    output_tool_calls,
+    responses_input,
+    responses_options,
+)
 from app.providers.openai_wire import (
     OpenAIWireAdapter,
     json_object,
@@ -34,8 +41,9 @@ class OpenAIResponsesAdapter(OpenAIWireAdapter):
     def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "model": self.endpoint.model,
-            "input": [{"role": m.role.value.lower(), "content": m.content} for m in request.messages],
+            "input": responses_input(request),
             "store": False,  # the API keeps responses server-side unless told not to
+            **responses_options(request),
         }
         if request.system_prompt:
             body["instructions"] = request.system_prompt
@@ -54,10 +62,12 @@ class OpenAIResponsesAdapter(OpenAIWireAdapter):
             text=_output_text(response),
             finish_reason=_finish_reason(response),
             usage=parse_usage(response.get("usage")) or Usage(),
+            tool_calls=output_tool_calls(response),
         )
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
         finish: FinishReason | None = None
+        calls = StreamedFunctionCalls()
         async with self._sse(self.operation, self._body(request, stream=True)) as events:
             async for event in events:
                 payload = json_object(event.data)
@@ -65,6 +75,14 @@ class OpenAIResponsesAdapter(OpenAIWireAdapter):
                 if kind in _TEXT_DELTAS:
                     if isinstance(delta := payload.get("delta"), str) and delta:
                         yield TextDelta(delta)
+                elif kind == "response.function_call_arguments.delta":
+                    yield calls.arguments(payload)
+                elif kind == "response.output_item.added":
+                    if (started := calls.added(payload)) is not None:
+                        yield started
+                elif kind == "response.output_item.done":
+                    if (rest := calls.done(payload)) is not None:
+                        yield rest
                 elif kind == "error":
                     raise stream_error(payload, self._secrets)
                 elif kind in _TERMINAL:
@@ -76,6 +94,8 @@ class OpenAIResponsesAdapter(OpenAIWireAdapter):
                     if (usage := parse_usage(response.get("usage"))) is not None:
                         yield UsageUpdate(usage)
                     finish = _finish_reason(response)
+                    if finish is FinishReason.STOP and calls.count:
+                        finish = FinishReason.TOOL_CALLS  # the final response may list no output
                     break
         # Yielded after the upstream response is closed (see OpenAIChatAdapter._stream).
         if finish is None:

@@ -2,8 +2,10 @@
 served byte for byte by the fake, whole and cut at odd chunk boundaries, through the adapter.
 
 What the adapter defines for recordings beyond plain text: a refusal is the answer text; with n=3
-choices the answer is choice 0 (usage counts all three, as recorded); tool calls are not relayed, so
-their text is empty and the finish reason is TOOL_CALLS.
+choices the answer is choice 0 (usage counts all three, as recorded); tool calls come back whole, in
+order, with their recorded ids and argument text (streamed: assembled from their fragments), and the
+finish reason TOOL_CALLS. Mistral's recorded tool call (no `type`, an `index`, `content: ""`) goes
+through the Mistral dialect.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from app.domain.calls import Usage
+from app.domain.calls import ToolCall, ToolCallDone, Usage
 from app.domain.enums import FinishReason, Provider
 from app.providers.openai_family import openai_family_adapter
 from app.providers.runtime import ProviderRuntime
@@ -33,6 +35,7 @@ class Recording:
     text: str
     finish: FinishReason
     usage: Usage
+    tool_calls: tuple[ToolCall, ...] = ()
 
     @property
     def streamed(self) -> bool:
@@ -51,9 +54,27 @@ def openai_chat_recordings() -> list[Recording]:
                 text=choice["content"] or choice["refusal"] or "",
                 finish=FINISH[choice["finish_reason"]],
                 usage=Usage(usage["prompt_tokens"], usage["completion_tokens"]),
+                tool_calls=calls_of(choice["tool_calls"]),
             )
         )
     return recordings
+
+
+def calls_of(expected: list[dict[str, str]]) -> tuple[ToolCall, ...]:
+    return tuple(ToolCall(call["id"], call["name"], call["arguments"]) for call in expected)
+
+
+def mistral_recording() -> Recording:
+    [entry] = json.loads((RECORDINGS / "mistral" / "index.json").read_text())
+    expected = entry["expected"]
+    return Recording(
+        path=RECORDINGS / "mistral" / entry["file"],
+        provider=Provider.MISTRAL,
+        text="",
+        finish=FINISH[expected["finish_reason"]],
+        usage=Usage(expected["usage"]["prompt_tokens"], expected["usage"]["completion_tokens"]),
+        tool_calls=calls_of(expected["tool_calls"]),
+    )
 
 
 def aleph_chat_recording() -> Recording:
@@ -68,7 +89,7 @@ def aleph_chat_recording() -> Recording:
     )
 
 
-RECORDED = [*openai_chat_recordings(), aleph_chat_recording()]
+RECORDED = [*openai_chat_recordings(), aleph_chat_recording(), mistral_recording()]
 CASES = [
     pytest.param(
         recording, split, id=f"{recording.path.parent.name}/{recording.path.name}-{split or 'whole'}"
@@ -87,6 +108,8 @@ def test_every_recording_is_covered() -> None:
     on_disk |= {p.resolve() for p in (RECORDINGS / "openai-chat").glob("*.json") if p.name != "index.json"}
     assert on_disk <= served
     assert len(on_disk) == 26
+    assert {p.resolve() for p in (RECORDINGS / "mistral").glob("*.json") if p.name != "index.json"} <= served
+    assert sum(bool(r.tool_calls) for r in RECORDED) == 9  # 8 OpenAI (two with parallel calls), 1 Mistral
 
 
 @pytest.mark.parametrize(("recording", "split"), CASES)
@@ -104,11 +127,13 @@ async def test_replay(
             recording.finish,
             recording.usage,
         )
+        assert tuple(e.call for e in result.events if isinstance(e, ToolCallDone)) == recording.tool_calls
     else:
         openai_fake.raw_content_type = "application/json"
         completion = await adapter.complete(CHAT)
-        assert (completion.text, completion.finish_reason, completion.usage) == (
+        assert (completion.text, completion.finish_reason, completion.usage, completion.tool_calls) == (
             recording.text,
             recording.finish,
             recording.usage,
+            recording.tool_calls,
         )
