@@ -17,6 +17,7 @@ from app.domain.calls import (
     ResponseFormatType,
     TextPart,
     ToolCall,
+    ToolCallDone,
     ToolDefinition,
 )
 from app.domain.credentials import Credentials
@@ -25,7 +26,7 @@ from app.providers.aleph_alpha import aleph_alpha_adapter
 from app.providers.base import ChatRequest, ProviderAdapter, ProviderTarget
 from app.providers.runtime import ProviderRuntime
 from tests.fakes.aleph_alpha_server import TOKEN, AlephAlphaFake, aleph_alpha_fake
-from tests.support.streams import collect, failure, text_of
+from tests.support.streams import collect, collect_result, failure, text_of
 
 ASK = ChatMessage(ChatRole.USER, "Weather in Paris?")
 WEATHER = ToolDefinition(name="get_weather", parameters={"type": "object", "properties": {}})
@@ -117,3 +118,55 @@ async def test_complete_takes_a_text_response_format(fake: AlephAlphaFake, adapt
     assert completion.text == text_of(events) == fake.reply
     assert completion.finish_reason == FinishReason.STOP
     assert len(fake.requests) == 2
+
+
+@pytest.fixture
+def chat_adapter(fake: AlephAlphaFake, runtime: ProviderRuntime) -> ProviderAdapter:
+    target = ProviderTarget(
+        provider=Provider.ALEPH_ALPHA,
+        provider_model_id="llama-3.1-8b-instruct",
+        model_url=fake.url,
+        credentials=Credentials(token=TOKEN),
+    )
+    return aleph_alpha_adapter(target, runtime)
+
+
+async def test_chat_models_call_tools_streamed_or_not(
+    fake: AlephAlphaFake, chat_adapter: ProviderAdapter
+) -> None:
+    fake.tool_calls_per_answer = 2
+    request = ChatRequest(messages=(ASK,), tools=(WEATHER,))
+
+    completion = await chat_adapter.complete(request)
+    streamed = await collect_result(chat_adapter.stream(request))
+
+    assert completion.finish_reason == streamed.finish == FinishReason.TOOL_CALLS
+    assert [c.name for c in completion.tool_calls] == ["get_weather", "get_weather"]
+    done = [e.call for e in streamed.events if isinstance(e, ToolCallDone)]
+    assert done == list(completion.tool_calls)
+    assert fake.requests[0].body["tools"][0]["function"]["name"] == "get_weather"
+
+
+async def test_chat_models_take_images_and_tool_results(
+    fake: AlephAlphaFake, chat_adapter: ProviderAdapter
+) -> None:
+    history = (
+        PICTURE,
+        ChatMessage(ChatRole.ASSISTANT, tool_calls=(CALL,)),
+        ChatMessage(ChatRole.TOOL, "sunny", tool_call_id="call_1"),
+    )
+    await chat_adapter.complete(ChatRequest(messages=history, tools=(WEATHER,)))
+
+    sent = fake.requests[0].body["messages"]
+    assert sent[0]["content"][1] == {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}
+    assert sent[2] == {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+async def test_a_chat_model_without_the_capability_is_a_clear_refusal(
+    fake: AlephAlphaFake, chat_adapter: ProviderAdapter
+) -> None:
+    fake.missing_capabilities = {"tools"}
+    with pytest.raises(ProviderError) as raised:
+        await chat_adapter.complete(ChatRequest(messages=(ASK,), tools=(WEATHER,)))
+    assert (raised.value.code, raised.value.retryable) == (ProviderErrorCode.BAD_REQUEST, False)
+    assert "does not support tools" in raised.value.message
