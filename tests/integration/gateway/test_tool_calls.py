@@ -166,7 +166,7 @@ async def test_images_and_tool_definitions_count_toward_the_context_window(
 
 # ---- capabilities ------------------------------------------------------------------------------
 
-REFUSALS = {
+REFUSALS: dict[str, tuple[dict[str, Any], str, list[str]]] = {
     "tools": ({"tools": [WEATHER]}, "TOOLS", ["input", "tools"]),
     "tool-history": (
         {"messages": turn_back({"id": "call_1", "name": "get_weather", "arguments": "{}"})},
