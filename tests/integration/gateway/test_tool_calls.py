@@ -12,11 +12,15 @@ import orjson
 import pytest
 
 from app.domain.auth import Role
+from app.domain.calls import ChatMessage, ImagePart, TextPart, ToolDefinition
+from app.domain.enums import ChatRole
+from app.domain.tokens import IMAGE_TOKENS, estimate_prompt_tokens
+from app.providers.base import ChatRequest
 from tests.conftest import LiveServer
 from tests.fakes.openai_server import FakeError, OpenAIFake, openai_fake_server
 from tests.support.catalog import create_system_model, create_user_model
 from tests.support.factories import Tenant
-from tests.support.gateway import stream_events, ws_url
+from tests.support.gateway import stream_events, usage_rows, ws_url
 from tests.support.graphql import GraphQLClient
 
 CHAT = """mutation($input: ChatInput!) { chat(input: $input) {
@@ -31,13 +35,14 @@ STREAM = """subscription($input: ChatInput!) { chatStream(input: $input) {
   ... on ChatStreamEnd { finishReason }
   ... on ChatStreamError { code message }
 } }"""
-WEATHER = {
+WEATHER: dict[str, Any] = {
     "name": "get_weather",
     "description": "Current weather of a city",
     "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
 }
 ASK = {"role": "USER", "content": "Weather in Paris?"}
 RESULT = '{"temp": 21}'
+CAT = "https://example.com/cat.png"
 ALL = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
 
 
@@ -245,3 +250,26 @@ async def test_a_fallback_lacking_a_needed_capability_is_skipped(
         # Without tools, the same route falls back to beta, which needs no capability for it.
         plain = await dev.mutate(CHAT, {"projectId": tenant.project_gid, "messages": [ASK]})
         assert plain["servedBy"]["name"] == "beta"
+
+
+async def test_a_cut_stream_estimates_its_input_with_tools_and_images(
+    server: LiveServer, gql: GraphQLClient, admin_key: str, tenant: Tenant
+) -> None:
+    """The provider reports no usage before the client goes away: the input is estimated, tool
+    definitions and a fixed figure per image included."""
+    async with openai_fake_server(
+        reply="one two three four", chunks=4, stall_after=2, stall_seconds=30
+    ) as fake:
+        model = await model_on(gql.with_key(admin_key), "openai", fake)
+        message = ChatMessage(ChatRole.USER, parts=(TextPart("What is this?"), ImagePart(url=CAT)))
+        fields = {
+            "model": model,
+            "messages": [{"role": "USER", "parts": [{"text": "What is this?"}, {"image": {"url": CAT}}]}],
+            "tools": [WEATHER],
+        }
+        await stream_events(ws_url(server.url), tenant.keys[Role.DEVELOPER], {"input": fields}, stop_after=2)
+        (row,) = await usage_rows(server.services, 1)
+    tool = ToolDefinition(WEATHER["name"], WEATHER["description"], WEATHER["parameters"])
+    request = ChatRequest(messages=(message,), tools=(tool,))
+    assert row["status"] == "CANCELLED"
+    assert row["input_tokens"] == estimate_prompt_tokens(request.texts()) + IMAGE_TOKENS
