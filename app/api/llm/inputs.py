@@ -73,15 +73,22 @@ class GenerateInput(CallOptionsInput):
 class ChatInput(CallOptionsInput):
     messages: list[ChatMessageInput]
     tools: list[ToolInput] | None = strawberry.field(
-        default=None, description="Functions the model may call (needs a model with the TOOLS capability)."
+        default=None,
+        description="Functions the model may call (needs a model with the TOOLS capability), e.g. "
+        '`[{name: "get_weather", parameters: {type: "object", properties: {city: {type: "string"}}}}]`.',
     )
     tool_choice: ToolChoiceInput | None = strawberry.field(
-        default=None, description="Default: AUTO when there are tools."
+        default=None,
+        description='Default: AUTO when there are tools. E.g. `{mode: TOOL, name: "get_weather"}`.',
     )
     parallel_tool_calls: bool | None = strawberry.field(
-        default=None, description="Whether the model may call several tools at once. Default: the provider's."
+        default=None,
+        description="Whether the model may call several tools in one answer, e.g. false. "
+        "Default: the provider's.",
     )
-    response_format: ResponseFormatInput | None = strawberry.field(default=None, description="Default: TEXT.")
+    response_format: ResponseFormatInput | None = strawberry.field(
+        default=None, description="Default: TEXT. E.g. `{type: JSON_OBJECT}`."
+    )
 
 
 @strawberry.input

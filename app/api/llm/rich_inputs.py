@@ -46,7 +46,9 @@ class ImageInput:
     media_type: str | None = strawberry.field(
         default=None, description='With data: "image/png", "image/jpeg", "image/gif" or "image/webp".'
     )
-    detail: ImageDetail | None = None
+    detail: ImageDetail | None = strawberry.field(
+        default=None, description="e.g. LOW. Default: the provider's."
+    )
 
 
 @strawberry.input(
@@ -55,8 +57,12 @@ class ImageInput:
     '`{image: {url: "https://example.com/cat.png"}}`.',
 )
 class ContentPartInput:
-    text: str | None = strawberry.UNSET
-    image: ImageInput | None = strawberry.UNSET
+    text: str | None = strawberry.field(
+        default=strawberry.UNSET, description='e.g. "What is in this picture?"'
+    )
+    image: ImageInput | None = strawberry.field(
+        default=strawberry.UNSET, description='e.g. `{url: "https://example.com/cat.png", detail: LOW}`'
+    )
 
 
 @strawberry.input(
@@ -65,7 +71,7 @@ class ContentPartInput:
 )
 class ToolCallInput:
     id: str = strawberry.field(description='The id the model gave the call, e.g. "call_1".')
-    name: str
+    name: str = strawberry.field(description='The tool called, e.g. "get_weather".')
     arguments: str = strawberry.field(description="The JSON text of the arguments, as the model wrote it.")
 
 
@@ -76,7 +82,9 @@ class ToolCallInput:
 )
 class ToolInput:
     name: str = strawberry.field(description='1 to 64 letters, digits, _ or -, e.g. "get_weather".')
-    description: str | None = None
+    description: str | None = strawberry.field(
+        default=None, description='What the tool does, for the model, e.g. "Current weather of a city".'
+    )
     parameters: JSON | None = strawberry.field(
         default=None, description='A JSON Schema of an object, e.g. `{type: "object", properties: {}}`.'
     )
@@ -89,8 +97,10 @@ class ToolInput:
     description='Which tool the model calls, e.g. `{mode: TOOL, name: "get_weather"}` or `{mode: AUTO}`.'
 )
 class ToolChoiceInput:
-    mode: ToolChoiceMode  # type: ignore[valid-type]
-    name: str | None = strawberry.field(default=None, description="With mode TOOL: the tool to call.")
+    mode: ToolChoiceMode = strawberry.field(description="e.g. REQUIRED.")  # type: ignore[valid-type]
+    name: str | None = strawberry.field(
+        default=None, description='With mode TOOL: the tool to call, e.g. "get_weather".'
+    )
 
 
 @strawberry.input(
@@ -98,9 +108,12 @@ class ToolChoiceInput:
     'schema: {type: "object", properties: {name: {type: "string"}}, required: ["name"]}, strict: true}`.'
 )
 class ResponseFormatInput:
-    type: ResponseFormatType  # type: ignore[valid-type]
+    type: ResponseFormatType = strawberry.field(description="e.g. JSON_OBJECT.")  # type: ignore[valid-type]
     name: str | None = strawberry.field(default=None, description='With JSON_SCHEMA: its name, e.g. "city".')
-    schema: JSON | None = strawberry.field(default=None, description="With JSON_SCHEMA: the JSON Schema.")
+    schema: JSON | None = strawberry.field(
+        default=None,
+        description='With JSON_SCHEMA: the JSON Schema, e.g. `{type: "object", properties: {}}`.',
+    )
     strict: bool = strawberry.field(default=False, description="With JSON_SCHEMA: follow the schema exactly.")
 
 
