@@ -12,7 +12,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import strawberry
-from graphql import DocumentNode, GraphQLError, lexicographic_sort_schema, print_schema
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLInputObjectType,
+    lexicographic_sort_schema,
+    print_schema,
+)
 from strawberry.extensions import DisableIntrospection, ParserCache, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
@@ -131,6 +137,15 @@ class DocumentParserCache(ParserCache):
 
 
 class ModelgateSchema(strawberry.Schema):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Strawberry checks `one_of` inputs written inline only; marked on graphql-core's type they
+        # are checked in variables too (a part with both text and image), and the SDL says @oneOf.
+        for graphql_type in self._schema.type_map.values():
+            definition = (getattr(graphql_type, "extensions", None) or {}).get("strawberry-definition")
+            if isinstance(graphql_type, GraphQLInputObjectType) and getattr(definition, "is_one_of", False):
+                graphql_type.is_one_of = True
+
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         """ErrorFormatter logs what is unexpected; expected errors are not worth a log line."""
 

@@ -67,6 +67,10 @@ class GatewayErrorCode(StrEnum):
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     # The caller's credential was revoked or expired while a stream ran.
     UNAUTHENTICATED = "UNAUTHENTICATED"
+    # Two tool definitions (or two tool calls) share a name (an id).
+    DUPLICATE = "DUPLICATE"
+    # The model lacks a capability the call needs (tools, vision, structured output).
+    CAPABILITY_NOT_SUPPORTED = "CAPABILITY_NOT_SUPPORTED"
 
 
 class GatewayError(UserInputError):

@@ -1,10 +1,13 @@
 """ECHO: a deterministic, offline provider for demos and tests. It never calls anything.
 
 What it answers:
-- CHAT models reply `Echo: <the last user message>`; COMPLETION models reply `Echo: <prompt_text()>`.
-- Streams go word by word: each word with the space that follows it is one `TextDelta`.
+- CHAT models reply `Echo: <the last user message>`, or call a tool, quote tool results, answer
+  JSON, count images: see `echo_answers.py`. COMPLETION models reply `Echo: <prompt_text()>`.
+- Streams go word by word: each word with the space that follows it is one `TextDelta`; a tool
+  call's arguments arrive in pieces of a few characters (`ToolCallDelta`s).
 - Tokens are words: `max_tokens` cuts the reply after that many words (finish reason LENGTH);
-  usage counts the words of the system prompt and all messages as input, the words sent as output.
+  usage counts the words of every text sent (tool definitions too) as input, the words sent (or
+  of a tool call's arguments) as output.
 - Embeddings are 8 floats derived from a SHA-256 of each text (unit length), usage in words.
 
 Optional provider settings (strings, like every provider setting):
@@ -32,10 +35,12 @@ from app.domain.calls import (
     ProviderErrorCode,
     StreamEvent,
     TextDelta,
+    ToolCall,
+    ToolCallDelta,
     Usage,
     UsageUpdate,
 )
-from app.domain.enums import ChatRole, FinishReason, ModelGroup
+from app.domain.enums import FinishReason, ModelGroup
 from app.providers.base import (
     ChatRequest,
     Completion,
@@ -44,21 +49,32 @@ from app.providers.base import (
     ProviderAdapter,
     ProviderTarget,
 )
+from app.providers.echo_answers import answer
 from app.providers.runtime import ProviderRuntime
 
 _MAX_WORD_DELAY_MS = 5000
 _VECTOR_SIZE = 8
+_ARGUMENT_PIECE = 12  # characters of a tool call's arguments per streamed delta
 
 
 class EchoAdapter(ProviderAdapter):
     async def _complete(self, request: ChatRequest) -> Completion:
         self._fail_if_configured()
+        call = self._tool_call(request)
+        if call is not None:
+            usage = Usage(_input_words(request), len(call.arguments.split()))
+            return Completion("", FinishReason.TOOL_CALLS, usage, (call,))
         words, finish = self._reply(request)
         if len(words) > 1:
             await asyncio.sleep(self._word_delay() * (len(words) - 1))
         return Completion(" ".join(words), finish, Usage(_input_words(request), len(words)))
 
     async def _stream(self, request: ChatRequest) -> AsyncGenerator[StreamEvent]:
+        call = self._tool_call(request)
+        if call is not None:
+            async for event in self._stream_call(request, call):
+                yield event
+            return
         words, finish = self._reply(request)
         delay = self._word_delay()
         fail_after = self._words_before_failing()
@@ -78,13 +94,28 @@ class EchoAdapter(ProviderAdapter):
         vectors = [_vector(text) for text in request.texts]
         return Embeddings(vectors, Usage(input_tokens=sum(len(t.split()) for t in request.texts)))
 
+    async def _stream_call(self, request: ChatRequest, call: ToolCall) -> AsyncGenerator[StreamEvent]:
+        self._fail_if_configured()
+        arguments = call.arguments
+        pieces = [arguments[i : i + _ARGUMENT_PIECE] for i in range(0, len(arguments), _ARGUMENT_PIECE)]
+        yield ToolCallDelta(0, pieces[0], id=call.id, name=call.name)
+        for piece in pieces[1:]:
+            await asyncio.sleep(self._word_delay())
+            yield ToolCallDelta(0, piece)
+        yield UsageUpdate(Usage(_input_words(request), len(arguments.split())))
+        yield Finished(FinishReason.TOOL_CALLS)
+
+    def _tool_call(self, request: ChatRequest) -> ToolCall | None:
+        if self.target.model_group is ModelGroup.COMPLETION:
+            return None
+        return answer(request).tool_call
+
     def _reply(self, request: ChatRequest) -> tuple[list[str], FinishReason]:
         if self.target.model_group is ModelGroup.COMPLETION:
-            echoed = request.prompt_text()
+            words = ["Echo:", *request.prompt_text().split()]
         else:
-            user_messages = [m.content for m in request.messages if m.role is ChatRole.USER]
-            echoed = user_messages[-1] if user_messages else ""
-        words = ["Echo:", *echoed.split()]
+            # Split on single spaces, so that joining gives back the text exactly (JSON answers).
+            words = answer(request).text.split(" ")
         if request.max_tokens is not None and len(words) > request.max_tokens:
             return words[: max(request.max_tokens, 0)], FinishReason.LENGTH
         return words, FinishReason.STOP
@@ -128,8 +159,7 @@ class EchoAdapter(ProviderAdapter):
 
 
 def _input_words(request: ChatRequest) -> int:
-    texts = [request.system_prompt or "", *(m.content for m in request.messages)]
-    return sum(len(text.split()) for text in texts)
+    return sum(len(text.split()) for text in request.texts())
 
 
 def _vector(text: str) -> list[float]:

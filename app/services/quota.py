@@ -29,11 +29,11 @@ from app.db import Database, DatabaseUnavailable
 from app.domain.gateway import GatewayError, GatewayErrorCode, UsageEvent
 from app.domain.quota import Reservation, call_ceiling, lease_change, quota_exceeded
 from app.domain.tenancy import Organization
-from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
+from app.domain.tokens import estimate_tokens
 from app.domain.usage import Metered, month_of
 from app.repositories.quota import QuotaLeaseRepository
 from app.services.gateway.requests import CallRequest
-from app.services.gateway.route import Route
+from app.services.gateway.route import Route, input_estimate
 from app.services.lease_upkeep import LeaseUpkeep
 
 log = logging.getLogger(__name__)
@@ -121,9 +121,9 @@ class QuotaReservations:
         for model in route.models:
             multiplier = model.model.credit_multiplier
             if multiplier:
-                texts = route.chat_request(model, request).texts()
+                prompt = input_estimate(route.chat_request(model, request))
                 output = request.max_tokens or model.model.max_output_tokens or self.default_max_output_tokens
-                ceilings.append(call_ceiling(estimate_prompt_tokens(texts), output, multiplier))
+                ceilings.append(call_ceiling(prompt, output, multiplier))
         return await self.reserve(route.organization, max(ceilings))
 
     async def reserve_embed(self, route: Route, texts: Sequence[str]) -> Reservation | None:

@@ -20,6 +20,8 @@ const CHAT_STREAM = `subscription Chat($input: ChatInput!) { chatStream(input: $
   __typename
   ... on ChatStreamStart { requestId servedBy { name } }
   ... on ChatStreamDelta { text }
+  ... on ChatStreamToolCallDelta { index name argumentsDelta }
+  ... on ChatStreamToolCall { index toolCall { id name arguments } }
   ... on ChatStreamReset { reason servedBy { name } }
   ... on ChatStreamEnd { finishReason usage { inputTokens outputTokens totalTokens credits }
                          warnings { code message } }
@@ -439,38 +441,104 @@ export function creditsText(value) {
 function send() {
   const text = $('message').value.trim();
   if (!text || state.stream || !state.client) return;
-  const messages = [...state.history, { role: 'USER', content: text }];
-  const input = { messages, model: $('model').value };
+  const input = { messages: [...state.history, { role: 'USER', content: text }], model: $('model').value };
   const projectId = state.boundProject ? null : $('project').value;
   if (projectId) input.projectId = projectId;
   const systemPrompt = $('system-prompt').value.trim();
   if (systemPrompt) input.systemPrompt = systemPrompt;
+  if ($('demo-tool').checked) input.tools = [DEMO_TOOL];
 
   addMessage('user', text);
+  $('message').value = '';
+  ask(text, input);
+}
+
+// One answer of the model: a new assistant message, filled as the events come.
+function ask(text, input) {
   const item = addMessage('assistant', '');
   item.classList.add('pending');
-  const stream = { text, item, answer: '', reset: false, finished: false };
-  state.stream = stream;
-  $('message').value = '';
+  const current = { text, input, item, answer: '', calls: [], reset: false, finished: false };
+  state.stream = current;
   $('transcript').setAttribute('aria-busy', 'true');
   updateButtons();
 
-  stream.unsubscribe = state.client.subscribe({ query: CHAT_STREAM, variables: { input } }, {
+  current.unsubscribe = state.client.subscribe({ query: CHAT_STREAM, variables: { input } }, {
     next: (payload) => {
-      if (payload.errors?.length) fail(stream, errorText(payload.errors));
-      else onEvent(stream, payload.data.chatStream);
+      if (payload.errors?.length) fail(current, errorText(payload.errors));
+      else onEvent(current, payload.data.chatStream);
     },
     error: (errors) => {
-      fail(stream, errorText(errors));
-      finish(stream);
+      fail(current, errorText(errors));
+      finish(current);
     },
-    complete: () => finish(stream),
+    complete: () => finish(current),
     restart: () => {
-      setAnswer(stream, '');
-      stream.item.classList.add('pending');
-      addLine(stream.item, 'note', 'The connection dropped; the question was sent again.');
+      setAnswer(current, '');
+      current.item.classList.add('pending');
+      addLine(current.item, 'note', 'The connection dropped; the question was sent again.');
     },
   });
+}
+
+// ---- Tool calls: shown as the model writes them; the demo tool runs here, in the page -------------
+
+const DEMO_TOOL = {
+  name: 'get_time',
+  description: 'The current date and time in a time zone.',
+  parameters: {
+    type: 'object',
+    properties: { zone: { type: 'string', description: 'An IANA time zone, e.g. Europe/Paris' } },
+    required: ['zone'],
+  },
+};
+
+// The call's block in the message: "Tool call · name" and its arguments, pretty once complete.
+function toolCallBlock(stream, index) {
+  if (!stream.calls[index]) {
+    stream.item.classList.remove('pending');
+    stream.calls[index] = changeTranscript(() => {
+      const block = document.createElement('figure');
+      block.className = 'tool-call';
+      const caption = document.createElement('figcaption');
+      const args = document.createElement('pre');
+      block.append(caption, args);
+      stream.item.querySelector('.content').before(block);
+      return { block, caption, args, text: '', call: null };
+    });
+  }
+  return stream.calls[index];
+}
+
+export function prettyArguments(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch {
+    return text; // as the model wrote it
+  }
+}
+
+export function runDemoTool(call) {
+  let zone;
+  try {
+    ({ zone } = JSON.parse(call.arguments));
+    return `${new Date().toLocaleString('en-GB', { timeZone: zone, timeZoneName: 'short' })}`;
+  } catch {
+    return `unknown time zone ${JSON.stringify(zone ?? null)}; in UTC it is `
+      + `${new Date().toLocaleString('en-GB', { timeZone: 'UTC', timeZoneName: 'short' })}`;
+  }
+}
+
+// The model asked for tools: run them (only the demo tool is known) and let it answer with the results.
+function answerToolCalls(stream) {
+  const shown = stream.calls.filter((call) => call?.call);
+  const results = shown.map(({ block, call }) => {
+    const content = call.name === DEMO_TOOL.name ? runDemoTool(call) : `this page has no tool ${call.name}`;
+    addLine(block, 'tool-result', `Result: ${content}`);
+    return { role: 'TOOL', toolCallId: call.id, content };
+  });
+  const turn = { role: 'ASSISTANT', toolCalls: shown.map(({ call }) => call) };
+  if (stream.answer) turn.content = stream.answer;
+  ask(stream.text, { ...stream.input, messages: [...stream.input.messages, turn, ...results] });
 }
 
 function setAnswer(stream, text) {
@@ -490,10 +558,28 @@ function onEvent(stream, event) {
       item.classList.remove('pending');
       setAnswer(stream, stream.answer + event.text);
       break;
+    case 'ChatStreamToolCallDelta': {
+      const shown = toolCallBlock(stream, event.index);
+      shown.text += event.argumentsDelta;
+      if (event.name) shown.caption.textContent = `Tool call · ${event.name}`;
+      changeTranscript(() => { shown.args.textContent = shown.text; });
+      break;
+    }
+    case 'ChatStreamToolCall': {
+      const shown = toolCallBlock(stream, event.index);
+      shown.call = event.toolCall;
+      changeTranscript(() => {
+        shown.caption.textContent = `Tool call · ${event.toolCall.name}`;
+        shown.args.textContent = prettyArguments(event.toolCall.arguments);
+      });
+      break;
+    }
     case 'ChatStreamReset':
       // The model failed after sending text; the rest comes from a fallback, from the start.
       stream.reset = true;
       setAnswer(stream, '');
+      for (const shown of stream.calls) shown?.block.remove();
+      stream.calls = [];
       item.querySelector('.role').textContent = `Assistant · ${event.servedBy.name}`;
       addLine(item, 'note', `Switched to ${event.servedBy.name} after an error (${event.reason}).`);
       break;
@@ -503,7 +589,10 @@ function onEvent(stream, event) {
         // A reset already said which model took over.
         if (!(warning.code === 'FALLBACK_USED' && stream.reset)) addLine(item, 'note', warning.message);
       }
-      if (event.finishReason !== 'STOP') addLine(item, 'note', `Finished early: ${event.finishReason}.`);
+      stream.finishReason = event.finishReason;
+      if (!['STOP', 'TOOL_CALLS'].includes(event.finishReason)) {
+        addLine(item, 'note', `Finished early: ${event.finishReason}.`);
+      }
       addLine(item, 'usage', `${usage.totalTokens} tokens (${usage.inputTokens} in, `
         + `${usage.outputTokens} out) · ${creditsText(usage.credits)}`);
       break;
@@ -529,13 +618,17 @@ function finish(stream, note) {
   stream.finished = true;
   if (note) addLine(stream.item, 'note', note);
   stream.item.classList.remove('pending');
+  if (state.stream === stream) state.stream = null;
+  if (stream.finishReason === 'TOOL_CALLS' && !note) {
+    answerToolCalls(stream); // the same question goes on, with the tools' results
+    return;
+  }
   if (stream.answer) {
     // The history holds what the user saw, so the next turn continues this conversation.
-    state.history.push({ role: 'USER', content: stream.text }, { role: 'ASSISTANT', content: stream.answer });
-  } else if (!$('message').value) {
+    state.history = [...stream.input.messages, { role: 'ASSISTANT', content: stream.answer }];
+  } else if (!$('message').value && !stream.calls.length) {
     $('message').value = stream.text; // nothing came back: offer the question again
   }
-  if (state.stream === stream) state.stream = null;
   $('transcript').removeAttribute('aria-busy');
   updateButtons();
 }

@@ -420,3 +420,28 @@ async def test_credits_read_as_a_person_would(context: Any, server: LiveServer) 
         "12.35 credits",
         "1,234.5 credits",
     ]
+
+
+async def test_a_tool_call_is_shown_run_and_answered(context: Any, server: LiveServer, demo: Demo) -> None:
+    chat = await ChatPage.open(context, server)
+    page, expect = chat.page, chat.expect
+    await chat.connect(demo.keys.demo_project)
+    # Demo echo, the project default, has the TOOLS capability.
+    await page.get_by_label("Offer a demo tool").check()
+
+    await chat.send("Europe/Paris")
+    call = page.locator(".message.assistant figure.tool-call")
+    await expect(call.locator("figcaption")).to_have_text("Tool call · get_time")
+    await expect(call.locator("pre")).to_have_text('{\n  "zone": "Europe/Paris"\n}')  # pretty
+    await expect(call.locator(".tool-result")).to_contain_text("Result: ")
+    result = (await call.locator(".tool-result").text_content()).removeprefix("Result: ")
+
+    # The page ran the demo tool and sent its result: the model's next answer quotes it.
+    answer = page.locator(".message.assistant").last
+    await expect(answer.locator(".content")).to_have_text(f"Echo: get_time answered {result}")
+    await expect(answer.locator(".usage")).to_be_visible()
+    second = chat.subscriptions()[-1]
+    assert [m["role"] for m in second["messages"]] == ["USER", "ASSISTANT", "TOOL"]
+    assert second["messages"][1]["toolCalls"][0]["name"] == "get_time"
+    await page.screenshot(path=screenshot_path("chat-tool-call"))
+    chat.assert_clean(server)

@@ -54,15 +54,16 @@ async def stream_events(
     subprotocol: str = WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL,
     stop_after: int | None = None,
     within: float = 20,
+    document: str = CHAT_STREAM,
 ) -> list[dict[str, Any]]:
     """chatStream events over a real WebSocket; with `stop_after`, the client completes the
-    subscription after that many events."""
+    subscription after that many events; `document` selects other fields of the events."""
     transport = WebsocketsTransport(url=ws_url, init_payload={"apiKey": key}, subprotocols=[subprotocol])
     events: list[dict[str, Any]] = []
     async with Client(transport=transport, fetch_schema_from_transport=False) as session:
 
         async def collect() -> None:
-            async for result in session.subscribe(GraphQLRequest(CHAT_STREAM, variable_values=variables)):
+            async for result in session.subscribe(GraphQLRequest(document, variable_values=variables)):
                 events.append(result["chatStream"])
                 if stop_after is not None and len(events) >= stop_after:
                     break

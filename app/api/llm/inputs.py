@@ -4,18 +4,49 @@ from __future__ import annotations
 
 import strawberry
 
+from app.api.llm.rich_inputs import (
+    ContentPartInput,
+    ResponseFormatInput,
+    ToolCallInput,
+    ToolChoiceInput,
+    ToolInput,
+    parts_of,
+    response_format_of,
+    tool_calls_of,
+    tool_choice_of,
+    tools_of,
+)
 from app.api.llm.types import ChatRole
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole as DomainChatRole
+from app.domain.errors import ErrorCollector
 from app.domain.gateway import CallOperation, ModelRef
 from app.domain.ids import MODEL_TYPES, decode_optional
 from app.services.gateway.requests import CallRequest, EmbedCall
 
+_MESSAGE = (
+    'One turn: `{role: USER, content: "Hi"}`; with images, `{role: USER, parts: [{text: "What is this?"}, '
+    '{image: {url: "https://example.com/cat.png"}}]}`; the tool calls the model made, `{role: ASSISTANT, '
+    'toolCalls: [{id: "call_1", name: "get_weather", arguments: "{\\"city\\": \\"Paris\\"}"}]}`; '
+    'a tool\'s result, `{role: TOOL, toolCallId: "call_1", content: "{\\"temp\\": 21}"}`.'
+)
 
-@strawberry.input
+
+@strawberry.input(description=_MESSAGE)
 class ChatMessageInput:
     role: ChatRole  # type: ignore[valid-type]
-    content: str
+    content: str | None = strawberry.field(
+        default=None, description="The text of the turn; may be left out when parts or toolCalls carry it."
+    )
+    parts: list[ContentPartInput] | None = strawberry.field(
+        default=None, description="Text and images in order, instead of content (images in USER turns only)."
+    )
+    tool_calls: list[ToolCallInput] | None = strawberry.field(
+        default=None, description="ASSISTANT turns: the tool calls the model made, sent back as it made them."
+    )
+    tool_call_id: str | None = strawberry.field(
+        default=None, description='TOOL turns: the id of the call this result answers, e.g. "call_1".'
+    )
 
 
 @strawberry.input(description="What every call on a model may say: which model, in which project, how.")
@@ -41,6 +72,23 @@ class GenerateInput(CallOptionsInput):
 @strawberry.input
 class ChatInput(CallOptionsInput):
     messages: list[ChatMessageInput]
+    tools: list[ToolInput] | None = strawberry.field(
+        default=None,
+        description="Functions the model may call (needs a model with the TOOLS capability), e.g. "
+        '`[{name: "get_weather", parameters: {type: "object", properties: {city: {type: "string"}}}}]`.',
+    )
+    tool_choice: ToolChoiceInput | None = strawberry.field(
+        default=None,
+        description='Default: AUTO when there are tools. E.g. `{mode: TOOL, name: "get_weather"}`.',
+    )
+    parallel_tool_calls: bool | None = strawberry.field(
+        default=None,
+        description="Whether the model may call several tools in one answer, e.g. false. "
+        "Default: the provider's.",
+    )
+    response_format: ResponseFormatInput | None = strawberry.field(
+        default=None, description="Default: TEXT. E.g. `{type: JSON_OBJECT}`."
+    )
 
 
 @strawberry.input
@@ -63,14 +111,37 @@ def generate_call(input: GenerateInput) -> CallRequest:
 
 
 def chat_call(input: ChatInput, operation: CallOperation) -> CallRequest:
+    """The call, or every input that does not translate (bad base64, a schema that is not an
+    object) as user errors."""
+    errors = ErrorCollector()
+    messages = tuple(
+        _message(m, ("input", "messages", str(i), "parts"), errors) for i, m in enumerate(input.messages)
+    )
+    tools = tools_of(input.tools, errors)
+    response_format = response_format_of(input.response_format, errors)
+    errors.raise_if_any()
     return CallRequest(
         operation=operation,
-        messages=tuple(ChatMessage(m.role, m.content) for m in input.messages),
+        messages=messages,
         model=model_ref(input.model),
         project_id=decode_optional(input.project_id, "Project", ["input", "projectId"]),
         system_prompt=input.system_prompt,
         temperature=input.temperature,
         max_tokens=input.max_tokens,
+        tools=tools,
+        tool_choice=tool_choice_of(input.tool_choice),
+        parallel_tool_calls=input.parallel_tool_calls,
+        response_format=response_format,
+    )
+
+
+def _message(message: ChatMessageInput, parts_at: tuple[str, ...], errors: ErrorCollector) -> ChatMessage:
+    return ChatMessage(
+        message.role,
+        message.content or "",
+        parts=parts_of(message.parts or [], parts_at, errors),
+        tool_calls=tool_calls_of(message.tool_calls),
+        tool_call_id=message.tool_call_id,
     )
 
 

@@ -23,6 +23,7 @@ from app.api.llm.types import (
     ChatStreamToolCall,
     ChatStreamToolCallDelta,
     TokenUsage,
+    ToolCall,
     warnings_of,
 )
 from app.api.models.types import model_type
@@ -57,8 +58,7 @@ class _Events:
                 index=event.index, id=event.id, name=event.name, arguments_delta=event.arguments
             )
         if isinstance(event, ToolCallDone):
-            call = event.call
-            return ChatStreamToolCall(index=event.index, id=call.id, name=call.name, arguments=call.arguments)
+            return ChatStreamToolCall(index=event.index, tool_call=ToolCall.of(event.call))
         if isinstance(event, StreamStart):
             return ChatStreamStart(
                 request_id=self.request_id,

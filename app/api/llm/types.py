@@ -118,12 +118,15 @@ class ChatStreamToolCallDelta:
     arguments_delta: str
 
 
-@strawberry.type(description="A tool call, complete: make it and send its result as a TOOL message.")
+@strawberry.type(
+    description="A tool call, complete (after its deltas): make it and send its result as a TOOL message. "
+    "The call is a ToolCall, as `chat` returns it (so its fields do not clash with the delta's nullable "
+    'id and name in one selection), e.g. `{index: 0, toolCall: {id: "call_1", name: "get_weather", '
+    'arguments: "{\\"city\\": \\"Paris\\"}"}}`.'
+)
 class ChatStreamToolCall:
     index: int
-    id: str
-    name: str
-    arguments: str
+    tool_call: ToolCall
 
 
 @strawberry.type(description="The stream failed over after text was sent: discard what you have.")

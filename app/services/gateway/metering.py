@@ -15,7 +15,7 @@ from app.domain.calls import Usage
 from app.domain.gateway import CallOperation, CallStatus, UsageEvent, credits_for
 from app.domain.models import EffectiveModel
 from app.domain.quota import Reservation
-from app.domain.tokens import estimate_prompt_tokens, estimate_tokens
+from app.domain.tokens import estimate_tokens
 from app.metrics import CALL_LATENCY, CALLS, CREDITS, TIME_TO_FIRST_TOKEN, TOKENS, labelled
 from app.services.gateway.route import Requested, Route
 from app.services.quota import QuotaReservations
@@ -34,7 +34,7 @@ class CallMeter:
     usage: Usage | None = None  # as the provider reported it; None: estimated from the text
     first_token: float | None = None
     reservation: Reservation | None = None
-    input_texts: list[str] = field(default_factory=list)
+    input_tokens: int = 0  # the estimate of what is sent, for when the provider reports no usage
     output: list[str] = field(default_factory=list)
 
     def text(self, piece: str) -> None:
@@ -54,7 +54,7 @@ class CallMeter:
         estimate of what was sent and received."""
         if self.usage is not None:
             return self.usage
-        return Usage(estimate_prompt_tokens(self.input_texts), estimate_tokens("".join(self.output)))
+        return Usage(self.input_tokens, estimate_tokens("".join(self.output)))
 
     def credits(self) -> Decimal:
         if self.served is None:

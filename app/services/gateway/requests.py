@@ -8,6 +8,7 @@ from uuid import UUID
 from app.domain.calls import ChatMessage, ResponseFormat, ToolChoice, ToolDefinition
 from app.domain.errors import ErrorCollector
 from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef
+from app.services.gateway.content_rules import check_messages, check_response_format, check_tools
 
 MAX_MESSAGES = 1000
 MAX_SYSTEM_PROMPT = 50_000
@@ -56,20 +57,19 @@ def check_call(request: CallRequest) -> None:
             errors.add(GatewayErrorCode.REQUIRED, "at least one message is needed", "input", "messages")
         elif len(request.messages) > MAX_MESSAGES:
             errors.add(GatewayErrorCode.TOO_LONG, f"at most {MAX_MESSAGES} messages", "input", "messages")
+        check_messages(request.messages[:MAX_MESSAGES], errors)
         for index, message in enumerate(request.messages[:MAX_MESSAGES]):
-            if not message.content.strip():
-                errors.add(
-                    GatewayErrorCode.REQUIRED, "must not be empty", "input", "messages", str(index), "content"
-                )
-            elif len(message.content) > MAX_TEXT:
+            if len(message.text) > MAX_TEXT:
                 errors.add(
                     GatewayErrorCode.TOO_LONG,
                     f"must be at most {MAX_TEXT} characters",
                     "input",
                     "messages",
                     str(index),
-                    "content",
+                    "parts" if message.parts else "content",
                 )
+        check_tools(request.tools, request.tool_choice, errors)
+        check_response_format(request.response_format, errors)
     if request.system_prompt is not None and len(request.system_prompt) > MAX_SYSTEM_PROMPT:
         errors.add(
             GatewayErrorCode.TOO_LONG,

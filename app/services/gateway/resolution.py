@@ -1,6 +1,7 @@
 """Resolving a call to the models that will serve it, and every policy checked before a provider
-is called: scope, lifecycle (with migration to replacements), plan, model group, output limit and
-context window. Everything here reads from memory (model and tenancy caches) on the hot path."""
+is called: scope, lifecycle (with migration to replacements), plan, model group, the capabilities
+a call needs, output limit and context window. Everything here reads from memory (model and
+tenancy caches) on the hot path."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from app.domain.ids import model_global_id
 from app.domain.models import LifecycleState
 from app.domain.tenancy import Organization
 from app.domain.values import with_article
+from app.services.gateway.capabilities import Needs, has_all, require_all
 from app.services.gateway.route import Requested, Route
 from app.services.model_cache import ModelCache, ResolvedModel
 from app.services.permissions import require
@@ -73,8 +75,11 @@ class Resolver:
         project_id = await self._project(principal, organization, project_id)
         return Requested(organization, project_id, await self._requested(organization, project_id, model))
 
-    async def route(self, requested: Requested, operation: CallOperation) -> Route:
-        """Who serves it, after the model group, lifecycle (with migration) and plan checks."""
+    async def route(
+        self, requested: Requested, operation: CallOperation, needs: Needs | None = None
+    ) -> Route:
+        """Who serves it, after the model group, lifecycle (with migration), plan and capability
+        checks; fallbacks lacking a capability the call `needs` are left out."""
         organization, project_id, model = requested.organization, requested.project_id, requested.model
         if model.model.record.model_group not in _ACCEPTED_GROUPS[operation]:
             raise GatewayError(
@@ -85,7 +90,10 @@ class Resolver:
         warnings: list[CallWarning] = []
         primary = await self._through_lifecycle(organization, project_id, model, warnings)
         self._check_plan(organization, primary)
+        needs = needs or {}
+        require_all(primary.model, needs)
         fallbacks, policy = await self._fallbacks(organization, project_id, primary, model)
+        fallbacks = tuple(f for f in fallbacks if has_all(f.model, needs))
         return Route(organization, project_id, model, primary, fallbacks, policy, tuple(warnings))
 
     async def _project(

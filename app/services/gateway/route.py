@@ -17,7 +17,7 @@ from app.domain.gateway import (
     WarningCode,
 )
 from app.domain.tenancy import Organization
-from app.domain.tokens import estimate_prompt_tokens
+from app.domain.tokens import estimate_input_tokens
 from app.providers.base import ChatRequest
 from app.services.gateway.requests import CallRequest
 from app.services.model_cache import ResolvedModel
@@ -95,7 +95,7 @@ def check_limits(route: Route, call: CallRequest) -> None:
             field=("input", "maxTokens"),
         )
     if model.context_window is not None and operation is not CallOperation.EMBED:
-        estimate = estimate_prompt_tokens(route.chat_request(route.primary, call).texts())
+        estimate = input_estimate(route.chat_request(route.primary, call))
         if estimate > model.context_window:
             raise GatewayError(
                 GatewayErrorCode.CONTEXT_TOO_LONG,
@@ -103,3 +103,8 @@ def check_limits(route: Route, call: CallRequest) -> None:
                 f"{model.record.name} takes at most {model.context_window}",
                 field=("input", "messages" if operation is not CallOperation.GENERATE else "prompt"),
             )
+
+
+def input_estimate(request: ChatRequest) -> int:
+    """About how many tokens `request` sends: its texts, tool calls and definitions, and images."""
+    return estimate_input_tokens(request.texts(), request.image_count)

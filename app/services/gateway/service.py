@@ -34,12 +34,14 @@ from app.domain.gateway import (
 )
 from app.domain.models import EffectiveModel
 from app.metrics import OPEN_STREAMS
+from app.providers.base import ChatRequest
 from app.services.drain_clock import DrainClock
 from app.services.gateway.attempts import Attempts
+from app.services.gateway.capabilities import Needs, needed
 from app.services.gateway.metering import CallMeter, Metering
 from app.services.gateway.requests import CallRequest, EmbedCall, check_call, check_embed
 from app.services.gateway.resolution import Resolver
-from app.services.gateway.route import Route, check_limits
+from app.services.gateway.route import Route, check_limits, input_estimate
 from app.services.limits import RateLimiter, StreamSlots
 from app.services.quota import QuotaReservations
 from app.services.usage import UsageRecorder
@@ -94,7 +96,7 @@ class Gateway:
         self._admit_call()
         meter = CallMeter(principal, request.operation, request_id)
         with self._metered(meter):
-            route = await self._admit(meter, request.model, request.project_id)
+            route = await self._admit(meter, request.model, request.project_id, needed(request))
             check_limits(route, request)
             meter.reservation = await self.quota.reserve_call(route, request)
             await self.rate_limiter.acquire(principal)
@@ -140,15 +142,18 @@ class Gateway:
         """Events, never exceptions, for expected failures; the stream then ends. Closing the
         generator (the client completed or went away) closes the upstream request at once."""
         meter = CallMeter(principal, CallOperation.CHAT_STREAM, request_id)
-        meter.input_texts = [m.content for m in request.messages]
+        meter.input_tokens = input_estimate(
+            ChatRequest(request.messages, request.system_prompt, tools=request.tools)
+        )
         status, error_code = CallStatus.CANCELLED, None
         OPEN_STREAMS.inc()
         self.drain.enter()
         try:
             check_call(request)
             self._admit_call()
-            route = await self._admit(meter, request.model, request.project_id)
+            route = await self._admit(meter, request.model, request.project_id, needed(request))
             check_limits(route, request)
+            meter.input_tokens = input_estimate(route.chat_request(route.primary, request))
             meter.reservation = await self.quota.reserve_call(route, request)
             await self.rate_limiter.acquire(principal)
             async with (
@@ -202,11 +207,13 @@ class Gateway:
                 GatewayErrorCode.SERVICE_UNAVAILABLE, "the server is shutting down; try again", retryable=True
             )
 
-    async def _admit(self, meter: CallMeter, model: ModelRef, project_id: UUID | None) -> Route:
+    async def _admit(
+        self, meter: CallMeter, model: ModelRef, project_id: UUID | None, needs: Needs | None = None
+    ) -> Route:
         requested = await self.resolver.requested(meter.principal, model, project_id)
         # From here on the call is metered, refused or not: the model it asked for is known.
         meter.requested = requested
-        route = await self.resolver.route(requested, meter.operation)
+        route = await self.resolver.route(requested, meter.operation, needs)
         meter.route = route
         return route
 
