@@ -116,8 +116,13 @@ def run_worker(settings: Settings, index: int, listening: Event) -> None:
         limits=settings.client_limits,
         shutdown_timeout=SHUTDOWN_TIMEOUT,
         reuse_port=True,
-        on_listening=listening.set,
+        on_listening=lambda: _listening(settings, listening),
     )
+
+
+def _listening(settings: Settings, listening: Event) -> None:
+    log.info("worker listening", extra={"host": settings.host, "port": settings.port})
+    listening.set()
 
 
 def _drain_when_orphaned(supervisor: int) -> None:
