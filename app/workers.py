@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import socket
 import tempfile
 import threading
 import time
@@ -213,8 +214,21 @@ def _about(worker: _Worker, exit_code: int | None = None) -> dict[str, object]:
     return about
 
 
+def _refuse_a_taken_port(host: str, port: int) -> None:
+    """With SO_REUSEPORT the workers would join the listeners of another server of the same user on
+    this port and silently share its traffic: a port taken is refused here, as one process would."""
+    family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    try:
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the workers bind
+            probe.bind(address)
+    except OSError as exc:
+        raise CommandError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
 def supervise(settings: Settings, count: int) -> int:
     """Serves with `count` workers until SIGTERM or SIGINT has stopped them all; the exit status."""
+    _refuse_a_taken_port(settings.host, settings.port)
     settings = _with_pool_per_worker(settings, count)
     metrics = Path(tempfile.mkdtemp(prefix="modelgate-metrics-"))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics)  # read by each worker as it starts

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import signal
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -19,7 +21,7 @@ import pytest
 
 from tests.support.embedded_postgres import embedded_data_dir, postmasters
 from tests.support.gateway_process import demo_keys, echo_model
-from tests.support.process import ServerProcess, server_process
+from tests.support.process import REPO, TEST_SECRET_KEYS, ServerProcess, server_process
 from tests.support.stream_clients import Watched, all_stopped, chat_body, rest, rest_body, sse
 
 TWO = {"MODELGATE_WORKERS": "2"}
@@ -177,6 +179,29 @@ async def test_a_crashed_worker_is_replaced_and_workers_outlive_no_supervisor(
         await server.wait(10)
         _, alive = psutil.wait_procs(remaining, timeout=10)
         assert alive == []
+
+
+async def test_a_second_server_on_a_taken_port_is_refused_not_joined(
+    database_url: str, tmp_path: Path
+) -> None:
+    """SO_REUSEPORT would let a second server's workers share the first one's port (and traffic)."""
+    env = {**TWO, "MODELGATE_DATA_DIR": str(tmp_path)}
+    async with server_process(database_url, env=env) as first:
+        second = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "app", "serve", "--port", str(first.port),
+            cwd=REPO, env={**os.environ, **env, "DATABASE_URL": database_url,
+                           "MODELGATE_SECRET_KEYS": TEST_SECRET_KEYS},
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            _, stderr = await asyncio.wait_for(second.communicate(), 60)
+        finally:
+            if second.returncode is None:  # it joined the port instead
+                second.terminate()
+                await second.wait()
+        assert second.returncode == 1
+        assert f"modelgate: cannot listen on 127.0.0.1:{first.port}" in stderr.decode()
+        assert len(workers(first)) == 2
 
 
 async def until(check: Any, within: float = 20.0) -> Any:
