@@ -110,7 +110,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         # Scenario 6: the same server with two workers, once the first has seeded the demo.
         await wait_for_port(ports["modelgate"])
         two_workers = [python(), "-m", "app", "serve", "--port", str(ports["modelgate-2-workers"])]
-        processes.start("modelgate-2-workers", two_workers, {**env, "MODELGATE_WORKERS": "2"})
+        scaled = processes.start("modelgate-2-workers", two_workers, {**env, "MODELGATE_WORKERS": "2"})
         config = work / "litellm.yaml"
         litellm_config(config, url["upstream"], url["slow"])
         # One worker and no database: the configuration LiteLLM's own docs start from.
@@ -148,7 +148,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         for port in ports.values():
             await wait_for_port(port)
         await workers.all_listening(work / "logs" / "modelgate-2-workers.log", 2)
-        return await scenarios(plan, wrk_binary, url, seeded, modelgate.pid)
+        return await scenarios(plan, wrk_binary, url, seeded, modelgate.pid, scaled.pid)
     finally:
         processes.stop_all()
         embedded.stop()
@@ -159,7 +159,7 @@ async def run(plan: Plan) -> dict[str, Any]:
 
 
 async def scenarios(
-    plan: Plan, wrk_binary: str, url: dict[str, str], seeded: Any, pid: int
+    plan: Plan, wrk_binary: str, url: dict[str, str], seeded: Any, pid: int, scaled_pid: int
 ) -> dict[str, Any]:
     ws = url["modelgate"].replace("http", "ws") + "/graphql"
     targets = generate_targets(
@@ -184,7 +184,7 @@ async def scenarios(
     concurrent = await concurrent_streams(
         url["slow"], ws, seeded.key, seeded.slow_model, plan.concurrent, 100, pid
     )
-    by_workers = {1: url["modelgate"], 2: url["modelgate-2-workers"]}
+    by_workers = {1: (url["modelgate"], pid), 2: (url["modelgate-2-workers"], scaled_pid)}
     scaling = workers.measure(
         wrk_binary, by_workers, url["litellm"], LITELLM_KEY, seeded.key, seeded.fast_model,
         plan.rounds, plan.seconds, median_http,

@@ -5,10 +5,13 @@ ratio compares runs made under the same load from the rest of the machine."""
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 from bench.scenarios import HttpResult, HttpTarget, generate_targets, wrk
 
@@ -29,9 +32,15 @@ def _listening(log: Path) -> int:
     return log.read_bytes().count(b'"worker listening"')
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a process and its children (a supervisor's workers)."""
+    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(t.user + t.system for t in (p.cpu_times() for p in tree))
+
+
 def measure(
     wrk_binary: str,
-    servers: dict[int, str],
+    servers: dict[int, tuple[str, int]],
     litellm: str,
     litellm_key: str,
     key: str,
@@ -40,9 +49,11 @@ def measure(
     seconds: float,
     median: Callable[[list[HttpResult]], dict[str, Any]],
 ) -> dict[str, Any]:
-    """`servers`: Modelgate's URL by worker count. Results by worker count and path, and LiteLLM's."""
+    """`servers`: Modelgate's URL and pid by worker count. Results by worker count and path (with the
+    cores the server used meanwhile: what the rest of the machine left it), and LiteLLM's."""
     targets: dict[tuple[str, str], HttpTarget] = {}
-    for workers, url in servers.items():
+    pids = {str(workers): pid for workers, (_, pid) in servers.items()}
+    for workers, (url, _) in servers.items():
         for target in generate_targets(url, url, litellm, litellm_key, key, model_id):
             if target.name in PATHS:
                 targets[(str(workers), PATHS[target.name])] = target
@@ -51,12 +62,20 @@ def measure(
     for target in targets.values():  # warm every path (pools, caches, each worker's) first
         wrk(wrk_binary, target, CLIENTS, 1)
     runs: dict[tuple[str, str], list[HttpResult]] = {name: [] for name in targets}
+    cores: dict[tuple[str, str], list[float]] = {name: [] for name in targets}
     for _ in range(rounds):
         for name, target in targets.items():
+            pid = pids.get(name[0])
+            before = _cpu_seconds(pid) if pid else 0.0
             runs[name].append(wrk(wrk_binary, target, CLIENTS, seconds))
+            if pid:
+                cores[name].append((_cpu_seconds(pid) - before) / seconds)
     results: dict[str, Any] = {}
     for (workers, path), results_of in runs.items():
-        results.setdefault(workers, {})[path] = median(results_of)
+        entry = median(results_of)
+        if cores[(workers, path)]:
+            entry["cores"] = statistics.median(cores[(workers, path)])
+        results.setdefault(workers, {})[path] = entry
     return results
 
 
@@ -86,12 +105,14 @@ def _pair(r: dict[str, float], what: str) -> str:
 
 def print_rows(results: dict[str, Any]) -> None:
     print()
-    print("| scenario | target | p50 ms | p99 ms | req/s | failures |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print("| scenario | target | p50 ms | p99 ms | req/s | failures | cores used |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     for workers in ("1", "2", "litellm"):
         for path, r in results[workers].items():
             name = "LiteLLM" if workers == "litellm" else f"{path}, {workers} worker{'s' * (workers != '1')}"
             print(
                 f"| 6 workers c{CLIENTS} | {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                f"{r['rps']:.0f} | {r['failures']} |"
+                f"{r['rps']:.0f} | {r['failures']} | {r['cores']:.2f} |"
+                if "cores" in r
+                else f"{r['rps']:.0f} | {r['failures']} | |"
             )
