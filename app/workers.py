@@ -178,7 +178,7 @@ class Supervisor:
         self._workers[index] = worker
         log.info("worker started", extra=_about(worker))
         if self._stop_by is not None:  # the stop came while it was starting
-            os.kill(process.pid or 0, signal.SIGTERM)
+            process.terminate()
 
     def _ended(self, worker: _Worker) -> None:
         worker.process.join()
