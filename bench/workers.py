@@ -105,14 +105,13 @@ def _pair(r: dict[str, float], what: str) -> str:
 
 def print_rows(results: dict[str, Any]) -> None:
     print()
-    print("| scenario | target | p50 ms | p99 ms | req/s | failures | cores used |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| scenario | target | p50 ms | p99 ms | req/s | failures | cores used | req/s per core |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for workers in ("1", "2", "litellm"):
         for path, r in results[workers].items():
             name = "LiteLLM" if workers == "litellm" else f"{path}, {workers} worker{'s' * (workers != '1')}"
+            cores = f"{r['cores']:.2f} | {r['rps'] / r['cores']:.0f}" if r.get("cores") else " | "
             print(
                 f"| 6 workers c{CLIENTS} | {name} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
-                f"{r['rps']:.0f} | {r['failures']} | {r['cores']:.2f} |"
-                if "cores" in r
-                else f"{r['rps']:.0f} | {r['failures']} | |"
+                f"{r['rps']:.0f} | {r['failures']} | {cores} |"
             )
