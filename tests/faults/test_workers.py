@@ -152,6 +152,7 @@ def assert_ended_by_shutdown(stream: Watched) -> None:
         assert stream.end == "complete", (stream.name, stream.end)
 
 
+@pytest.mark.slow
 async def test_a_crashed_worker_is_replaced_and_workers_outlive_no_supervisor(
     database_url: str, tmp_path: Path
 ) -> None:
@@ -181,6 +182,7 @@ async def test_a_crashed_worker_is_replaced_and_workers_outlive_no_supervisor(
         assert alive == []
 
 
+@pytest.mark.slow
 async def test_a_second_server_on_a_taken_port_is_refused_not_joined(
     database_url: str, tmp_path: Path
 ) -> None:
