@@ -10,8 +10,10 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
 
+# One worker unless MODELGATE_WORKERS says otherwise: the demo serves one person, and one process's
+# log reads in order (`modelgate serve` alone starts one worker per core).
 run: $(STAMP)
-	$(PY) -m app serve
+	MODELGATE_WORKERS=$(or $(MODELGATE_WORKERS),1) $(PY) -m app serve
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -89,19 +89,27 @@ async def _prepare(settings: Settings) -> None:
 
 def serve(settings: Settings) -> None:
     from app.server import create_app
+    from app.serving import SHUTDOWN_TIMEOUT
     from app.serving import serve as run_server
+    from app.workers import supervise
 
-    with database(settings) as ready:
+    status = 0
+    with database(settings) as ready:  # the embedded PostgreSQL outlives every worker
         asyncio.run(_prepare(ready))
         base = f"http://{ready.host}:{ready.port}"
         print(f"Chat page: {base}/   GraphQL (and GraphiQL): {base}/graphql", flush=True)
-        run_server(
-            create_app(ready),
-            host=ready.host,
-            port=ready.port,
-            limits=ready.client_limits,
-            shutdown_timeout=0.25,  # for handlers still running once the drain is over
-        )
+        if ready.worker_count > 1:
+            status = supervise(ready, ready.worker_count)
+        else:
+            run_server(
+                create_app(ready),
+                host=ready.host,
+                port=ready.port,
+                limits=ready.client_limits,
+                shutdown_timeout=SHUTDOWN_TIMEOUT,
+            )
+    if status:
+        raise SystemExit(status)
 
 
 async def _seed_catalog(settings: Settings) -> SeedReport:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from pathlib import Path
 
@@ -27,6 +28,8 @@ class Settings(BaseSettings):
     port: int = 8000
     data_dir: Path = Path(".data")
     log_level: str = "INFO"
+    # Server processes on the one port (app/workers.py); unset: one per core this process may use.
+    workers: int | None = Field(default=None, ge=1)
 
     # Database pool. A request waits at most `db_acquire_timeout` seconds for a connection and
     # `db_query_timeout` seconds for each statement, then gets SERVICE_UNAVAILABLE; cache entries
@@ -108,6 +111,10 @@ class Settings(BaseSettings):
     quota_default_max_output_tokens: int = Field(default=4096, gt=0)
     quota_lease_idle: float = Field(default=5.0, gt=0)
     quota_lease_timeout: float = Field(default=30.0, gt=0)
+
+    @property
+    def worker_count(self) -> int:
+        return self.workers or len(os.sched_getaffinity(0))
 
     @property
     def client_limits(self) -> ClientLimits:

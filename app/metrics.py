@@ -1,12 +1,19 @@
-"""Prometheus metrics. Labels never carry a secret or an unbounded value such as a request id."""
+"""Prometheus metrics. Labels never carry a secret or an unbounded value such as a request id.
+
+With several workers (app/workers.py) every process writes its values to files in
+PROMETHEUS_MULTIPROC_DIR (prometheus_client's multiprocess mode, chosen when the variable is set at
+import), and whichever worker answers /metrics sums them all: one scrape of the one port is the
+whole server. Gauges count live processes only."""
 
 from __future__ import annotations
 
 import functools
+import os
 from typing import TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.metrics import MetricWrapperBase
+from prometheus_client.multiprocess import MultiProcessCollector
 
 M = TypeVar("M", bound=MetricWrapperBase)
 
@@ -50,9 +57,13 @@ PROVIDER_CALLS = Counter(
     "modelgate_provider_calls_total", "Provider calls by outcome", ["provider", "outcome"]
 )
 FALLBACKS = Counter("modelgate_fallbacks_total", "Calls sent on to a fallback model", ["provider"])
-OPEN_STREAMS = Gauge("modelgate_open_streams", "chatStream subscriptions now open")
+OPEN_STREAMS = Gauge(
+    "modelgate_open_streams", "chatStream subscriptions now open", multiprocess_mode="livesum"
+)
 # Client connections (app/serving.py).
-OPEN_CLIENT_CONNECTIONS = Gauge("modelgate_open_client_connections", "Client connections now open")
+OPEN_CLIENT_CONNECTIONS = Gauge(
+    "modelgate_open_client_connections", "Client connections now open", multiprocess_mode="livesum"
+)
 CLIENT_CONNECTIONS_CLOSED = Counter(
     "modelgate_client_connections_closed_total",
     "Client connections closed or refused by the server's limits",
@@ -65,3 +76,12 @@ def labelled(metric: M, *values: str) -> M:
     """The metric's child for these label values (in the metric's label order), looked up once:
     `labels()` builds a tuple and takes a lock on every call."""
     return metric.labels(*values)
+
+
+def exposition() -> bytes:
+    """The /metrics body: this process's metrics, or every worker's summed in multiprocess mode."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return generate_latest()
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return generate_latest(registry)

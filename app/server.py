@@ -12,7 +12,7 @@ import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from app.api.errors import ErrorCode
 from app.api.http_errors import error_response
@@ -20,7 +20,7 @@ from app.api.schema import build_schema
 from app.api.view import ModelgateView
 from app.config import Settings
 from app.db import Database, DatabaseUnavailable
-from app.metrics import HTTP_LATENCY, HTTP_REQUESTS, labelled
+from app.metrics import HTTP_LATENCY, HTTP_REQUESTS, exposition, labelled
 from app.migrations import pending_migrations
 from app.rest.routes import add_routes as add_rest_routes
 from app.server_keys import CALLER, OPERATION_NAME, REQUEST_ID, SERVICES, SETTINGS, WEBSOCKETS
@@ -131,7 +131,7 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(_request: web.Request) -> web.Response:
-    return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return web.Response(body=exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def create_app(settings: Settings) -> web.Application:

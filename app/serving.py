@@ -27,6 +27,7 @@ import asyncio
 import logging
 import resource
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ from app.metrics import CLIENT_CONNECTIONS_CLOSED, OPEN_CLIENT_CONNECTIONS, labe
 
 log = logging.getLogger("modelgate.serving")
 
+# Seconds handlers still running once the drain is over get before aiohttp cancels them.
+SHUTDOWN_TIMEOUT = 0.25
 _BUSY = (
     b"HTTP/1.1 503 Service Unavailable\r\n"
     b"Content-Type: text/plain; charset=utf-8\r\n"
@@ -163,7 +166,13 @@ class GuardedAppRunner(web.AppRunner):
 
 
 async def _serve(
-    app: web.Application, host: str, port: int, limits: ClientLimits, shutdown_timeout: float
+    app: web.Application,
+    host: str,
+    port: int,
+    limits: ClientLimits,
+    shutdown_timeout: float,
+    reuse_port: bool,
+    on_listening: Callable[[], object],
 ) -> None:
     _warn_about_descriptors(limits)
     # handler_cancellation: a client that goes away ends its handler at once, so an abandoned SSE
@@ -171,7 +180,8 @@ async def _serve(
     runner = GuardedAppRunner(app, limits, shutdown_timeout=shutdown_timeout, handler_cancellation=True)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        on_listening()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
@@ -183,10 +193,18 @@ async def _serve(
 
 
 def serve(
-    app: web.Application, *, host: str, port: int, limits: ClientLimits, shutdown_timeout: float
+    app: web.Application,
+    *,
+    host: str,
+    port: int,
+    limits: ClientLimits,
+    shutdown_timeout: float,
+    reuse_port: bool = False,
+    on_listening: Callable[[], object] = lambda: None,
 ) -> None:
-    """Serves `app` until SIGINT or SIGTERM, then shuts it down (see the module docstring)."""
-    asyncio.run(_serve(app, host, port, limits, shutdown_timeout))
+    """Serves `app` until SIGINT or SIGTERM, then shuts it down (see the module docstring). Several
+    workers share a port with `reuse_port` (app/workers.py); `on_listening` runs once it listens."""
+    asyncio.run(_serve(app, host, port, limits, shutdown_timeout, reuse_port, on_listening))
 
 
 def _warn_about_descriptors(limits: ClientLimits) -> None:

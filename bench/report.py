@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench import workers
 from bench.query_analysis import print_rows as print_query_analysis
 
 
@@ -35,6 +36,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, bool, str]]:
         ("S3 >= 50% of raw aiohttp+asyncpg", catalog >= 0.5, f"{catalog:.0%}"),
         ("S4 no failed stream", concurrent["failures"] == 0, f"{concurrent['failures']} failed"),
         ("S4 peak RSS <= 400 MB", concurrent["peak_rss_mb"] <= 400, f"{concurrent['peak_rss_mb']:.0f} MB"),
+        *(workers.targets(results["workers"]) if "workers" in results else []),
     ]
 
 
@@ -96,6 +98,8 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"\nScenario 4 added latency per chunk: {per_chunk:.2f} ms")
     if "query_analysis" in results:  # results written before scenario 5 existed have none
         print_query_analysis(results["query_analysis"])
+    if "workers" in results:  # likewise before scenario 6
+        workers.print_rows(results["workers"])
     print()
     print(_row("target", "met", "measured"))
     print(_row("---", "---", "---"))

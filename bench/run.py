@@ -22,7 +22,7 @@ import orjson
 
 from app.config import Settings
 from app.embedded_postgres import EmbeddedPostgres
-from bench import query_analysis
+from bench import query_analysis, workers
 from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
 from bench.report import print_table
 from bench.scenarios import (
@@ -82,7 +82,8 @@ async def run(plan: Plan) -> dict[str, Any]:
     (work / "logs").mkdir()
     processes = Processes(work / "logs")
     embedded = EmbeddedPostgres(work / "postgres")
-    ports = {name: free_port() for name in ("upstream", "slow", "modelgate", "litellm", "baseline")}
+    names = ("upstream", "slow", "modelgate", "modelgate-2-workers", "litellm", "baseline")
+    ports = {name: free_port() for name in names}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     secret_keys = f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     env = {
@@ -91,6 +92,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         "MODELGATE_ALLOW_PRIVATE_UPSTREAMS": "true",
         "MODELGATE_RATE_LIMIT_PER_MINUTE": "100000000",
         "MODELGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "100",
+        "MODELGATE_WORKERS": "1",  # every scenario but 6 measures one process
     }
     try:
         processes.start("upstream", [python(), "-m", "bench.upstream", "--port", str(ports["upstream"])])
@@ -105,6 +107,10 @@ async def run(plan: Plan) -> dict[str, Any]:
         modelgate = processes.start(
             "modelgate", [python(), "-m", "app", "serve", "--port", str(ports["modelgate"])], env
         )
+        # Scenario 6: the same server with two workers, once the first has seeded the demo.
+        await wait_for_port(ports["modelgate"])
+        two_workers = [python(), "-m", "app", "serve", "--port", str(ports["modelgate-2-workers"])]
+        scaled = processes.start("modelgate-2-workers", two_workers, {**env, "MODELGATE_WORKERS": "2"})
         config = work / "litellm.yaml"
         litellm_config(config, url["upstream"], url["slow"])
         # One worker and no database: the configuration LiteLLM's own docs start from.
@@ -141,7 +147,8 @@ async def run(plan: Plan) -> dict[str, Any]:
         )
         for port in ports.values():
             await wait_for_port(port)
-        return await scenarios(plan, wrk_binary, url, seeded, modelgate.pid)
+        await workers.all_listening(work / "logs" / "modelgate-2-workers.log", 2)
+        return await scenarios(plan, wrk_binary, url, seeded, modelgate.pid, scaled.pid)
     finally:
         processes.stop_all()
         embedded.stop()
@@ -152,7 +159,7 @@ async def run(plan: Plan) -> dict[str, Any]:
 
 
 async def scenarios(
-    plan: Plan, wrk_binary: str, url: dict[str, str], seeded: Any, pid: int
+    plan: Plan, wrk_binary: str, url: dict[str, str], seeded: Any, pid: int, scaled_pid: int
 ) -> dict[str, Any]:
     ws = url["modelgate"].replace("http", "ws") + "/graphql"
     targets = generate_targets(
@@ -177,6 +184,11 @@ async def scenarios(
     concurrent = await concurrent_streams(
         url["slow"], ws, seeded.key, seeded.slow_model, plan.concurrent, 100, pid
     )
+    by_workers = {1: (url["modelgate"], pid), 2: (url["modelgate-2-workers"], scaled_pid)}
+    scaling = workers.measure(
+        wrk_binary, by_workers, url["litellm"], LITELLM_KEY, seeded.key, seeded.fast_model,
+        plan.rounds, plan.seconds, median_http,
+    )  # fmt: skip
     return {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "plan": dataclasses.asdict(plan),
@@ -185,6 +197,7 @@ async def scenarios(
         "streaming": {k: dataclasses.asdict(v) for k, v in streaming.items()},
         "concurrent": {k: dataclasses.asdict(v) for k, v in concurrent.items()},
         "query_analysis": await query_analysis.measure(),
+        "workers": scaling,
     }
 
 

@@ -8,46 +8,21 @@ last. The server forgets the handles of processes that are gone.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support.embedded_postgres import embedded_data_dir, postmasters
 from tests.support.process import server_process
-
-
-def postmasters(data_dir: Path) -> list[int]:
-    """PostgreSQL server processes whose command line names `data_dir` (from /proc)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-            if Path(argv[0].decode()).name == "postgres" and str(data_dir).encode() in b" ".join(argv):
-                found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture
 def data_dir() -> Iterator[Path]:
-    """Not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user,
-    which cannot enter pytest's private (0700) temporary directories. Whatever PostgreSQL is left
-    running for it is killed at the end."""
-    path = Path(tempfile.mkdtemp(prefix="modelgate-embedded-")).resolve()
-    try:
+    with embedded_data_dir() as path:
         yield path
-    finally:
-        for pid in postmasters(path):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGQUIT)  # PostgreSQL's immediate shutdown
-        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads processes from /proc")

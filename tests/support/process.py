@@ -121,6 +121,7 @@ async def server_process(
         "MODELGATE_SECRET_KEYS": TEST_SECRET_KEYS,
         "MODELGATE_ALLOW_PRIVATE_UPSTREAMS": "true",
         "MODELGATE_FLUSH_INTERVAL": "0.2",
+        "MODELGATE_WORKERS": "1",  # one process unless a test asks for more (the default is a core each)
         "PYTHONUNBUFFERED": "1",
     }
     environment.pop("DATABASE_URL", None)
