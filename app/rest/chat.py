@@ -6,10 +6,12 @@ import logging
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
+from typing import Any
+from uuid import UUID
 
 from aiohttp import web
 
-from app.domain.calls import ChatMessage, TextDelta
+from app.domain.calls import TextDelta, ToolCall, ToolCallDelta, ToolCallDone
 from app.domain.gateway import (
     CallOperation,
     GatewayStreamEvent,
@@ -21,6 +23,8 @@ from app.domain.gateway import (
 )
 from app.domain.ids import model_global_id
 from app.rest.caller import Caller, body_of, caller_of
+from app.rest.chat_messages import call_messages
+from app.rest.chat_tools import response_format, tool_choice, tool_definitions
 from app.rest.errors import RestError, from_gateway
 from app.rest.headers import call_headers
 from app.rest.responses import finish_reason, json_response, modelgate_extension, usage_object
@@ -42,20 +46,10 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             param="stream_options",
             code="invalid_value",
         )
-    call = CallRequest(
-        operation=CallOperation.CHAT_STREAM if body.stream else CallOperation.CHAT,
-        messages=tuple(ChatMessage(m.chat_role, m.text) for m in body.messages),
-        model=ModelRef.parse(body.model),
-        project_id=caller.project_id,
-        temperature=body.temperature,
-        max_tokens=body.output_limit,
-        # OpenAI's stream has no way to take back text already sent: fail over only before it.
-        fail_over_after_text=False,
-    )
+    call = call_request(body, caller.project_id)
     if body.stream:
         return await _stream(request, caller, call, include_usage=body.include_usage)
     result = await caller.services.gateway.complete(caller.principal, call, caller.request_id)
-    message = {"role": "assistant", "content": result.text, "refusal": None}
     return json_response(
         {
             "id": f"chatcmpl-{caller.request_id}",
@@ -65,7 +59,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             "choices": [
                 {
                     "index": 0,
-                    "message": message,
+                    "message": assistant_message(result.text, result.tool_calls),
                     "logprobs": None,
                     "finish_reason": finish_reason(result.finish_reason),
                 }
@@ -78,6 +72,39 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         },
         headers=call_headers(result.served, result.warnings),
     )
+
+
+def call_request(body: ChatCompletionRequest, project_id: UUID | None) -> CallRequest:
+    tools = tool_definitions(body.tools)
+    return CallRequest(
+        operation=CallOperation.CHAT_STREAM if body.stream else CallOperation.CHAT,
+        messages=call_messages(body.messages),
+        model=ModelRef.parse(body.model),
+        project_id=project_id,
+        temperature=body.temperature,
+        max_tokens=body.output_limit,
+        tools=tools,
+        tool_choice=tool_choice(body.tool_choice, tools),
+        parallel_tool_calls=body.parallel_tool_calls if tools else None,
+        response_format=response_format(body.response_format),
+        # OpenAI's stream has no way to take back text already sent: fail over only before it.
+        fail_over_after_text=False,
+    )
+
+
+def assistant_message(text: str, tool_calls: tuple[ToolCall, ...]) -> dict[str, Any]:
+    """OpenAI's answer message: content null when the answer is only tool calls."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": text if text or not tool_calls else None,
+        "refusal": None,
+    }
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in tool_calls
+        ]
+    return message
 
 
 async def _stream(
@@ -105,7 +132,6 @@ async def _stream(
             )
             response = web.StreamResponse(headers=headers)
             await response.prepare(request)
-            await response.write(chunks.start())
             try:
                 await _relay(response, events, chunks, include_usage=include_usage)
             except ConnectionError:
@@ -134,6 +160,8 @@ async def _relay(
     async for event in events:
         if isinstance(event, TextDelta):
             await response.write(chunks.text(event.text))
+        elif isinstance(event, ToolCallDelta | ToolCallDone):
+            await response.write(chunks.tool_call(event))
         elif isinstance(event, StreamEnd):
             await response.write(chunks.finish(event.finish_reason))
             if include_usage:

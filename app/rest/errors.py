@@ -176,6 +176,8 @@ def from_validation(exc: ValidationError) -> RestError:
         if deeper[: len(location)] == location and len(deeper) > len(location):
             first, location = other, deeper
     param = _path(location)
+    if first["type"] == "missing" and param:
+        return missing(param)
     if first["type"] == "extra_forbidden" and param:
         return RestError(400, f"Unrecognized request argument supplied: {param}", param=param)
     message = first["msg"].removeprefix("Value error, ")
@@ -187,5 +189,18 @@ def _location(loc: Sequence[int | str]) -> list[str]:
 
 
 def _is_union_tag(part: int | str) -> bool:
-    """pydantic names union members in error locations (`str`, `list[…]`): not OpenAI's path."""
-    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
+    """pydantic names union members in error locations (`str`, `list[…]`, a model's class name):
+    not OpenAI's path, whose names are all lower case."""
+    return isinstance(part, str) and (
+        part in ("str", "int", "float", "bool") or "[" in part or part[:1].isupper()
+    )
+
+
+def missing(param: str) -> RestError:
+    return RestError(
+        400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
+
+
+def invalid(param: str, why: str) -> RestError:
+    return RestError(400, f"Invalid '{param}': {why}.", param=param, code="invalid_value")

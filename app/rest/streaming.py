@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from app.domain.calls import Usage
+from app.domain.calls import ToolCallDelta, ToolCallDone, Usage
 from app.domain.enums import FinishReason
 from app.rest.responses import finish_reason, usage_object
 
@@ -52,19 +52,51 @@ class ChatChunks:
         }
         if include_usage:  # OpenAI then sends `"usage": null` on every chunk but the last
             self.base["usage"] = None
+        self._began = False
+        self._calls: set[int] = set()  # the tool calls whose first chunk is sent
 
     def _choice(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return frame({**self.base, "choices": [choice]})
 
-    def start(self) -> bytes:
-        return self._choice({"role": "assistant", "content": "", "refusal": None})
+    def _start(self, content: str | None) -> dict[str, Any]:
+        """The role goes with the first chunk; as OpenAI's, content "" before text, null before
+        tool calls (so that an answer of only tool calls has no content)."""
+        if self._began:
+            return {}
+        self._began = True
+        return {"role": "assistant", "content": content, "refusal": None}
 
     def text(self, text: str) -> bytes:
-        return self._choice({"content": text})
+        start = self._start("")
+        return (self._choice(start) if start else b"") + self._choice({"content": text})
+
+    def tool_call(self, event: ToolCallDelta | ToolCallDone) -> bytes:
+        """A call's first chunk carries its index, id, type and name with empty arguments; the
+        next ones `{index, function: {arguments}}` (what the SDKs' accumulators expect). A call
+        that arrives whole (no delta before its ToolCallDone) is sent as both; else Done adds nothing."""
+        if isinstance(event, ToolCallDone):
+            if event.index in self._calls:
+                return b""
+            event = ToolCallDelta(event.index, event.call.arguments, event.call.id, event.call.name)
+        frames = b""
+        if event.index not in self._calls:
+            self._calls.add(event.index)
+            head = {
+                "index": event.index,
+                "id": event.id,
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
+            frames += self._choice({**self._start(None), "tool_calls": [head]})
+        if event.arguments:
+            piece = {"index": event.index, "function": {"arguments": event.arguments}}
+            frames += self._choice({"tool_calls": [piece]})
+        return frames
 
     def finish(self, reason: FinishReason) -> bytes:
-        return self._choice({}, finish_reason(reason))
+        start = self._start("")
+        return (self._choice(start) if start else b"") + self._choice({}, finish_reason(reason))
 
     def usage(self, usage: Usage) -> bytes:
         return frame({**self.base, "choices": [], "usage": usage_object(usage)})
