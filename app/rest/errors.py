@@ -28,6 +28,30 @@ _PARAMS = {
     "maxTokens": "max_tokens",
     "systemPrompt": "messages",
     "projectId": "X-Modelgate-Project",
+    "tools": "tools",
+    "toolChoice": "tool_choice",
+    "parallelToolCalls": "parallel_tool_calls",
+    "responseFormat": "response_format",
+}
+# Deeper in a path: the gateway's names whose OpenAI name differs (an image's data and media type
+# are both in OpenAI's data URL).
+_SEGMENTS = {
+    "parts": "content",
+    "toolCalls": "tool_calls",
+    "toolCallId": "tool_call_id",
+    "image": "image_url",
+    "data": "url",
+    "mediaType": "url",
+}
+# Fields OpenAI's shapes nest one level deeper: (container, field) -> the level between.
+_NESTED = {
+    ("tools", "name"): "function",
+    ("tools", "description"): "function",
+    ("tools", "parameters"): "function",
+    ("tool_calls", "name"): "function",
+    ("tool_calls", "arguments"): "function",
+    ("response_format", "name"): "json_schema",
+    ("response_format", "schema"): "json_schema",
 }
 
 # (status, type, code) per gateway code; None for the code: the gateway code in lower case.
@@ -143,11 +167,26 @@ def _provider_failure(error: GatewayError) -> RestError:
 
 def param_of(field: Sequence[str] | None) -> str | None:
     """A gateway input field as OpenAI's parameter: ("input", "messages", "0", "content") ->
-    "messages[0].content", ("input", "maxTokens") -> "max_tokens"."""
+    "messages[0].content", ("input", "maxTokens") -> "max_tokens", ("input", "messages", "1",
+    "toolCalls", "0", "arguments") -> "messages[1].tool_calls[0].function.arguments"."""
     if not field:
         return None
     parts = list(field[1:] if field[0] == "input" else field)
-    return _path([_PARAMS.get(parts[0], parts[0]), *parts[1:]]) if parts else None
+    if not parts:
+        return None
+    path = [_PARAMS.get(parts[0], parts[0])]
+    if path[0] == "tool_choice":  # OpenAI names the choice as a whole
+        return path[0]
+    container = path[0]
+    for part in parts[1:]:
+        if part.isdigit():
+            path.append(part)
+            continue
+        if between := _NESTED.get((container, part)):
+            path.append(between)
+        path.append(_SEGMENTS.get(part, part))
+        container = path[-1]
+    return _path(path)
 
 
 def _path(parts: Sequence[str]) -> str | None:
