@@ -30,7 +30,7 @@ _MODES = {"auto": ToolChoiceMode.AUTO, "none": ToolChoiceMode.NONE, "required": 
 
 
 class _Shape(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class Function(_Shape):

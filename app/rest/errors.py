@@ -203,7 +203,9 @@ def from_validation(exc: ValidationError) -> RestError:
     such as a string or a list of strings, the most precise of the members' complaints)."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
-    if first["type"] in ("json_invalid", "model_type", "model_attributes_type"):
+    if first["type"] == "json_invalid" or (
+        first["type"] in ("model_type", "model_attributes_type") and not first["loc"]
+    ):
         return RestError(
             400,
             "We could not parse the JSON body of your request: it must be a JSON object. "
@@ -220,6 +222,8 @@ def from_validation(exc: ValidationError) -> RestError:
     if first["type"] == "extra_forbidden" and param:
         return RestError(400, f"Unrecognized request argument supplied: {param}", param=param)
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] in ("model_type", "model_attributes_type"):
+        message = "expected an object"  # not pydantic's, which names our class
     return RestError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 

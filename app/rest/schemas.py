@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, field_validator
 
 from app.rest.chat_messages import Message
 from app.rest.chat_tools import Format, NamedTool, Tool
@@ -88,7 +88,7 @@ class ChatCompletionRequest(_Sampling):
     prediction: Any = None
     tools: list[Tool] | None = None
     tool_choice: Literal["auto", "none", "required"] | NamedTool | None = None
-    parallel_tool_calls: bool | None = None
+    parallel_tool_calls: StrictBool | None = None
     response_format: Format | None = None
     # Refused unless at their defaults.
     functions: list[Any] | None = None
