@@ -53,7 +53,9 @@ class ChatChunks:
         if include_usage:  # OpenAI then sends `"usage": null` on every chunk but the last
             self.base["usage"] = None
         self._began = False
-        self._calls: set[int] = set()  # the tool calls whose first chunk is sent
+        self._sent: set[int] = set()  # the tool calls whose first chunk is sent
+        self._live: int | None = None  # the tool call sent as it comes
+        self._held: dict[int, list[ToolCallDelta]] = {}  # the other calls' pieces, until it is whole
 
     def _choice(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -72,31 +74,51 @@ class ChatChunks:
         return (self._choice(start) if start else b"") + self._choice({"content": text})
 
     def tool_call(self, event: ToolCallDelta | ToolCallDone) -> bytes:
-        """A call's first chunk carries its index, id, type and name with empty arguments; the
-        next ones `{index, function: {arguments}}` (what the SDKs' accumulators expect). A call
-        that arrives whole (no delta before its ToolCallDone) is sent as both; else Done adds nothing."""
-        if isinstance(event, ToolCallDone):
-            if event.index in self._calls:
-                return b""
-            event = ToolCallDelta(event.index, event.call.arguments, event.call.id, event.call.name)
+        """OpenAI streams parallel calls one after the other, and the SDKs rely on it: a chunk of a
+        new index ends the call before (its arguments are then parsed). So the first call seen is
+        sent as it comes, the others' pieces are held until it is whole (its ToolCallDone; the
+        gateway sends them in order before the finish), then each is sent whole, in order. A
+        call's first chunk carries its index, id, type and name with empty arguments; the next
+        ones `{index, function: {arguments}}`."""
+        if isinstance(event, ToolCallDelta):
+            if self._live is None and event.index not in self._sent:
+                self._live = event.index
+            if event.index == self._live:
+                return self._piece(event)
+            self._held.setdefault(event.index, []).append(event)
+            return b""
+        if event.index == self._live:
+            self._live = None
+            return b""
+        if event.index in self._sent:
+            return b""
+        call = event.call
+        pieces = self._held.pop(event.index, None) or [
+            ToolCallDelta(event.index, call.arguments, call.id, call.name)
+        ]
+        return b"".join(self._piece(piece) for piece in pieces)
+
+    def _piece(self, delta: ToolCallDelta) -> bytes:
         frames = b""
-        if event.index not in self._calls:
-            self._calls.add(event.index)
+        if delta.index not in self._sent:
+            self._sent.add(delta.index)
             head = {
-                "index": event.index,
-                "id": event.id,
+                "index": delta.index,
+                "id": delta.id,
                 "type": "function",
-                "function": {"name": event.name, "arguments": ""},
+                "function": {"name": delta.name, "arguments": ""},
             }
             frames += self._choice({**self._start(None), "tool_calls": [head]})
-        if event.arguments:
-            piece = {"index": event.index, "function": {"arguments": event.arguments}}
+        if delta.arguments:
+            piece = {"index": delta.index, "function": {"arguments": delta.arguments}}
             frames += self._choice({"tool_calls": [piece]})
         return frames
 
     def finish(self, reason: FinishReason) -> bytes:
+        # Calls still held (a stream without their ToolCallDone): whole, in order, before the end.
+        held = b"".join(self._piece(p) for index in sorted(self._held) for p in self._held.pop(index))
         start = self._start("")
-        return (self._choice(start) if start else b"") + self._choice({}, finish_reason(reason))
+        return held + (self._choice(start) if start else b"") + self._choice({}, finish_reason(reason))
 
     def usage(self, usage: Usage) -> bytes:
         return frame({**self.base, "choices": [], "usage": usage_object(usage)})
