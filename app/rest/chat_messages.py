@@ -58,6 +58,7 @@ class MessageToolCall(_Shape):
     id: str
     type: Literal["function"]
     function: FunctionCall
+    index: int | None = None  # ignored: the SDK's stream helper leaves the chunks' index on its calls
 
 
 class Message(_Shape):

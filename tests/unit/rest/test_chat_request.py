@@ -123,6 +123,7 @@ def test_a_tool_loop_as_the_sdk_sends_it() -> None:
                         "id": "call_1",
                         "type": "function",
                         "function": {"name": "GetWeather", "arguments": "{}"},
+                        "index": 0,  # what the SDK's stream helper leaves on the calls it accumulates
                     },
                     {
                         "id": "call_2",
