@@ -14,12 +14,12 @@ import pytest
 from openai import AsyncOpenAI
 from openai.lib._parsing._completions import type_to_response_format_param
 from openai.types.chat import ChatCompletionMessageParam
-from pydantic import BaseModel
 
 from tests.fakes.openai_server import OpenAIFake
 from tests.integration.rest.conftest import REPLY_A
 from tests.support.catalog import create_system_model
 from tests.support.graphql import GraphQLClient
+from tests.support.sdk_models import Forecast, GetWeather
 
 QUESTION: ChatCompletionMessageParam = {"role": "user", "content": "What is the weather in Paris?"}
 ALL_CAPABILITIES = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
@@ -27,18 +27,6 @@ PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 )
 CAT = "https://images.example.com/cat.jpg"
-
-
-class GetWeather(BaseModel):
-    """The weather in a city."""
-
-    city: str
-    unit: str
-
-
-class Forecast(BaseModel):
-    city: str
-    degrees: float
 
 
 # What the fake's model writes for these schemas (tests/fakes/tool_rules.py: `value_for`).

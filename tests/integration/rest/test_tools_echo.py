@@ -9,23 +9,13 @@ from typing import Any
 import openai
 import pytest
 from openai import AsyncOpenAI
-from pydantic import BaseModel
 
 from tests.support.catalog import create_system_model
 from tests.support.graphql import GraphQLClient
+from tests.support.sdk_models import Forecast, GetWeather
 
 QUESTION = "What is the weather in Paris?"
 CAPABILITIES = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
-
-
-class GetWeather(BaseModel):
-    city: str
-    unit: str
-
-
-class Forecast(BaseModel):
-    city: str
-    degrees: float
 
 
 @pytest.fixture

@@ -17,14 +17,10 @@ from app.domain.calls import TextDelta, ToolCall, ToolCallDelta, ToolCallDone
 from app.domain.enums import FinishReason
 from app.rest.chat import assistant_message
 from app.rest.streaming import ChatChunks
+from tests.support.sdk_models import Forecast, GetWeather
 
 WEATHER = ToolCall("call_1", "GetWeather", '{"city":"Paris","unit":"c"}')
 TIME = ToolCall("call_2", "GetTime", '{"zone":"CET"}')
-
-
-class GetWeather(BaseModel):
-    city: str
-    unit: str
 
 
 class GetTime(BaseModel):
@@ -161,11 +157,6 @@ def test_an_empty_answer_still_says_who_answers() -> None:
         {"role": "assistant", "content": "", "refusal": None},
         {},
     ]
-
-
-class Forecast(BaseModel):
-    city: str
-    degrees: float
 
 
 def test_streamed_json_is_parsed_into_the_response_format() -> None:

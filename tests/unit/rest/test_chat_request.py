@@ -11,7 +11,7 @@ import openai
 import orjson
 import pytest
 from openai.lib._parsing._completions import type_to_response_format_param
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from app.domain.calls import (
     ChatMessage,
@@ -28,6 +28,7 @@ from app.rest.chat import call_request
 from app.rest.errors import RestError, from_validation
 from app.rest.schemas import ChatCompletionRequest
 from app.services.gateway.requests import CallRequest
+from tests.support.sdk_models import Forecast, GetWeather
 
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
@@ -35,16 +36,6 @@ PNG = base64.b64decode(
 PNG_URL = "data:image/png;base64," + base64.b64encode(PNG).decode()
 CAT = "https://images.example.com/cat.jpg"
 HI = [{"role": "user", "content": "What is the weather in Paris?"}]
-
-
-class GetWeather(BaseModel):
-    city: str
-    unit: str
-
-
-class Answer(BaseModel):
-    city: str
-    degrees: float
 
 
 def mapped(**fields: Any) -> CallRequest:
@@ -186,10 +177,12 @@ def test_response_formats() -> None:
     assert mapped(messages=HI, response_format={"type": "json_object"}).response_format == ResponseFormat(
         ResponseFormatType.JSON_OBJECT
     )
-    sdk_format: Any = type_to_response_format_param(Answer)  # what `client.beta.chat.completions.parse` sends
+    sdk_format: Any = type_to_response_format_param(
+        Forecast
+    )  # what `client.beta.chat.completions.parse` sends
     fmt = mapped(messages=HI, response_format=sdk_format).response_format
     assert fmt is not None
-    assert (fmt.type, fmt.name, fmt.strict) == (ResponseFormatType.JSON_SCHEMA, "Answer", True)
+    assert (fmt.type, fmt.name, fmt.strict) == (ResponseFormatType.JSON_SCHEMA, "Forecast", True)
     assert fmt.schema == sdk_format["json_schema"]["schema"]
     described = {"name": "a", "schema": {"type": "object"}, "description": "an answer"}
     assert mapped(
