@@ -24,7 +24,7 @@ from app.domain.gateway import (
 from app.domain.ids import model_global_id
 from app.rest.caller import Caller, body_of, caller_of
 from app.rest.chat_messages import call_messages
-from app.rest.chat_tools import response_format, tool_choice, tool_definitions
+from app.rest.chat_tools import NamedTool, response_format, tool_choice, tool_definitions
 from app.rest.errors import RestError, from_gateway
 from app.rest.headers import call_headers
 from app.rest.responses import finish_reason, json_response, modelgate_extension, usage_object
@@ -84,7 +84,11 @@ def call_request(body: ChatCompletionRequest, project_id: UUID | None) -> CallRe
         temperature=body.temperature,
         max_tokens=body.output_limit,
         tools=tools,
-        tool_choice=tool_choice(body.tool_choice, tools),
+        tool_choice=tool_choice(
+            body.tool_choice if isinstance(body.tool_choice, str) else None,
+            body.tool_choice.function.name if isinstance(body.tool_choice, NamedTool) else None,
+            tools,
+        ),
         parallel_tool_calls=body.parallel_tool_calls if tools else None,
         response_format=response_format(body.response_format),
         # OpenAI's stream has no way to take back text already sent: fail over only before it.

@@ -68,37 +68,44 @@ class Format(_Shape):
 
 
 def tool_definitions(tools: list[Tool] | None) -> tuple[ToolDefinition, ...]:
+    return function_definitions([t.function for t in tools or ()], "tools[{}].function")
+
+
+def function_definitions(functions: list[Function], where: str) -> tuple[ToolDefinition, ...]:
+    """`where`: the param of the n-th function, a format string (its shape differs by endpoint)."""
     definitions: list[ToolDefinition] = []
-    for index, tool in enumerate(tools or ()):
-        function, where = tool.function, f"tools[{index}].function"
-        _check_name(function.name, f"{where}.name")
+    for index, function in enumerate(functions):
+        at = where.format(index)
+        _check_name(function.name, f"{at}.name")
         if function.parameters is not None and function.parameters.get("type", "object") != "object":
             raise RestError(
                 400,
                 f"Invalid schema for function '{function.name}': schema must be a JSON Schema of "
                 f"'type: \"object\"', got 'type: \"{function.parameters.get('type')}\"'.",
-                param=f"{where}.parameters",
+                param=f"{at}.parameters",
                 code="invalid_function_parameters",
             )
         if function.name in (d.name for d in definitions):
-            raise invalid(f"{where}.name", f"the function '{function.name}' is defined twice")
+            raise invalid(f"{at}.name", f"the function '{function.name}' is defined twice")
         definitions.append(
             ToolDefinition(function.name, function.description, function.parameters, bool(function.strict))
         )
     return tuple(definitions)
 
 
-def tool_choice(choice: str | NamedTool | None, tools: tuple[ToolDefinition, ...]) -> ToolChoice | None:
-    """None: the provider's default. "none" and "auto" without tools change nothing and pass; a
-    choice that needs a tool needs `tools`."""
-    if choice is None:
+def tool_choice(choice: str | None, name: str | None, tools: tuple[ToolDefinition, ...]) -> ToolChoice | None:
+    """A mode ("auto", "none", "required") or the name of a function to call; None: the provider's
+    default. "none" and "auto" without tools change nothing and pass; a choice that needs a tool
+    needs `tools`."""
+    if choice is None and name is None:
         return None
-    if isinstance(choice, str):
+    if name is None:
+        assert choice is not None
         if not tools and choice != "required":
             return None
-        mode, name = _MODES[choice], None
+        mode = _MODES[choice]
     else:
-        mode, name = ToolChoiceMode.TOOL, choice.function.name
+        mode = ToolChoiceMode.TOOL
     if not tools:
         raise invalid("tool_choice", "'tool_choice' is only allowed when 'tools' are specified")
     if name is not None and name not in {t.name for t in tools}:
@@ -111,10 +118,13 @@ def response_format(fmt: Format | None) -> ResponseFormat | None:
         return None
     if fmt.type == "json_object":
         return ResponseFormat(ResponseFormatType.JSON_OBJECT)
-    spec = fmt.json_schema
-    if spec is None:
+    if fmt.json_schema is None:
         raise missing("response_format.json_schema")
-    _check_name(spec.name, "response_format.json_schema.name")
+    return schema_format(fmt.json_schema, "response_format.json_schema")
+
+
+def schema_format(spec: JsonSchema, where: str) -> ResponseFormat:
+    _check_name(spec.name, f"{where}.name")
     return ResponseFormat(ResponseFormatType.JSON_SCHEMA, spec.name, spec.schema_, bool(spec.strict))
 
 
