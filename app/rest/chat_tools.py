@@ -11,7 +11,8 @@ The JSON Schemas themselves are the provider's to judge (each has its own subset
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -38,6 +39,19 @@ class Function(_Shape):
     description: str | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
+
+
+class FunctionSpec(Protocol):
+    """A function tool, in either endpoint's shape (nested in chat completions, flat in responses)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def description(self) -> str | None: ...
+    @property
+    def parameters(self) -> dict[str, Any] | None: ...
+    @property
+    def strict(self) -> bool | None: ...
 
 
 class Tool(_Shape):
@@ -71,7 +85,7 @@ def tool_definitions(tools: list[Tool] | None) -> tuple[ToolDefinition, ...]:
     return function_definitions([t.function for t in tools or ()], "tools[{}].function")
 
 
-def function_definitions(functions: list[Function], where: str) -> tuple[ToolDefinition, ...]:
+def function_definitions(functions: Sequence[FunctionSpec], where: str) -> tuple[ToolDefinition, ...]:
     """`where`: the param of the n-th function, a format string (its shape differs by endpoint)."""
     definitions: list[ToolDefinition] = []
     for index, function in enumerate(functions):
@@ -120,12 +134,15 @@ def response_format(fmt: Format | None) -> ResponseFormat | None:
         return ResponseFormat(ResponseFormatType.JSON_OBJECT)
     if fmt.json_schema is None:
         raise missing("response_format.json_schema")
-    return schema_format(fmt.json_schema, "response_format.json_schema")
+    spec = fmt.json_schema
+    return schema_format(spec.name, spec.schema_, spec.strict, "response_format.json_schema")
 
 
-def schema_format(spec: JsonSchema, where: str) -> ResponseFormat:
-    _check_name(spec.name, f"{where}.name")
-    return ResponseFormat(ResponseFormatType.JSON_SCHEMA, spec.name, spec.schema_, bool(spec.strict))
+def schema_format(
+    name: str, schema: dict[str, Any] | None, strict: bool | None, where: str
+) -> ResponseFormat:
+    _check_name(name, f"{where}.name")
+    return ResponseFormat(ResponseFormatType.JSON_SCHEMA, name, schema, bool(strict))
 
 
 def _check_name(name: str, param: str) -> None:

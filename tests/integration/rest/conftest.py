@@ -70,6 +70,17 @@ async def echo(admin: GraphQLClient) -> dict[str, Any]:
 
 
 @pytest.fixture
+async def demo(admin: GraphQLClient) -> str:
+    """ECHO with every capability: it calls tools, quotes their results and answers JSON
+    (app/providers/echo_answers.py). Its id."""
+    capabilities = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
+    model = await create_system_model(
+        admin, "demo", provider="ECHO", modelUrl=None, capabilities=capabilities
+    )
+    return str(model["id"])
+
+
+@pytest.fixture
 async def fake_a() -> AsyncIterator[OpenAIFake]:
     async with openai_fake_server(reply=REPLY_A, chunks=4) as fake:
         yield fake

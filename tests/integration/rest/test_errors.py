@@ -98,7 +98,7 @@ async def test_unknown_and_ambiguous_models_are_404_model_not_found(
     async with (
         aiohttp.ClientSession() as http,
         http.get(
-            f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {tenant.keys[Role.DEVELOPER]}"}
+            f"{server.url}/v1/assistants", headers={"Authorization": f"Bearer {tenant.keys[Role.DEVELOPER]}"}
         ) as response,
     ):
         assert response.status == 404

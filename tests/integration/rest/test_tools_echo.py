@@ -7,23 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 import openai
-import pytest
 from openai import AsyncOpenAI
 
-from tests.support.catalog import create_system_model
-from tests.support.graphql import GraphQLClient
 from tests.support.sdk_models import Forecast, GetWeather
 
 QUESTION = "What is the weather in Paris?"
-CAPABILITIES = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
-
-
-@pytest.fixture
-async def demo(admin: GraphQLClient) -> str:
-    model = await create_system_model(
-        admin, "demo", provider="ECHO", modelUrl=None, capabilities=CAPABILITIES
-    )
-    return str(model["id"])
 
 
 async def test_the_function_calling_loop(client: AsyncOpenAI, demo: str) -> None:
