@@ -15,7 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -23,6 +23,9 @@ from aiohttp import web
 from app.domain.calls import ToolCallDelta, ToolCallDone, Usage
 from app.domain.enums import FinishReason
 from app.rest.responses import finish_reason, usage_object
+
+if TYPE_CHECKING:
+    from app.rest.errors import RestError  # errors.py imports `frame` from here
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {
@@ -50,6 +53,7 @@ class ChatChunks:
             "model": model,
             "system_fingerprint": None,
         }
+        self.include_usage = include_usage
         if include_usage:  # OpenAI then sends `"usage": null` on every chunk but the last
             self.base["usage"] = None
         self._began = False
@@ -122,6 +126,18 @@ class ChatChunks:
 
     def usage(self, usage: Usage) -> bytes:
         return frame({**self.base, "choices": [], "usage": usage_object(usage)})
+
+    # As stream_relay.Frames:
+    terminator = DONE
+
+    def start(self) -> bytes:
+        return b""  # the role goes with the first content (see `_start`)
+
+    def end(self, reason: FinishReason, usage: Usage) -> bytes:
+        return self.finish(reason) + (self.usage(usage) if self.include_usage else b"")
+
+    def failure(self, error: RestError) -> bytes:
+        return error.frame()
 
 
 @dataclass(slots=True)
