@@ -1,8 +1,7 @@
-"""POST /v1/responses: one gateway `complete` (CHAT), answered as OpenAI's Responses API answers.
-
-The output is the answer's text as one `message` item (`output_text`), then each tool call as a
-`function_call` item — what the SDK's `response.output_text`, `client.responses.parse` (`parsed`,
-`parsed_arguments`) and an agent loop that sends `response.output` back as input read.
+"""POST /v1/responses: one gateway `complete` (CHAT) or `chat_stream` call, answered as OpenAI's
+Responses API answers (responses_output.py) — what the SDK's `response.output_text`,
+`client.responses.parse` (`output_parsed`, `parsed_arguments`), `client.responses.stream` and an agent
+loop that sends `response.output` back as input read.
 """
 
 from __future__ import annotations
@@ -13,17 +12,18 @@ from typing import Any
 
 from aiohttp import web
 
-from app.domain.enums import FinishReason
 from app.domain.errors import UserInputError
+from app.domain.gateway import StreamStart
 from app.domain.ids import model_global_id
 from app.rest.caller import body_of, caller_of
 from app.rest.errors import RestError, from_gateway
 from app.rest.headers import call_headers
 from app.rest.responses import json_response, modelgate_extension
 from app.rest.responses_input import ResponsesRequest, call_request
+from app.rest.responses_output import ResponseEvents, call_item, finished, message_item
+from app.rest.stream_relay import relay
 from app.services.gateway.service import CallResult, as_gateway_error
 
-_INCOMPLETE = {FinishReason.LENGTH: "max_output_tokens", FinishReason.CONTENT_FILTER: "content_filter"}
 # The gateway's params that are named otherwise here (messages are built from `input` and `instructions`).
 _PARAMS = {"messages": "input", "max_tokens": "max_output_tokens", "response_format": "text.format"}
 
@@ -32,74 +32,60 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     caller = await caller_of(request)
     body = await body_of(request, ResponsesRequest)
     call = call_request(body, caller.project_id)
+    answer_id = f"resp_{caller.request_id}"
     try:
+        if body.stream:
+
+            def events(first: StreamStart) -> ResponseEvents:
+                return ResponseEvents(
+                    _base(body, answer_id, model_global_id(first.served.record)), caller.request_id
+                )
+
+            return await relay(request, caller, call, events)
         result = await caller.services.gateway.complete(caller.principal, call, caller.request_id)
     except UserInputError as exc:
         raise _renamed(from_gateway(as_gateway_error(exc))) from None
-    answer_id = f"resp_{caller.request_id}"
-    incomplete = _INCOMPLETE.get(result.finish_reason)
-    fmt = body.text.format if body.text and body.text.format else None
-    return json_response(
-        {
-            "id": answer_id,
-            "object": "response",
-            "created_at": int(time.time()),
-            "status": "incomplete" if incomplete else "completed",
-            "error": None,
-            "incomplete_details": {"reason": incomplete} if incomplete else None,
-            "instructions": body.instructions,
-            "max_output_tokens": body.max_output_tokens,
-            "model": model_global_id(result.served.record),
-            "output": _output(result, caller.request_id, incomplete is not None),
-            "parallel_tool_calls": body.parallel_tool_calls is not False,
-            "previous_response_id": None,
-            "temperature": body.temperature,
-            "text": {"format": fmt.model_dump(by_alias=True, exclude_none=True) if fmt else {"type": "text"}},
-            "tool_choice": _dumped(body.tool_choice) or "auto",
-            "tools": [_dumped(t) for t in body.tools or ()],
-            "top_p": None,
-            "truncation": "disabled",
-            "usage": {
-                "input_tokens": result.usage.input_tokens,
-                "input_tokens_details": {"cached_tokens": 0},
-                "output_tokens": result.usage.output_tokens,
-                "output_tokens_details": {"reasoning_tokens": 0},
-                "total_tokens": result.usage.total_tokens,
-            },
-            "metadata": body.metadata or {},
-            "store": False,  # Modelgate keeps no responses
-            "modelgate": modelgate_extension(
-                caller.request_id, result.requested, result.served, result.credits, result.warnings
-            ),
-        },
-        headers=call_headers(result.served, result.warnings),
+    except RestError as exc:  # a stream refused before its first event
+        raise _renamed(exc) from None
+    base = _base(body, answer_id, model_global_id(result.served.record))
+    answer = finished(base, result.finish_reason, _output(result, caller.request_id), result.usage)
+    answer["modelgate"] = modelgate_extension(
+        caller.request_id, result.requested, result.served, result.credits, result.warnings
     )
+    return json_response(answer, headers=call_headers(result.served, result.warnings))
 
 
-def _output(result: CallResult, request_id: str, incomplete: bool) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
+def _base(body: ResponsesRequest, answer_id: str, model: str) -> dict[str, Any]:
+    """The response object's fields that the request fixes."""
+    fmt = body.text.format if body.text and body.text.format else None
+    return {
+        "id": answer_id,
+        "object": "response",
+        "created_at": int(time.time()),
+        "error": None,
+        "instructions": body.instructions,
+        "max_output_tokens": body.max_output_tokens,
+        "model": model,
+        "parallel_tool_calls": body.parallel_tool_calls is not False,
+        "previous_response_id": None,
+        "temperature": body.temperature,
+        "text": {"format": _dumped(fmt) if fmt else {"type": "text"}},
+        "tool_choice": _dumped(body.tool_choice) or "auto",
+        "tools": [_dumped(t) for t in body.tools or ()],
+        "top_p": None,
+        "truncation": "disabled",
+        "metadata": body.metadata or {},
+        "store": False,  # Modelgate keeps no responses
+    }
+
+
+def _output(result: CallResult, request_id: str) -> list[dict[str, Any]]:
+    items = []
     if result.text or not result.tool_calls:
-        text = {"type": "output_text", "text": result.text, "annotations": [], "logprobs": []}
-        items.append(
-            {
-                "id": f"msg_{request_id}",
-                "type": "message",
-                "status": "incomplete" if incomplete else "completed",
-                "role": "assistant",
-                "content": [text],
-            }
-        )
-    for index, call in enumerate(result.tool_calls):
-        items.append(
-            {
-                "id": f"fc_{request_id}_{index}",
-                "type": "function_call",
-                "status": "completed",
-                "call_id": call.id,
-                "name": call.name,
-                "arguments": call.arguments,
-            }
-        )
+        items.append(message_item(f"msg_{request_id}_0", result.text, "completed"))
+    for call in result.tool_calls:
+        item_id = f"fc_{request_id}_{len(items)}"
+        items.append(call_item(item_id, call.id, call.name, call.arguments, "completed"))
     return items
 
 

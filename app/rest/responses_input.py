@@ -6,7 +6,6 @@ sent back) and `function_call_output` items (their results). Tools are flat
 (`{"type": "function", "name", "parameters", …}`), the tool choice names a function flatly, and the
 answer's format is `text.format`. `instructions` become the system message. Modelgate keeps no
 responses: `previous_response_id` is refused (send the conversation as `input`), `store` is ignored.
-Streaming is chat completions' for now and refused here rather than answered in another shape.
 """
 
 from __future__ import annotations
@@ -121,15 +120,6 @@ class ResponsesRequest(_Shape):
     safety_identifier: str | None = None
     include: list[str] | None = None
 
-    @field_validator("stream")
-    @classmethod
-    def _no_stream(cls, value: bool | None) -> bool | None:
-        if value:
-            raise ValueError(
-                "streaming on /v1/responses is not supported by Modelgate (use /v1/chat/completions)"
-            )
-        return value
-
     @field_validator("previous_response_id")
     @classmethod
     def _no_previous(cls, value: str | None) -> str | None:
@@ -143,7 +133,7 @@ def call_request(body: ResponsesRequest, project_id: UUID | None) -> CallRequest
     choice = body.tool_choice
     fmt = body.text.format if body.text else None
     return CallRequest(
-        operation=CallOperation.CHAT,
+        operation=CallOperation.CHAT_STREAM if body.stream else CallOperation.CHAT,
         messages=_messages(body),
         model=ModelRef.parse(body.model),
         project_id=project_id,
@@ -157,6 +147,8 @@ def call_request(body: ResponsesRequest, project_id: UUID | None) -> CallRequest
         ),
         parallel_tool_calls=body.parallel_tool_calls if tools else None,
         response_format=_format(fmt),
+        # A streamed answer cannot take back text already sent: fail over only before it.
+        fail_over_after_text=False,
     )
 
 

@@ -1,6 +1,7 @@
 """POST /v1/responses with the official SDK (`client.responses.create` / `.parse`): text answers,
 the function-calling loop that sends `response.output` back as input, `text_format` parsing, and
-OpenAI-style 400s for malformed or unsupported fields (streaming, stored responses)."""
+`client.responses.stream`, and OpenAI-style 400s for malformed or unsupported fields (stored
+responses)."""
 
 from __future__ import annotations
 
@@ -60,10 +61,39 @@ async def test_parse_with_a_text_format(client: AsyncOpenAI, demo: str) -> None:
     assert response.output_parsed == Forecast(city=QUESTION, degrees=6)
 
 
+async def test_a_streamed_response(client: AsyncOpenAI, echo: dict[str, Any]) -> None:
+    async with client.responses.stream(model=echo["id"], input="Hello there, model") as stream:
+        kinds = [event.type async for event in stream]
+        response = await stream.get_final_response()
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds.count("response.output_text.delta") == 4  # ECHO writes word by word
+    assert kinds[-1] == "response.completed"
+    assert response.output_text == "Echo: Hello there, model"
+    assert response.usage is not None
+    assert response.usage.output_tokens == 4
+
+
+async def test_the_streamed_function_calling_loop(client: AsyncOpenAI, demo: str) -> None:
+    tools = [openai.pydantic_responses_function_tool(GetWeather)]
+    conversation: list[Any] = [{"role": "user", "content": QUESTION}]
+    async with client.responses.stream(model=demo, input=conversation, tools=tools) as stream:
+        pieces = [e.delta async for e in stream if e.type == "response.function_call_arguments.delta"]
+        asked = await stream.get_final_response()
+    (call,) = asked.output
+    assert call.type == "function_call"
+    assert len(pieces) > 1
+    assert call.arguments == "".join(pieces)
+    assert call.parsed_arguments == GetWeather(city=QUESTION, unit=QUESTION)
+
+    conversation += [*asked.output, {"type": "function_call_output", "call_id": call.call_id, "output": "18"}]
+    async with client.responses.stream(model=demo, input=conversation, tools=tools) as stream:
+        final = await stream.get_final_response()
+    assert final.output_text == "Echo: GetWeather answered 18"
+
+
 @pytest.mark.parametrize(
     ("fields", "param"),
     [
-        ({"stream": True}, "stream"),
         ({"previous_response_id": "resp_1"}, "previous_response_id"),
         ({"tools": [{"type": "function"}]}, "tools[0].name"),
         ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
@@ -87,8 +117,11 @@ async def test_parse_with_a_text_format(client: AsyncOpenAI, demo: str) -> None:
 async def test_malformed_fields_are_400(
     fields: dict[str, Any], param: str, client: AsyncOpenAI, echo: dict[str, Any]
 ) -> None:
-    with pytest.raises(openai.BadRequestError) as refused:
-        await client.responses.create(**{"model": echo["id"], "input": QUESTION, **fields})
-    error = refused.value.body
-    assert isinstance(error, dict)
-    assert (error["param"], error["type"]) == (param, "invalid_request_error"), error
+    for stream in (False, True):
+        with pytest.raises(openai.BadRequestError) as refused:
+            await client.responses.create(
+                **{"model": echo["id"], "input": QUESTION, "stream": stream, **fields}
+            )
+        error = refused.value.body
+        assert isinstance(error, dict)
+        assert (error["param"], error["type"]) == (param, "invalid_request_error"), error
