@@ -22,7 +22,6 @@ from tests.support.graphql import GraphQLClient
 from tests.support.sdk_models import Forecast, GetWeather
 
 QUESTION: ChatCompletionMessageParam = {"role": "user", "content": "What is the weather in Paris?"}
-ALL_CAPABILITIES = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR4nGNgYGD4DwABBAEAwS2OUAAAAABJRU5ErkJggg=="
 )
@@ -34,24 +33,16 @@ WEATHER_ARGUMENTS = GetWeather(city="city", unit="unit")
 FORECAST = Forecast(city="city", degrees=1.5)
 
 
-@pytest.fixture
-async def model(admin: GraphQLClient, fake_a: OpenAIFake) -> str:
-    created = await create_system_model(
-        admin, "gpt-tools", modelUrl=f"{fake_a.url}/v1", capabilities=ALL_CAPABILITIES
-    )
-    return str(created["id"])
-
-
 def upstream(fake: OpenAIFake) -> dict[str, Any]:
     body = fake.requests[-1].body
     assert isinstance(body, dict)
     return body
 
 
-async def test_a_function_calling_loop(client: AsyncOpenAI, model: str, fake_a: OpenAIFake) -> None:
+async def test_a_function_calling_loop(client: AsyncOpenAI, capable: str, fake_a: OpenAIFake) -> None:
     tools = [openai.pydantic_function_tool(GetWeather)]
     messages: list[Any] = [QUESTION]
-    first = await client.chat.completions.create(model=model, messages=messages, tools=tools)
+    first = await client.chat.completions.create(model=capable, messages=messages, tools=tools)
     (choice,) = first.choices
     assert choice.finish_reason == "tool_calls"
     assert choice.message.content is None
@@ -69,7 +60,7 @@ async def test_a_function_calling_loop(client: AsyncOpenAI, model: str, fake_a: 
     assert function["parameters"] == tools[0]["function"]["parameters"]
 
     messages += [choice.message, {"role": "tool", "tool_call_id": call.id, "content": "18 degrees, sunny"}]
-    final = await client.chat.completions.create(model=model, messages=messages, tools=tools)
+    final = await client.chat.completions.create(model=capable, messages=messages, tools=tools)
     assert final.choices[0].finish_reason == "stop"
     assert final.choices[0].message.content == f"Tool result {call.id}: 18 degrees, sunny"
     assert final.choices[0].message.tool_calls is None
@@ -88,12 +79,12 @@ async def test_a_function_calling_loop(client: AsyncOpenAI, model: str, fake_a: 
 
 
 async def test_the_loop_streamed_with_the_sdk_stream_helper(
-    client: AsyncOpenAI, model: str, fake_a: OpenAIFake
+    client: AsyncOpenAI, capable: str, fake_a: OpenAIFake
 ) -> None:
     fake_a.tool_calls_per_answer = 2  # two parallel calls, each streamed in argument pieces
     tools = [openai.pydantic_function_tool(GetWeather)]
     messages: list[Any] = [QUESTION]
-    async with client.chat.completions.stream(model=model, messages=messages, tools=tools) as stream:
+    async with client.chat.completions.stream(model=capable, messages=messages, tools=tools) as stream:
         done = [e async for e in stream if e.type == "tool_calls.function.arguments.done"]
         answer = await stream.get_final_completion()
     (choice,) = answer.choices
@@ -110,15 +101,15 @@ async def test_the_loop_streamed_with_the_sdk_stream_helper(
         *({"role": "tool", "tool_call_id": c.id, "content": f"{n} degrees"} for n, c in enumerate(calls)),
     ]
     stream_again = await client.chat.completions.create(
-        model=model, messages=messages, tools=tools, stream=True
+        model=capable, messages=messages, tools=tools, stream=True
     )
     text = "".join([c.choices[0].delta.content or "" async for c in stream_again if c.choices])
     assert text == f"Tool result {calls[0].id}: 0 degrees | Tool result {calls[1].id}: 1 degrees"
 
 
-async def test_parse_fills_message_parsed(client: AsyncOpenAI, model: str, fake_a: OpenAIFake) -> None:
+async def test_parse_fills_message_parsed(client: AsyncOpenAI, capable: str, fake_a: OpenAIFake) -> None:
     completion = await client.beta.chat.completions.parse(
-        model=model, messages=[QUESTION], response_format=Forecast
+        model=capable, messages=[QUESTION], response_format=Forecast
     )
     message = completion.choices[0].message
     assert message.parsed == FORECAST
@@ -131,17 +122,17 @@ async def test_parse_fills_message_parsed(client: AsyncOpenAI, model: str, fake_
     assert fmt["json_schema"]["schema"]["properties"].keys() == {"city", "degrees"}
 
 
-async def test_parse_with_tools_fills_parsed_arguments(client: AsyncOpenAI, model: str) -> None:
+async def test_parse_with_tools_fills_parsed_arguments(client: AsyncOpenAI, capable: str) -> None:
     completion = await client.beta.chat.completions.parse(
-        model=model, messages=[QUESTION], tools=[openai.pydantic_function_tool(GetWeather)]
+        model=capable, messages=[QUESTION], tools=[openai.pydantic_function_tool(GetWeather)]
     )
     (call,) = completion.choices[0].message.tool_calls or []
     assert call.function.parsed_arguments == WEATHER_ARGUMENTS
 
 
-async def test_json_mode_answers_json_content(client: AsyncOpenAI, model: str, fake_a: OpenAIFake) -> None:
+async def test_json_mode_answers_json_content(client: AsyncOpenAI, capable: str, fake_a: OpenAIFake) -> None:
     completion = await client.chat.completions.create(
-        model=model,
+        model=capable,
         messages=[{"role": "user", "content": "Answer in JSON: the capital of France?"}],
         response_format={"type": "json_object"},
     )
@@ -150,7 +141,7 @@ async def test_json_mode_answers_json_content(client: AsyncOpenAI, model: str, f
 
 
 async def test_images_by_url_and_by_data_url_reach_the_provider(
-    client: AsyncOpenAI, model: str, fake_a: OpenAIFake
+    client: AsyncOpenAI, capable: str, fake_a: OpenAIFake
 ) -> None:
     data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
     content: list[Any] = [
@@ -159,7 +150,7 @@ async def test_images_by_url_and_by_data_url_reach_the_provider(
         {"type": "image_url", "image_url": {"url": data_url}},
     ]
     completion = await client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": content}]
+        model=capable, messages=[{"role": "user", "content": content}]
     )
     assert completion.choices[0].message.content == f"I see 2 images: {CAT}; image/png ({len(PNG)} bytes)"
     (sent,) = upstream(fake_a)["messages"]
@@ -228,12 +219,12 @@ async def test_a_model_without_the_capability_is_refused_naming_it(
     ],
 )
 async def test_malformed_tool_fields_are_400_before_any_upstream_call(
-    fields: dict[str, Any], param: str, client: AsyncOpenAI, model: str, fake_a: OpenAIFake
+    fields: dict[str, Any], param: str, client: AsyncOpenAI, capable: str, fake_a: OpenAIFake
 ) -> None:
     for stream in (False, True):
         with pytest.raises(openai.BadRequestError) as refused:
             await client.chat.completions.create(
-                **{"model": model, "messages": [QUESTION], "stream": stream, **fields}
+                **{"model": capable, "messages": [QUESTION], "stream": stream, **fields}
             )
         error = refused.value.body
         assert isinstance(error, dict)
