@@ -11,6 +11,7 @@ import openai
 import pytest
 from openai import AsyncOpenAI
 
+from tests.fakes.openai_server import OpenAIFake
 from tests.support.sdk_models import Forecast, GetWeather
 
 QUESTION = "What is the weather in Paris?"
@@ -89,6 +90,20 @@ async def test_the_streamed_function_calling_loop(client: AsyncOpenAI, demo: str
     async with client.responses.stream(model=demo, input=conversation, tools=tools) as stream:
         final = await stream.get_final_response()
     assert final.output_text == "Echo: GetWeather answered 18"
+
+
+async def test_parallel_calls_streamed_from_an_openai_upstream(
+    client: AsyncOpenAI, capable: str, fake_a: OpenAIFake
+) -> None:
+    fake_a.tool_calls_per_answer = 2
+    fake_a.interleave_tool_calls = True
+    tools = [openai.pydantic_responses_function_tool(GetWeather)]
+    async with client.responses.stream(model=capable, input=QUESTION, tools=tools) as stream:
+        final = await stream.get_final_response()
+    calls = [item for item in final.output if item.type == "function_call"]
+    assert len({c.call_id for c in calls}) == 2
+    # what the fake's model writes for the schema (tests/fakes/tool_rules.py: `value_for`)
+    assert [c.parsed_arguments for c in calls] == [GetWeather(city="city", unit="unit")] * 2
 
 
 @pytest.mark.parametrize(

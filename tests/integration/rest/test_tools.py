@@ -82,6 +82,9 @@ async def test_the_loop_streamed_with_the_sdk_stream_helper(
     client: AsyncOpenAI, capable: str, fake_a: OpenAIFake
 ) -> None:
     fake_a.tool_calls_per_answer = 2  # two parallel calls, each streamed in argument pieces
+    fake_a.interleave_tool_calls = (
+        True  # the upstream alternates their pieces; OpenAI's clients need them in turn
+    )
     tools = [openai.pydantic_function_tool(GetWeather)]
     messages: list[Any] = [QUESTION]
     async with client.chat.completions.stream(model=capable, messages=messages, tools=tools) as stream:
