@@ -9,13 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.policy import SMTP
+from email.utils import format_datetime, make_msgid, parseaddr
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
 from app.channels import DeliveryFailed
 from app.repositories.deliveries import ClaimedDelivery
+
+
+# Headers unfolded up to SMTP's line limit: a long subject stays one line for every mail client.
+_POLICY = SMTP.clone(max_line_length=998)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +56,7 @@ class SmtpServer:
 
 def message_for(delivery: ClaimedDelivery, sender: str) -> EmailMessage:
     assert delivery.email is not None
-    message = EmailMessage()
+    message = EmailMessage(policy=_POLICY)
     message["From"] = sender
     message["To"] = delivery.email
     message["Subject"] = f"[Modelgate] {delivery.subject}"
@@ -74,8 +79,11 @@ class EmailSender:
     async def send(self, delivery: ClaimedDelivery) -> None:
         server = self.server
         try:
+            # As bytes: aiosmtplib would flatten a message object again, folding long headers.
             await aiosmtplib.send(
-                message_for(delivery, self.sender),
+                bytes(message_for(delivery, self.sender)),
+                sender=parseaddr(self.sender)[1],
+                recipients=[delivery.email or ""],
                 hostname=server.hostname,
                 port=server.port,
                 username=server.username,

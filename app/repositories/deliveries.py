@@ -81,6 +81,10 @@ class DeliveryRepository:
     async def sent(self, delivery: ClaimedDelivery) -> None:
         """Marks it sent (and the event, once all its deliveries are), if this claim still holds it."""
         async with self.db.transaction():
+            # One event's deliveries are recorded one at a time, so that the last one sees the others.
+            await self.db.execute(
+                "SELECT 1 FROM notification_outbox WHERE id = $1 FOR UPDATE", delivery.notification_id
+            )
             status = await self.db.execute(
                 """UPDATE notification_deliveries
                    SET state = 'SENT', sent_at = now(), claimed_until = NULL, last_error = NULL
