@@ -18,7 +18,6 @@ import aiosmtplib
 from app.channels import DeliveryFailed
 from app.repositories.deliveries import ClaimedDelivery
 
-
 # Headers unfolded up to SMTP's line limit: a long subject stays one line for every mail client.
 _POLICY = SMTP.clone(max_line_length=998)
 
