@@ -88,7 +88,8 @@ async def test_a_trip_and_its_recovery_are_written_once_each(
     assert tripped["kind"] == "MODEL_TRIPPED"
     assert tripped["payload"]["fallbacks"] == ["backup-bot"]
     assert tripped["payload"]["errorCode"] == "TIMEOUT"
-    assert "What Modelgate did: Until" in tripped["body"] and "backup-bot" in tripped["body"]
+    assert "What Modelgate did: Until" in tripped["body"]
+    assert "backup-bot" in tripped["body"]
 
     # A call that began before the trip succeeds while it runs: the count resets, the trip stays.
     await health.record_success(model_id, audience(tenant))
