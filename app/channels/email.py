@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from app.channels import DeliveryFailed
-from app.repositories.deliveries import ClaimedDelivery
+from app.domain.notifications import ClaimedDelivery
 
 # Headers unfolded up to SMTP's line limit: a long subject stays one line for every mail client.
 _POLICY = SMTP.clone(max_line_length=998)

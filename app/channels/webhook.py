@@ -9,9 +9,9 @@ import aiohttp
 import orjson
 
 from app.channels import DeliveryFailed
+from app.domain.notifications import ClaimedDelivery
 from app.domain.webhooks import EVENT_ID_HEADER, SIGNATURE_HEADER, TIMESTAMP_HEADER, signature
 from app.providers.outbound import UnsafeUpstreamError, check_url, resolver_kwargs
-from app.repositories.deliveries import ClaimedDelivery
 
 _SHOWN_BODY = 200  # of a refusing receiver's answer, in the delivery's last error
 

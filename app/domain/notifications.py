@@ -113,6 +113,26 @@ class Notification:
     sent_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A delivery this instance may send until `claimed_until`, with its event."""
+
+    id: UUID
+    channel: DeliveryChannel
+    email: str | None
+    webhook_id: UUID | None
+    attempts: int  # this one included
+    claimed_until: datetime
+    notification_id: UUID
+    organization_id: UUID | None
+    kind: NotificationKind
+    subject: str
+    body: str
+    html_body: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
 def delivery_state(deliveries: list[Delivery]) -> DeliveryState | None:
     """An event's state: PENDING while any delivery may still go out, else FAILED if any failed,
     else SENT. None: nobody to deliver to."""

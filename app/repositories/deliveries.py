@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-from uuid import UUID
-
 from app.db import Database
-from app.domain.notifications import DeliveryChannel, NotificationKind
+from app.domain.notifications import ClaimedDelivery, DeliveryChannel, NotificationKind
 
 # Due rows no live claim holds, oldest first. SKIP LOCKED: instances claiming at the same moment
 # take different rows; the claim then lasts past the transaction until `claimed_until`.
@@ -28,26 +23,6 @@ RETURNING d.id, d.channel, d.email, d.webhook_id, d.attempts, d.claimed_until,
           n.id AS notification_id, n.organization_id, n.kind, n.subject, n.body, n.html_body,
           n.payload, n.created_at
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ClaimedDelivery:
-    """A delivery this instance may send until `claimed_until`, with its event."""
-
-    id: UUID
-    channel: DeliveryChannel
-    email: str | None
-    webhook_id: UUID | None
-    attempts: int  # this one included
-    claimed_until: datetime
-    notification_id: UUID
-    organization_id: UUID | None
-    kind: NotificationKind
-    subject: str
-    body: str
-    html_body: str
-    payload: dict[str, Any]
-    created_at: datetime
 
 
 class DeliveryRepository:

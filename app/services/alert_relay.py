@@ -21,8 +21,8 @@ from app.channels import DeliveryFailed
 from app.channels.email import EmailSender
 from app.channels.webhook import WebhookSender
 from app.db import DatabaseUnavailable
-from app.domain.notifications import DeliveryChannel, retry_delay
-from app.repositories.deliveries import ClaimedDelivery, DeliveryRepository
+from app.domain.notifications import ClaimedDelivery, DeliveryChannel, retry_delay
+from app.repositories.deliveries import DeliveryRepository
 from app.services.alert_scan import AlertScan
 from app.services.webhooks import WebhookService
 
