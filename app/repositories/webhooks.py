@@ -78,16 +78,32 @@ class WebhookRepository:
         assert row is not None
         return _webhook(row)
 
-    async def update(self, webhook: Webhook, secret_ciphertext: bytes | None = None) -> Webhook | None:
-        """Writes url, events and enabled (and the secret, when given); None if it is gone."""
+    async def update(
+        self,
+        webhook_id: UUID,
+        *,
+        url: str | None,
+        events: tuple[NotificationKind, ...] | None,
+        enabled: bool | None,
+    ) -> Webhook | None:
+        """Writes the fields given (None: unchanged, so a concurrent change of another field
+        stands); None if it is gone."""
         row = await self.db.fetchrow(
-            f"""UPDATE webhooks SET url = $2, events = $3, enabled = $4,
-                    secret_key_ciphertext = coalesce($5, secret_key_ciphertext), updated_at = now()
+            f"""UPDATE webhooks SET url = coalesce($2, url), events = coalesce($3, events),
+                    enabled = coalesce($4, enabled), updated_at = now()
                 WHERE id = $1 RETURNING {_COLUMNS}""",
-            webhook.id,
-            webhook.url,
-            [e.value for e in webhook.events],
-            webhook.enabled,
+            webhook_id,
+            url,
+            None if events is None else [e.value for e in events],
+            enabled,
+        )
+        return _webhook(row) if row else None
+
+    async def set_secret(self, webhook_id: UUID, secret_ciphertext: bytes) -> Webhook | None:
+        row = await self.db.fetchrow(
+            f"""UPDATE webhooks SET secret_key_ciphertext = $2, updated_at = now()
+                WHERE id = $1 RETURNING {_COLUMNS}""",
+            webhook_id,
             secret_ciphertext,
         )
         return _webhook(row) if row else None

@@ -5,7 +5,7 @@ organization's webhook reads exactly like a missing one. The secret is write-onl
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from uuid import UUID
 
 from app.db import Database
@@ -13,7 +13,7 @@ from app.domain.auth import Permission, Principal
 from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError
 from app.domain.notifications import NotificationKind
 from app.domain.pagination import CreatedKey, Page, PageRequest
-from app.domain.values import UNSET, Maybe, UnsetType, apply
+from app.domain.values import UNSET, Maybe, UnsetType
 from app.domain.webhooks import (
     MAX_WEBHOOKS_PER_ORGANIZATION,
     URL_MAX_LENGTH,
@@ -128,13 +128,12 @@ class WebhookService:
         if not isinstance(changes.events, UnsetType):
             check_events(errors, changes.events, "input", "events")
         errors.raise_if_any()
-        changed = replace(
-            current,
-            url=apply(changes.url, current.url).strip(),
-            events=apply(changes.events, current.events),
-            enabled=apply(changes.enabled, current.enabled),
+        updated = await self.webhooks.update(
+            current.id,
+            url=None if isinstance(changes.url, UnsetType) else changes.url.strip(),
+            events=None if isinstance(changes.events, UnsetType) else changes.events,
+            enabled=None if isinstance(changes.enabled, UnsetType) else changes.enabled,
         )
-        updated = await self.webhooks.update(changed)
         if updated is None:
             raise NotFoundError("webhook", ["input", "id"])
         return updated
@@ -147,7 +146,7 @@ class WebhookService:
             check_secret(errors, secret, "input", "secret")
             errors.raise_if_any()
         shown = new_secret() if secret is None else None
-        updated = await self.webhooks.update(current, self._seal(webhook_id, secret or shown or ""))
+        updated = await self.webhooks.set_secret(current.id, self._seal(webhook_id, secret or shown or ""))
         if updated is None:
             raise NotFoundError("webhook", ["input", "id"])
         return WithSecret(updated, shown)

@@ -209,3 +209,33 @@ async def test_project_keys_and_non_admins_are_refused(
     notifications = await project_client.data(NOTIFICATIONS, {"id": tenant.organization_gid})
     assert notifications["organization"]["notifications"]["nodes"] == []
     assert await stored_count(server) == 1
+
+
+async def test_an_update_or_rotation_writes_only_its_own_fields(
+    server: LiveServer, gql: GraphQLClient, tenant: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What another admin changed between this mutation's read and its write stands."""
+    admin = gql.with_key(tenant.admin_key)
+    gid = (await create(gql, tenant, secret=SECRET))["webhook"]["id"]
+    repository = server.services.webhooks.webhooks
+    stale = await repository.get(uuid_of(gid))
+    read = repository.get
+
+    async def read_then_changed_elsewhere(webhook_id: Any) -> Any:
+        await server.services.db.execute(
+            "UPDATE webhooks SET enabled = false, events = '{API_KEY_REVOKED}' WHERE id = $1", webhook_id
+        )
+        await read(webhook_id)
+        return stale  # what this mutation read, just before the other change
+
+    monkeypatch.setattr(repository, "get", read_then_changed_elsewhere)
+    updated = await admin.mutate(UPDATE, {"id": gid, "url": "https://hooks.example.com/v2"})
+    rotated = await admin.mutate(ROTATE, {"id": gid})
+    for payload in (updated, rotated):
+        assert payload["userErrors"] == []
+        webhook = payload["webhook"]
+        assert (webhook["url"], webhook["events"], webhook["enabled"]) == (
+            "https://hooks.example.com/v2",
+            ["API_KEY_REVOKED"],
+            False,
+        )
