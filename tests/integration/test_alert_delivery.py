@@ -238,3 +238,50 @@ async def test_two_instances_deliver_each_event_once(database_url: str, http: ai
                 assert await b.services.alert_relay.relay_once() == 0
         assert sorted(h.body["id"] for h in receiver.received) == sorted(ids)
         assert all(h.signature_valid for h in receiver.received)
+
+
+async def test_a_recipient_the_mail_server_refuses_fails_at_once_and_the_others_get_theirs(
+    database_url: str, http: aiohttp.ClientSession
+) -> None:
+    with smtp_server(refused=frozenset({"oncall@acme.test"})) as (smtp_url, inbox):
+        async with running_server(alert_settings(database_url, smtp_url=smtp_url)) as server:
+            gql = GraphQLClient(http, server.url)
+            tenant = await make_tenant(server.services, "Acme")
+            await trip(server, gql, tenant)
+
+            async def settled() -> bool:
+                (event,) = await notifications(gql, tenant)
+                return all(d["state"] != "PENDING" for d in event["deliveries"])
+
+            await eventually(settled, what="both email deliveries settled")
+            (event,) = await notifications(gql, tenant)
+    states = {d["email"]: (d["state"], d["attempts"]) for d in event["deliveries"]}
+    assert states == {"ops@acme.test": ("SENT", 1), "oncall@acme.test": ("FAILED", 1)}
+    refused = next(d for d in event["deliveries"] if d["email"] == "oncall@acme.test")
+    assert "refused the recipient" in refused["lastError"]
+    assert [mail.recipients for mail in inbox] == [["ops@acme.test"]]
+
+
+async def test_the_outbound_guard_is_applied_again_when_sending(
+    database_url: str, http: aiohttp.ClientSession
+) -> None:
+    """A webhook stored while private URLs were allowed is not called once they are not."""
+    async with webhook_receiver(SECRET) as receiver:
+        async with running_server(alert_settings(database_url, allow_private_webhooks=True)) as allowed:
+            gql = GraphQLClient(http, allowed.url)
+            tenant = await make_tenant(allowed.services, "Acme")
+            await add_webhook(gql, tenant, receiver.url, events=["API_KEY_REVOKED"])
+        async with running_server(alert_settings(database_url, allow_private_webhooks=False)) as strict:
+            await revoked_key_events(strict.services, tenant, 1)
+            gql = GraphQLClient(http, strict.url)
+
+            async def failed() -> bool:
+                (event,) = await notifications(gql, tenant)
+                return bool(event["deliveryState"] == "FAILED")
+
+            await eventually(failed, what="the webhook delivery FAILED")
+            (event,) = await notifications(gql, tenant)
+        assert receiver.received == []
+    (delivery,) = event["deliveries"]
+    assert delivery["attempts"] == 1
+    assert delivery["lastError"] == "the webhook URL must use https"

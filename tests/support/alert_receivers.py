@@ -42,8 +42,17 @@ class ReceivedMail:
 
 
 class _Handler:
-    def __init__(self, inbox: list[ReceivedMail]) -> None:
+    def __init__(self, inbox: list[ReceivedMail], refused: frozenset[str]) -> None:
         self.inbox = inbox
+        self.refused = refused
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if address in self.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         assert isinstance(envelope.content, bytes)
@@ -54,11 +63,12 @@ class _Handler:
 
 
 @contextlib.contextmanager
-def smtp_server() -> Any:
-    """Yields (smtp_url, inbox): a plain SMTP server on a free loopback port."""
+def smtp_server(refused: frozenset[str] = frozenset()) -> Any:
+    """Yields (smtp_url, inbox): a plain SMTP server on a free loopback port, which refuses the
+    `refused` recipients for good (550)."""
     inbox: list[ReceivedMail] = []
     port = free_port()
-    controller = Controller(_Handler(inbox), hostname="127.0.0.1", port=port)
+    controller = Controller(_Handler(inbox, refused), hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield f"smtp://127.0.0.1:{port}", inbox
