@@ -1,5 +1,5 @@
 """Command line: `modelgate` (or python -m app) {serve,migrate,export-schema,create-api-key,seed-catalog,
-rotate-secrets}."""
+rotate-secrets,webhook-receiver}."""
 
 from __future__ import annotations
 
@@ -212,6 +212,12 @@ def main(argv: list[str] | None = None) -> None:
         "rotate-secrets", help="re-encrypt every stored secret under the first key of MODELGATE_SECRET_KEYS"
     )
     rotate_cmd.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    receiver_cmd = commands.add_parser(
+        "webhook-receiver", help="print the alert webhooks posted to it, checking their signatures"
+    )
+    receiver_cmd.add_argument("--host", default="127.0.0.1")
+    receiver_cmd.add_argument("--port", type=int, default=8025)
+    receiver_cmd.add_argument("--secret", required=True, help="the webhook's signing secret")
     args = parser.parse_args(argv)
 
     settings = Settings()
@@ -229,6 +235,10 @@ def main(argv: list[str] | None = None) -> None:
         run_seed_catalog(settings)
     elif args.command == "rotate-secrets":
         rotate_secrets(settings, args.batch_size)
+    elif args.command == "webhook-receiver":
+        from app.channels.receiver import run_receiver
+
+        run_receiver(args.host, args.port, args.secret)
 
 
 if __name__ == "__main__":

@@ -112,6 +112,22 @@ class Settings(BaseSettings):
     quota_lease_idle: float = Field(default=5.0, gt=0)
     quota_lease_timeout: float = Field(default=30.0, gt=0)
 
+    # Alerts (app/services/alert_relay.py). No SMTP URL: email deliveries stay pending in the outbox.
+    smtp_url: SecretStr | None = None  # smtp://[user:password@]host[:port][?starttls=true|false], smtps://…
+    smtp_from: str = "Modelgate <modelgate@localhost>"
+    smtp_timeout: float = Field(default=15.0, gt=0)
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    # Webhook URLs on loopback, private or link-local addresses (and plain http): tests, on-prem.
+    allow_private_webhooks: bool = False
+    alert_poll_interval: float = Field(default=2.0, gt=0)
+    alert_batch_size: int = Field(default=20, gt=0)
+    # A claimed delivery not recorded within this (its instance died) is taken again.
+    alert_claim_timeout: float = Field(default=60.0, gt=0)
+    alert_max_attempts: int = Field(default=8, gt=0)
+    alert_backoff_base: float = Field(default=30.0, gt=0)
+    alert_backoff_cap: float = Field(default=3600.0, gt=0)
+    alert_scan_interval: float = Field(default=300.0, gt=0)
+
     @property
     def worker_count(self) -> int:
         return self.workers or len(os.sched_getaffinity(0))

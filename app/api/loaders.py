@@ -11,6 +11,7 @@ from uuid import UUID
 
 from strawberry.dataloader import DataLoader
 
+from app.domain.notifications import Delivery
 from app.domain.tenancy import Organization, Project
 
 if TYPE_CHECKING:
@@ -37,3 +38,14 @@ class Loaders:
     def __init__(self, services: Services) -> None:
         self.organization: DataLoader[UUID, Organization | None] = by_id(services.organizations.referenced)
         self.project: DataLoader[UUID, Project | None] = by_id(services.projects.referenced)
+        # Of notifications already shown to the caller.
+        self.deliveries: DataLoader[UUID, list[Delivery]] = DataLoader(
+            load_fn=lambda ids: _in_order(services.health.deliveries, ids)
+        )
+
+
+async def _in_order(
+    fetch: Callable[[list[UUID]], Awaitable[dict[UUID, list[Delivery]]]], ids: Sequence[UUID]
+) -> list[list[Delivery]]:
+    found = await fetch(list(ids))
+    return [found[i] for i in ids]

@@ -26,7 +26,7 @@ from app.services.response_cache import ResponseCache
 CATALOG_ROOTS = frozenset({"models", "model", "availableModels", "systemPrompts", "connections"})
 # Operational data (health follows the clock and failures) and anything outside the catalog.
 UNCACHEABLE = frozenset(
-    {"health", "notifications", "usage", "apiKeys", "viewer", "latestRun", "runs", "lastUsedAt"}
+    {"health", "notifications", "webhooks", "usage", "apiKeys", "viewer", "latestRun", "runs", "lastUsedAt"}
 )
 
 

@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 
+from app.api.alerts.mutations import AlertMutations
 from app.api.connections.mutations import ConnectionMutations
 from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
@@ -78,6 +79,7 @@ Mutation = merge_types(
         ConnectionMutations,
         LlmMutations,
         PromptMutations,
+        AlertMutations,
     ),
 )
 Subscription = LlmSubscriptions

@@ -1,17 +1,12 @@
-"""SQL for model health (consecutive failures, trips) and the notification outbox."""
+"""SQL for model health: consecutive failures and trips."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-import asyncpg
-
 from app.db import Database
-from app.domain.notifications import NewNotification, Notification, NotificationKind
-from app.domain.pagination import CreatedKey, Page, PageRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,69 +59,29 @@ class HealthRepository:
             until,
         )
 
-    async def reset(self, model_id: UUID) -> bool:
-        """Clears the failure count (not a trip); False when there was nothing to clear."""
-        status = await self.db.execute(
-            """UPDATE model_health SET consecutive_failures = 0, updated_at = now()
-               WHERE model_id = $1 AND consecutive_failures > 0""",
-            model_id,
-        )
-        return status != "UPDATE 0"
-
-
-_NOTIFICATION_COLUMNS = "id, organization_id, kind, recipients, subject, body, payload, created_at, sent_at"
-
-
-def _notification(row: asyncpg.Record) -> Notification:
-    return Notification(
-        id=row["id"],
-        organization_id=row["organization_id"],
-        kind=NotificationKind(row["kind"]),
-        recipients=tuple(row["recipients"]),
-        subject=row["subject"],
-        body=row["body"],
-        payload=dict(row["payload"]),
-        created_at=row["created_at"],
-        sent_at=row["sent_at"],
-    )
-
-
-class OutboxRepository:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-
-    async def insert(self, notification: NewNotification) -> None:
-        await self.db.execute(
-            """INSERT INTO notification_outbox (id, organization_id, kind, recipients, subject, body, payload)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            uuid.uuid4(),
-            notification.organization_id,
-            notification.kind.value,
-            list(notification.recipients),
-            notification.subject,
-            notification.body,
-            notification.payload,
-        )
-
-    async def get(self, notification_id: UUID) -> Notification | None:
+    async def reset(self, model_id: UUID, now: datetime) -> Reset | None:
+        """Clears the failure count, and a trip that has ended (not one still running: a call that
+        began before it may succeed). None when there was nothing to clear."""
         row = await self.db.fetchrow(
-            f"SELECT {_NOTIFICATION_COLUMNS} FROM notification_outbox WHERE id = $1", notification_id
+            """UPDATE model_health h SET
+                   consecutive_failures = 0,
+                   tripped_until = CASE WHEN old.tripped_until <= $2 THEN NULL ELSE old.tripped_until END,
+                   updated_at = now()
+               FROM (SELECT model_id, tripped_until FROM model_health WHERE model_id = $1 FOR UPDATE) old
+               WHERE h.model_id = old.model_id
+                 AND (h.consecutive_failures > 0 OR old.tripped_until <= $2)
+               RETURNING old.tripped_until""",
+            model_id,
+            now,
         )
-        return _notification(row) if row else None
+        if row is None:
+            return None
+        ended = row["tripped_until"]
+        return Reset(ended if ended is not None and ended <= now else None)
 
-    async def list_for_organization(
-        self, organization_id: UUID, page: PageRequest[CreatedKey]
-    ) -> Page[Notification]:
-        """Newest first: `page.after` is the last row seen, the next rows are older."""
-        after_created, after_id = (page.after.created_at, page.after.id) if page.after else (None, None)
-        rows = await self.db.fetch(
-            f"""SELECT {_NOTIFICATION_COLUMNS} FROM notification_outbox
-                WHERE organization_id = $1
-                  AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3))
-                ORDER BY created_at DESC, id DESC LIMIT $4""",
-            organization_id,
-            after_created,
-            after_id,
-            page.first + 1,
-        )
-        return Page.from_rows([_notification(r) for r in rows], page.first)
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """A cleared failure count; `ended_trip`: the end of the trip it closed (a recovery), if any."""
+
+    ended_trip: datetime | None

@@ -11,7 +11,11 @@ from app.domain.credentials import CIPHERTEXT_COLUMNS
 
 # Every table and column that holds a ciphertext (app/secrets.py). Table and column names cannot be
 # query parameters; only these constants are ever spliced into SQL.
-SECRET_TABLES = ("connections", "models")
+SECRET_COLUMNS: dict[str, tuple[str, ...]] = {
+    "connections": CIPHERTEXT_COLUMNS,
+    "models": CIPHERTEXT_COLUMNS,
+    "webhooks": ("secret_key_ciphertext",),  # signing secrets (app/services/webhooks.py)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +32,7 @@ class Reencrypted:
 
 
 def _checked(table: str, column: str) -> tuple[str, str]:
-    if table not in SECRET_TABLES or column not in CIPHERTEXT_COLUMNS:
+    if column not in SECRET_COLUMNS.get(table, ()):
         raise ValueError(f"{table}.{column} does not hold secrets")
     return table, column
 

@@ -8,12 +8,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from uuid import UUID
 
+from app.db import Database
+from app.domain.alert_events import api_key_revoked
 from app.domain.auth import ROLE_PERMISSIONS, ApiKey, Permission, Principal, Role, generate_api_key
 from app.domain.errors import AccessDenied, ErrorCollector, NotFoundError
 from app.domain.pagination import CreatedKey, Page, PageRequest
 from app.domain.tenancy import check_name
 from app.repositories.api_keys import ApiKeyRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
+from app.repositories.outbox import OutboxRepository
 from app.services.notifications import API_KEYS_TOPIC, Notifications
 from app.services.permissions import require
 
@@ -33,13 +36,17 @@ class ApiKeyErrorCode(StrEnum):
 class ApiKeyService:
     def __init__(
         self,
+        db: Database,
         keys: ApiKeyRepository,
         organizations: OrganizationRepository,
         projects: ProjectRepository,
         notifications: Notifications,
+        outbox: OutboxRepository,
         *,
         default_rate_limit_per_minute: int,
     ) -> None:
+        self.db = db
+        self.outbox = outbox
         self.keys = keys
         self.organizations = organizations
         self.projects = projects
@@ -224,8 +231,19 @@ class ApiKeyService:
         if key is None:
             raise NotFoundError("API key", ["input", "id"])
         require(principal, Permission.KEYS_MANAGE)
-        revoked = await self.keys.revoke(key_id)
-        if revoked is None:
-            raise NotFoundError("API key", ["input", "id"])
+        async with self.db.transaction():
+            revoked = await self.keys.revoke(key_id)
+            if revoked is None:
+                raise NotFoundError("API key", ["input", "id"])
+            if revoked.organization_id is not None and revoked.revoked_at is not None:
+                await self.outbox.insert(
+                    api_key_revoked(
+                        organization_id=revoked.organization_id,
+                        key_id=revoked.id,
+                        key_name=revoked.name,
+                        prefix=revoked.prefix,
+                        revoked_at=revoked.revoked_at,
+                    )
+                )
         await self.notifications.publish(API_KEYS_TOPIC, key.prefix)
         return revoked

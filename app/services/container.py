@@ -8,26 +8,35 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+from app.channels.email import EmailSender, SmtpServer
+from app.channels.webhook import WebhookSender
 from app.config import Settings
 from app.db import Database, DatabaseUnavailable
 from app.providers.runtime import ProviderRuntime
+from app.repositories.alert_scans import AlertScanRepository
 from app.repositories.api_keys import ApiKeyRepository
 from app.repositories.connections import ConnectionRepository
-from app.repositories.health import HealthRepository, OutboxRepository
+from app.repositories.deliveries import DeliveryRepository
+from app.repositories.health import HealthRepository
 from app.repositories.limits import RateLimitRepository, StreamSlotRepository
 from app.repositories.models import ModelRepository
 from app.repositories.organizations import OrganizationRepository, ProjectRepository
+from app.repositories.outbox import OutboxRepository
 from app.repositories.prompts import PromptRepository, PromptRunRepository
 from app.repositories.quota import QuotaLeaseRepository
 from app.repositories.secrets import SecretRepository
 from app.repositories.system_prompts import SystemPromptRepository
 from app.repositories.usage import UsageRepository
+from app.repositories.webhooks import WebhookRepository
 from app.secrets import KeyRing
+from app.services.alert_relay import AlertRelay, RelayPolicy
+from app.services.alert_scan import AlertScan
 from app.services.api_key_auth import ApiKeyAuthenticator
 from app.services.api_keys import ApiKeyService
 from app.services.auth import Authenticator
 from app.services.connections import ConnectionService
 from app.services.credential_vault import CredentialVault
+from app.services.credit_alerts import CreditAlerts
 from app.services.drain_clock import DrainClock
 from app.services.effective_prompts import EffectiveSystemPrompts
 from app.services.gateway.attempts import Attempts
@@ -57,6 +66,7 @@ from app.services.system_prompts import SystemPromptService
 from app.services.tenancy import OrganizationService, ProjectService
 from app.services.tenancy_cache import TenancyCache
 from app.services.usage import UsageRecorder, UsageReports
+from app.services.webhooks import WebhookService
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +81,7 @@ class _Repositories:
     connections: ConnectionRepository
     system_prompts: SystemPromptRepository
     models: ModelRepository
+    outbox: OutboxRepository
 
     @classmethod
     def over(cls, db: Database) -> _Repositories:
@@ -81,6 +92,7 @@ class _Repositories:
             connections=ConnectionRepository(db),
             system_prompts=SystemPromptRepository(db),
             models=ModelRepository(db),
+            outbox=OutboxRepository(db),
         )
 
 
@@ -97,6 +109,7 @@ class Services:
         self._tenancy_and_access(repos)
         self._catalog(repos)
         self._calls(repos)
+        self._alerts(repos)
         self._flusher: asyncio.Task[None] | None = None
 
     def _tenancy_and_access(self, repos: _Repositories) -> None:
@@ -108,10 +121,12 @@ class Services:
         )
         notifications.subscribe(TENANCY_TOPIC, self.tenancy_cache.invalidate)
         self.api_keys = ApiKeyService(
+            db,
             repos.api_keys,
             repos.organizations,
             repos.projects,
             notifications,
+            repos.outbox,
             default_rate_limit_per_minute=settings.rate_limit_per_minute,
         )
         self.key_auth = ApiKeyAuthenticator(repos.api_keys, stale_for=settings.cache_stale_for)
@@ -163,7 +178,7 @@ class Services:
 
     def _calls(self, repos: _Repositories) -> None:
         settings, db = self.settings, self.db
-        self.health = ModelHealthTracker(db, HealthRepository(db), OutboxRepository(db), self.notifications)
+        self.health = ModelHealthTracker(db, HealthRepository(db), repos.outbox, self.notifications)
         self.notifications.subscribe(MODEL_HEALTH_TOPIC, self.health.invalidate)
         self.rate_limiter = RateLimiter(
             RateLimitRepository(db), default_per_minute=settings.rate_limit_per_minute
@@ -184,7 +199,9 @@ class Services:
             lease_wait=settings.db_acquire_timeout,
         )
         usage = UsageRepository(db)
-        self.usage = UsageRecorder(usage, self.quota)
+        self.usage = UsageRecorder(
+            usage, self.quota, totals_written=CreditAlerts(repos.outbox).totals_written
+        )
         self.usage_reports = UsageReports(usage)
         self.providers = ProviderRuntime.create(settings.provider_config)
         self.drain = DrainClock(settings.drain_grace)
@@ -204,6 +221,33 @@ class Services:
         )
         self.prompt_runs = PromptRunner(self.prompts, PromptRunRepository(db), self.gateway)
 
+    def _alerts(self, repos: _Repositories) -> None:
+        settings, db = self.settings, self.db
+        self.webhooks = WebhookService(
+            db,
+            WebhookRepository(db),
+            repos.organizations,
+            self.keyring,
+            allow_private=settings.allow_private_webhooks,
+        )
+        self.alert_scan = AlertScan(AlertScanRepository(db), repos.outbox)
+        self.alert_relay = AlertRelay(
+            DeliveryRepository(db),
+            self.webhooks,
+            email_sender(settings),
+            WebhookSender(allow_private=settings.allow_private_webhooks, timeout=settings.webhook_timeout),
+            self.alert_scan,
+            RelayPolicy(
+                poll_interval=settings.alert_poll_interval,
+                batch_size=settings.alert_batch_size,
+                claim_timeout=settings.alert_claim_timeout,
+                max_attempts=settings.alert_max_attempts,
+                backoff_base=settings.alert_backoff_base,
+                backoff_cap=settings.alert_backoff_cap,
+                scan_interval=settings.alert_scan_interval,
+            ),
+        )
+
     def secret_rotation(self, batch_size: int) -> SecretRotation:
         """`rotate-secrets`: every stored secret sealed again under the key ring's first key."""
         return SecretRotation(SecretRepository(self.db), self.keyring, batch_size=batch_size)
@@ -213,12 +257,14 @@ class Services:
         await self.stream_slots.start()
         await self.quota.start()
         self._flusher = asyncio.create_task(self._flush_periodically(), name="bookkeeping-flush")
+        self.alert_relay.start()
 
     async def stop(self) -> None:
         """Drains first (aiohttp's on_shutdown has done it already; then this returns at once):
         by its end every call has ended and metered what it used, so the providers close and
         usage is flushed last."""
         await self.drain.drain()
+        await self.alert_relay.stop()
         await self.providers.close()
         if self._flusher:
             self._flusher.cancel()
@@ -248,6 +294,14 @@ class Services:
         while True:
             await asyncio.sleep(self.settings.flush_interval)
             await self.flush()
+
+
+def email_sender(settings: Settings) -> EmailSender | None:
+    """MODELGATE_SMTP_URL's sender; None without one (email deliveries then wait in the outbox)."""
+    if settings.smtp_url is None:
+        return None
+    server = SmtpServer.parse(settings.smtp_url.get_secret_value())
+    return EmailSender(server, settings.smtp_from, timeout=settings.smtp_timeout)
 
 
 def keyring_for(settings: Settings) -> KeyRing:

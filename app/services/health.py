@@ -29,11 +29,13 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from app.db import Database, DatabaseUnavailable
+from app.domain.alert_events import TripAudience, model_recovered, model_tripped
 from app.domain.auth import Permission, Principal
 from app.domain.gateway import HealthState, ModelHealth, TripPolicy
-from app.domain.notifications import Notification, trip_notification
+from app.domain.notifications import Delivery, Notification
 from app.domain.pagination import CreatedKey, Page, PageRequest
-from app.repositories.health import NEVER_FAILED, HealthRepository, HealthRow, OutboxRepository
+from app.repositories.health import NEVER_FAILED, HealthRepository, HealthRow
+from app.repositories.outbox import OutboxRepository
 from app.services.notifications import MODEL_HEALTH_TOPIC, Notifications
 from app.services.permissions import require
 
@@ -97,15 +99,23 @@ class ModelHealthTracker:
         """Whether calls should skip this model for its fallbacks. Answered from memory."""
         return is_tripped_at(await self._row(model_id, wait_for_reread=False), self.clock())
 
-    async def record_success(self, model_id: UUID) -> None:
-        """Resets the failure count, writing only when this instance believes there are failures."""
+    async def record_success(self, model_id: UUID, audience: TripAudience | None = None) -> None:
+        """Resets the failure count, writing only when this instance believes there are failures.
+        A success after a trip ended is a recovery: announced to `audience` (the primary's)."""
         known = self._known.get(model_id)
         if known is None or known.row.consecutive_failures == 0:
             return
         # Believed at once, so that concurrent successes do not write the same reset again.
         self._remember(model_id, replace(known.row, consecutive_failures=0))
+        now = self.clock()
         try:
-            if await self.health_rows.reset(model_id):
+            async with self.db.transaction():
+                reset = await self.health_rows.reset(model_id, now)
+                if reset is not None and reset.ended_trip is not None and audience is not None:
+                    await self.outbox.insert(
+                        model_recovered(audience, model_id=model_id, tripped_until=reset.ended_trip)
+                    )
+            if reset is not None:
                 await self._publish(model_id)
         except DatabaseUnavailable:
             log.warning("could not reset the failure count of model %s", model_id)
@@ -119,11 +129,10 @@ class ModelHealthTracker:
         model_id: UUID,
         policy: TripPolicy,
         error_code: str,
-        organization_id: UUID | None,
-        model_name: str,
+        audience: TripAudience,
     ) -> bool:
         """Counts a failure of `model_id`; trips it after `policy.failed_requests` in a row, writing
-        one notification for `policy.notify_emails` with the trip. True if this call tripped it."""
+        the trip's event (for `audience`) with it. True if this call tripped it."""
         now = self.clock()
         try:
             async with self.db.transaction():
@@ -133,17 +142,14 @@ class ModelHealthTracker:
                     until = now + timedelta(minutes=policy.duration_minutes)
                     row = replace(row, tripped_until=until)
                     await self.health_rows.trip(model_id, until)
-                    if policy.notify_emails:
-                        notification = trip_notification(
-                            organization_id=organization_id,
-                            model_id=model_id,
-                            model_name=model_name,
-                            consecutive_failures=row.consecutive_failures,
-                            error_code=error_code,
-                            tripped_until=until,
-                            recipients=policy.notify_emails,
-                        )
-                        await self.outbox.insert(notification)
+                    event = model_tripped(
+                        audience,
+                        model_id=model_id,
+                        consecutive_failures=row.consecutive_failures,
+                        error_code=error_code,
+                        tripped_until=until,
+                    )
+                    await self.outbox.insert(event)
         except DatabaseUnavailable:
             log.warning("could not record a failure of model %s", model_id)
             return False
@@ -165,10 +171,14 @@ class ModelHealthTracker:
         self, principal: Principal, organization_id: UUID, page: PageRequest[CreatedKey]
     ) -> Page[Notification]:
         """An organization's notifications, newest first. Another organization's read as none."""
-        if not principal.can_access_organization(organization_id):
+        if not principal.can_access_organization(organization_id) or principal.project_id is not None:
             return Page([], False)
         require(principal, Permission.ORGANIZATION_MANAGE)
         return await self.outbox.list_for_organization(organization_id, page)
+
+    async def deliveries(self, notification_ids: list[UUID]) -> dict[UUID, list[Delivery]]:
+        """Of events the caller was shown (by `notifications` or `notification`)."""
+        return await self.outbox.deliveries(notification_ids)
 
     async def notification(self, principal: Principal, notification_id: UUID) -> Notification | None:
         found = await self.outbox.get(notification_id)
@@ -177,6 +187,7 @@ class ModelHealthTracker:
             or found.organization_id is None
             or not principal.can_access_organization(found.organization_id)
             or not principal.has(Permission.ORGANIZATION_MANAGE)
+            or principal.project_id is not None
         ):
             return None
         return found

@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from app.domain.credentials import CIPHERTEXT_COLUMNS
 from app.repositories.secrets import (
-    SECRET_TABLES,
+    SECRET_COLUMNS,
     Reencrypted,
     SecretRepository,
     StoredSecret,
@@ -79,8 +78,8 @@ class SecretRotation:
 
     async def run(self) -> RotationReport:
         report = RotationReport(self.keyring.current_kid)
-        for table in SECRET_TABLES:
-            for column in CIPHERTEXT_COLUMNS:
+        for table, columns in SECRET_COLUMNS.items():
+            for column in columns:
                 count = ColumnCount(table, column)
                 report.counts.append(count)
                 await self._rotate_column(count, report.failures)

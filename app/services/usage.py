@@ -19,6 +19,7 @@ from uuid import UUID
 from app.domain.auth import Permission, Principal
 from app.domain.gateway import UsageEvent
 from app.domain.usage import Metered, UsageQuery, UsageReport, check_report_range
+from app.repositories.usage import TotalsHook
 from app.services.permissions import require
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ MAX_BUFFERED_EVENTS = 100_000
 
 class UsageWriter(Protocol):
     async def insert_batch(
-        self, records: Sequence[Metered], lease_holder: UUID
+        self, records: Sequence[Metered], lease_holder: UUID, after_each: TotalsHook | None = None
     ) -> set[tuple[UUID, date]]: ...
 
 
@@ -59,9 +60,16 @@ class UsageRecorder:
     """
 
     def __init__(
-        self, writer: UsageWriter, listener: WriteListener, *, max_buffered: int = MAX_BUFFERED_EVENTS
+        self,
+        writer: UsageWriter,
+        listener: WriteListener,
+        *,
+        max_buffered: int = MAX_BUFFERED_EVENTS,
+        totals_written: TotalsHook | None = None,
     ) -> None:
         self.writer = writer
+        # Told the monthly totals each write changed, in its transaction (the credit alerts).
+        self.totals_written = totals_written
         self.listener = listener
         self.max_buffered = max_buffered
         self._buffer: deque[Metered] = deque()
@@ -97,7 +105,7 @@ class UsageRecorder:
         self._buffer.clear()
         lease_holder = self.listener.instance_id
         try:
-            leases = await self.writer.insert_batch(batch, lease_holder)
+            leases = await self.writer.insert_batch(batch, lease_holder, self.totals_written)
         except BaseException:  # cancellation too: shutdown cancels a flush and then flushes again
             # Older than anything recorded meanwhile: back to the front, in order.
             self._buffer.extendleft(reversed(batch))

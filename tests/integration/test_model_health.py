@@ -15,10 +15,12 @@ import pytest
 
 from app.config import Settings
 from app.db import Database
+from app.domain.alert_events import TripAudience
 from app.domain.auth import ROLE_PERMISSIONS, Principal, PrincipalKind, Role
 from app.domain.gateway import HealthState, ModelHealth, TripPolicy
 from app.domain.ids import encode_id
 from app.domain.pagination import PageRequest
+from app.repositories.health import Reset
 from app.services.health import ModelHealthTracker
 from tests.conftest import LiveServer, running_server
 from tests.support.catalog import create_system_model, create_user_model, uuid_of
@@ -27,6 +29,7 @@ from tests.support.graphql import GraphQLClient, error_codes
 
 EMAILS = ("ops@acme.test", "oncall@acme.test")
 POLICY = TripPolicy(failed_requests=3, duration_minutes=5, notify_emails=EMAILS)
+SHARED = TripAudience(None, "shared", (), ())
 
 HEALTH = "query($id: ID!) { model(id: $id) { health { state consecutiveFailures trippedUntil } } }"
 NOTIFICATIONS = """query($id: ID!, $first: Int, $after: String) { organization(id: $id) {
@@ -79,9 +82,8 @@ def model_id(model: dict[str, Any]) -> UUID:
 async def fail(
     health: ModelHealthTracker, model_id: UUID, tenant: Tenant, policy: TripPolicy = POLICY
 ) -> bool:
-    return await health.record_failure(
-        model_id, policy, "SERVER_ERROR", tenant.organization.id, "support-bot"
-    )
+    audience = TripAudience(tenant.organization.id, "support-bot", policy.notify_emails, ("backup-bot",))
+    return await health.record_failure(model_id, policy, "SERVER_ERROR", audience)
 
 
 async def stored(db: Database, model_id: UUID) -> dict[str, Any] | None:
@@ -149,12 +151,15 @@ async def test_concurrent_failures_trip_once(
     assert (await health.health(model_id)).consecutive_failures == 12
 
 
-async def test_a_trip_without_recipients_writes_no_notification(
+async def test_a_trip_without_email_recipients_is_written_with_no_email_delivery(
     server: LiveServer, health: ModelHealthTracker, tenant: Tenant, model_id: UUID
 ) -> None:
+    """The event is the organization's record of the trip (and its webhooks' to send)."""
     policy = TripPolicy(failed_requests=1, duration_minutes=5, notify_emails=())
     assert await fail(health, model_id, tenant, policy) is True
-    assert await outbox(server.services.db) == []
+    (event,) = await outbox(server.services.db)
+    assert event["recipients"] == []
+    assert await server.services.db.fetch("SELECT * FROM notification_deliveries") == []
 
 
 # ---- recovery and resets ------------------------------------------------------------------------------
@@ -191,9 +196,9 @@ async def test_a_success_resets_the_count_and_costs_no_write_on_a_healthy_model(
     resets: list[UUID] = []
     reset = health.health_rows.reset
 
-    async def counted(model_id: UUID) -> bool:
+    async def counted(model_id: UUID, now: datetime) -> Reset | None:
         resets.append(model_id)
-        return await reset(model_id)
+        return await reset(model_id, now)
 
     monkeypatch.setattr(health.health_rows, "reset", counted)
 
@@ -242,7 +247,7 @@ async def test_every_instance_sees_a_trip_and_a_reset_at_once(
         assert not await tracker_b.is_tripped(model_id)
         policy = TripPolicy(failed_requests=2, duration_minutes=5, notify_emails=())
 
-        await tracker_a.record_failure(model_id, policy, "TIMEOUT", None, "shared")
+        await tracker_a.record_failure(model_id, policy, "TIMEOUT", SHARED)
 
         async def b_knows_it_fails() -> bool:
             return (await tracker_b.health(model_id)).state is HealthState.DEGRADED
@@ -255,8 +260,8 @@ async def test_every_instance_sees_a_trip_and_a_reset_at_once(
             return (await tracker_a.health(model_id)).consecutive_failures == 0
 
         await eventually(a_sees_the_reset)
-        assert await tracker_a.record_failure(model_id, policy, "TIMEOUT", None, "shared") is False
-        assert await tracker_a.record_failure(model_id, policy, "TIMEOUT", None, "shared") is True
+        assert await tracker_a.record_failure(model_id, policy, "TIMEOUT", SHARED) is False
+        assert await tracker_a.record_failure(model_id, policy, "TIMEOUT", SHARED) is True
         assert await tracker_a.is_tripped(model_id)
 
         async def b_sees_the_trip() -> bool:

@@ -17,7 +17,7 @@ import aiohttp
 
 from app.domain.credentials import CIPHERTEXT_COLUMNS, Credentials
 from app.domain.ids import decode_any
-from app.repositories.secrets import SECRET_TABLES, SecretRepository, StoredSecret
+from app.repositories.secrets import SECRET_COLUMNS, SecretRepository, StoredSecret
 from app.secrets import SecretLocation
 from app.services.secret_rotation import SecretRotation
 from tests.conftest import LiveServer, make_settings, running_server
@@ -39,6 +39,11 @@ CREATE = """
 mutation($input: ConnectionCreateInput!) {
   connectionCreate(input: $input) { connection { id } userErrors { code } }
 }"""
+WEBHOOK_CREATE = """
+mutation($input: WebhookCreateInput!) {
+  webhookCreate(input: $input) { webhook { id } userErrors { code } }
+}"""
+WEBHOOK_SECRET = "whsec_ROTATE_0123456789abcdefghij"
 
 Location = tuple[str, UUID, str]
 
@@ -58,7 +63,8 @@ def uuid_of(global_id: str) -> UUID:
 
 
 async def seed(live: LiveServer, http: aiohttp.ClientSession) -> dict[Location, str]:
-    """Three connections and two models with credentials, each sealed under the server's key;
+    """Three connections and two models with credentials, and a webhook with its signing secret,
+    each sealed under the server's key;
     returns every stored secret's plaintext by (table, row id, column)."""
     tenant = await make_tenant(live.services, "Rotating")
     admin = GraphQLClient(http, live.url, tenant.admin_key)
@@ -98,13 +104,23 @@ async def seed(live: LiveServer, http: aiohttp.ClientSession) -> dict[Location, 
         )
         for field, value in credentials.items():
             plaintexts[("models", row_id, COLUMN_OF[field])] = value
+    webhook = await admin.mutate(
+        WEBHOOK_CREATE,
+        {
+            "organizationId": tenant.organization_gid,
+            "url": "https://hooks.example.com/x",
+            "secret": WEBHOOK_SECRET,
+        },
+    )
+    assert webhook["userErrors"] == []
+    plaintexts[("webhooks", uuid_of(webhook["webhook"]["id"]), "secret_key_ciphertext")] = WEBHOOK_SECRET
     return plaintexts
 
 
 async def stored(live: LiveServer) -> dict[Location, bytes]:
     found: dict[Location, bytes] = {}
-    for table in SECRET_TABLES:
-        for column in CIPHERTEXT_COLUMNS:
+    for table, columns in SECRET_COLUMNS.items():
+        for column in columns:
             rows = await live.services.db.fetch(
                 f"SELECT id, {column} AS c FROM {table} WHERE {column} IS NOT NULL"  # noqa: S608
             )
@@ -137,6 +153,9 @@ def rotated_lines(connections: tuple[int, int, int], models: tuple[int, int, int
         f"{table}.{column}: {count} re-encrypted, 0 already under key keyB, 0 skipped (changed concurrently)"
         for table, counts in (("connections", connections), ("models", models))
         for column, count in zip(CIPHERTEXT_COLUMNS, counts, strict=True)
+    ] + [
+        "webhooks.secret_key_ciphertext: 1 re-encrypted, 0 already under key keyB, "
+        "0 skipped (changed concurrently)"
     ]
 
 
@@ -187,12 +206,12 @@ async def test_rotation_moves_every_secret_to_the_first_key_while_reads_go_on(
         assert report.failures == []
         assert report.lines() == [
             *rotated_lines((2, 2, 2), (1, 1, 1)),
-            "total: 9 re-encrypted, 0 already current, 0 skipped, 0 failed",
+            "total: 10 re-encrypted, 0 already current, 0 skipped, 0 failed",
         ]
         await assert_all_under(live, "keyB", plaintexts)
 
         again = await rotation.run()
-        assert again.lines()[-1] == "total: 0 re-encrypted, 9 already current, 0 skipped, 0 failed"
+        assert again.lines()[-1] == "total: 0 re-encrypted, 10 already current, 0 skipped, 0 failed"
 
 
 async def test_a_secret_changed_during_rotation_is_skipped_not_overwritten(
@@ -227,7 +246,7 @@ async def test_a_secret_changed_during_rotation_is_skipped_not_overwritten(
         assert (token_count.table, token_count.column) == ("connections", "token_ciphertext")
         assert (token_count.rotated, token_count.current, token_count.skipped) == (1, 0, 1)
         assert token_count.line("keyB").endswith("1 skipped (changed concurrently)")
-        assert report.lines()[-1] == "total: 8 re-encrypted, 0 already current, 1 skipped, 0 failed"
+        assert report.lines()[-1] == "total: 9 re-encrypted, 0 already current, 1 skipped, 0 failed"
         # The concurrent write stands: its secret, still under the key it was written with.
         plaintexts[target] = changed
         ciphertexts = await stored(live)
@@ -236,7 +255,7 @@ async def test_a_secret_changed_during_rotation_is_skipped_not_overwritten(
 
         # The next run picks it up.
         again = await SecretRotation(SecretRepository(live.services.db), live.services.keyring).run()
-        assert again.lines()[-1] == "total: 1 re-encrypted, 8 already current, 0 skipped, 0 failed"
+        assert again.lines()[-1] == "total: 1 re-encrypted, 9 already current, 0 skipped, 0 failed"
         await assert_all_under(live, "keyB", plaintexts)
 
 
@@ -251,14 +270,16 @@ async def test_the_cli_rotates_while_the_server_runs_and_fails_loudly_on_an_unkn
         assert (code, err.count("cannot decrypt")) == (0, 0)
         assert out.strip().splitlines() == [
             *rotated_lines((2, 2, 2), (1, 1, 1)),
-            "total: 9 re-encrypted, 0 already current, 0 skipped, 0 failed",
+            "total: 10 re-encrypted, 0 already current, 0 skipped, 0 failed",
         ]
         await assert_all_under(live, "keyB", plaintexts)
 
         # A ring that has lost key B cannot read them: each one is named, nothing is written.
         code, out, err = await run_cli(database_url, KEY_C)
         assert code != 0
-        assert out.strip().splitlines()[-1] == "total: 0 re-encrypted, 0 already current, 0 skipped, 9 failed"
+        assert (
+            out.strip().splitlines()[-1] == "total: 0 re-encrypted, 0 already current, 0 skipped, 10 failed"
+        )
         failures = [line for line in err.splitlines() if line.startswith("cannot decrypt")]
         assert sorted(failures) == sorted(
             f"cannot decrypt {table} row {row_id} column {column}: no key 'keyB' in the key ring"

@@ -63,6 +63,8 @@ CHAT_MESSAGE = {"role": "USER", "content": "Hi"}
 PARTICLE = {"kind": "ROLE", "text": "Be brief."}
 ECHO = {"provider": "ECHO", "providerModelId": "echo-1"}
 
+# Loopback's discard port; the relay never comes round in these tests anyway (see `settings`).
+WEBHOOK_URL = "http://127.0.0.1:9/hook"
 BASES: dict[str, Base] = {
     "organizationCreate": lambda w, u: {"name": f"Org {u}"},
     "organizationUpdate": lambda w, u: {"id": w["to-update-organization"]},
@@ -103,6 +105,10 @@ BASES: dict[str, Base] = {
     "generate": lambda w, u: {"prompt": "Hi", "model": w["echo"], "projectId": w["project"]},
     "chat": lambda w, u: {"messages": [CHAT_MESSAGE], "model": w["echo"], "projectId": w["project"]},
     "embed": lambda w, u: {"texts": ["Hi"], "model": w["echo-embed"], "projectId": w["project"]},
+    "webhookCreate": lambda w, u: {"organizationId": w["org"], "url": WEBHOOK_URL},
+    "webhookUpdate": lambda w, u: {"id": w["to-update-webhook"]},
+    "webhookRotateSecret": lambda w, u: {"id": w["to-update-webhook"]},
+    "webhookDelete": lambda w, u: {"id": w["spare-webhook"]},
 }
 NESTED_BASES: dict[str, Callable[[World], dict[str, Any]]] = {
     "ModelCapabilitiesInput": lambda w: {},
@@ -143,7 +149,8 @@ PLATFORM_ADMIN_MUTATIONS = {
     "systemModelUpdate",
 }
 # Strings with a format of their own, which valid Unicode text need not fit (refused on the field).
-FORMATTED_STRINGS = {"modelUrl", "notifyEmails", "permissions"}
+# A webhook's url is a URL; its secret has a minimum length that short text does not reach.
+FORMATTED_STRINGS = {"modelUrl", "notifyEmails", "permissions", "url", "secret"}
 
 QUERY_BASES: dict[str, Callable[[World], dict[str, Any]]] = {
     "apiKeys": lambda w: {"organizationId": w["org"]},
@@ -214,8 +221,11 @@ def test_every_mutation_input_field_has_a_base_and_a_battery() -> None:
 
 @pytest.fixture
 def settings(database_url: str) -> Settings:
-    # Hundreds of gateway calls in a minute: no rate limit in the way.
-    return make_settings(database_url, rate_limit_per_minute=1_000_000)
+    # Hundreds of gateway calls in a minute: no rate limit in the way. Alert deliveries (a revoked
+    # key's, say) are never sent: the relay's first round runs before anything happens.
+    return make_settings(
+        database_url, rate_limit_per_minute=1_000_000, allow_private_webhooks=True, alert_poll_interval=3600
+    )
 
 
 @pytest.fixture
@@ -265,6 +275,10 @@ async def world(server: LiveServer, admin: GraphQLClient, org_admin: GraphQLClie
         "prompt-to-run": (await create_prompt(org_admin, project, name="run", modelId=echo))["id"],
         "spare-prompt": (await create_prompt(org_admin, project, name="spare", modelId=echo))["id"],
     }
+    for name in ("to-update-webhook", "spare-webhook"):
+        world[name] = await _create(
+            org_admin, "webhookCreate", "webhook", {"organizationId": org, "url": WEBHOOK_URL}
+        )
     for name in ("to-update-system-prompt", "spare-system-prompt"):
         values = {"organizationId": org, "name": name, "particles": [PARTICLE]}
         world[name] = await _create(org_admin, "systemPromptCreate", "systemPrompt", values)

@@ -22,6 +22,7 @@ NEVER: list[tuple[str, tuple[str, ...]]] = [
     # domain fact (app/repositories/constraints.py), not an asyncpg error.
     ("app.services", ("strawberry", "asyncpg", "app.api", "app.rest")),
     ("app.providers", ("app.services", "app.repositories", "app.api", "app.rest", "asyncpg")),
+    ("app.channels", ("app.services", "app.repositories", "app.api", "app.rest", "asyncpg")),
     ("app.api", ("app.providers", "app.repositories", "app.rest", "asyncpg")),
     ("app.rest", ("app.providers", "app.repositories", "app.api", "asyncpg")),
 ]

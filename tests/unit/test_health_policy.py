@@ -6,8 +6,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from app.domain.alert_events import TripAudience, model_tripped
 from app.domain.gateway import HealthState, ModelHealth, TripPolicy
-from app.domain.notifications import NotificationKind, trip_notification
+from app.domain.notifications import NotificationKind
 from app.repositories.health import NEVER_FAILED, HealthRow
 from app.services.health import health_at, is_tripped_at, should_trip
 
@@ -47,23 +48,29 @@ def test_states() -> None:
 def test_the_trip_notification_says_what_happened_and_until_when() -> None:
     model_id = uuid.uuid4()
     until = NOW + timedelta(minutes=5)
-    notification = trip_notification(
-        organization_id=None,
-        model_id=model_id,
-        model_name="support-bot",
-        consecutive_failures=3,
-        error_code="SERVER_ERROR",
-        tripped_until=until,
-        recipients=("ops@acme.test",),
+    audience = TripAudience(None, "support-bot", ("ops@acme.test",), ("backup-bot",))
+    notification = model_tripped(
+        audience, model_id=model_id, consecutive_failures=3, error_code="SERVER_ERROR", tripped_until=until
     )
     assert notification.kind is NotificationKind.MODEL_TRIPPED
-    assert notification.subject == "Model support-bot is tripped until 2025-03-01T12:05:00+00:00"
-    for fact in ("support-bot", "3 times", "SERVER_ERROR", "2025-03-01T12:05:00+00:00", "fallbacks"):
-        assert fact in notification.body
+    assert notification.key == f"MODEL_TRIPPED:{model_id}:2025-03-01T12:05:00+00:00"
+    assert notification.recipients == ("ops@acme.test",)
+    message = notification.message
+    assert message.subject == "Model support-bot is tripped until 2025-03-01T12:05:00+00:00"
+    for fact in (
+        "support-bot",
+        "3 times",
+        "SERVER_ERROR",
+        "2025-03-01T12:05:00+00:00",
+        "fallbacks: backup-bot",
+    ):
+        assert fact in message.text
+    assert "<h3>What to do</h3>" in message.html
     assert notification.payload == {
         "modelId": str(model_id),
         "modelName": "support-bot",
         "consecutiveFailures": 3,
         "errorCode": "SERVER_ERROR",
         "trippedUntil": until.isoformat(),
+        "fallbacks": ["backup-bot"],
     }

@@ -47,7 +47,9 @@ class Writer:
         self.failing = failing
         self.attempts: list[tuple[list[Metered], UUID]] = []  # each batch it was given, and the holder
 
-    async def insert_batch(self, records: Sequence[Metered], lease_holder: UUID) -> set[tuple[UUID, date]]:
+    async def insert_batch(
+        self, records: Sequence[Metered], lease_holder: UUID, after_each: object = None
+    ) -> set[tuple[UUID, date]]:
         self.attempts.append((list(records), lease_holder))
         if self.failing:
             raise ConnectionError("the database is unreachable")

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import strawberry
 
+from app.api.alerts.types import Webhook, organization_webhooks
 from app.api.context import GraphQLInfo, authenticated, services
 from app.api.errors import UserError
 from app.api.node import Node
@@ -98,6 +99,12 @@ class Organization(Node):
         self, info: GraphQLInfo, first: int | None = None, after: str | None = None
     ) -> Connection[Notification]:
         return await organization_notifications(info, self.domain.id, first, after)
+
+    @strawberry.field(description="Where its events are POSTed. Organization admins, not project keys.")
+    async def webhooks(
+        self, info: GraphQLInfo, first: int | None = None, after: str | None = None
+    ) -> Connection[Webhook]:
+        return await organization_webhooks(info, self.domain.id, first, after)
 
 
 @strawberry.type

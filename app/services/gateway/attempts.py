@@ -12,6 +12,7 @@ from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from app.domain.alert_events import TripAudience
 from app.domain.calls import (
     Finished,
     ProviderError,
@@ -115,7 +116,7 @@ class Attempts:
                         continue
                     break
                 labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
-                await self.health.record_success(model.model.id)
+                await self.health.record_success(model.model.id, trip_audience(route, model))
                 return Served(result, model)
             error = failure
             if not await self._failed(route, model, failure):
@@ -157,7 +158,7 @@ class Attempts:
                             yield StreamStart(route.requested.model, model.model, route.warnings_for(model))
                         if isinstance(event, Finished):
                             labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
-                            await self.health.record_success(model.model.id)
+                            await self.health.record_success(model.model.id, trip_audience(route, model))
                             if usage is not None:
                                 yield usage
                             yield event
@@ -195,12 +196,19 @@ class Attempts:
         next model. Consecutive failures count against the primary, which trips under its policy."""
         labelled(PROVIDER_CALLS, model.model.provider.value, error.code.value).inc()
         rule = rule_for(error)
-        if rule.counts and model is route.primary and route.trip_policy is not None:
-            await self.health.record_failure(
-                model.model.id,
-                route.trip_policy,
-                error.code.value,
-                route.organization.id,
-                model.model.record.name,
-            )
+        audience = trip_audience(route, model)
+        if rule.counts and audience is not None and route.trip_policy is not None:
+            await self.health.record_failure(model.model.id, route.trip_policy, error.code.value, audience)
         return rule.fall_over
+
+
+def trip_audience(route: Route, model: ResolvedModel) -> TripAudience | None:
+    """Who hears of `model`'s trips and recoveries: only a primary with a trip policy has them."""
+    if model is not route.primary or route.trip_policy is None:
+        return None
+    return TripAudience(
+        organization_id=route.organization.id,
+        model_name=model.model.record.name,
+        notify_emails=route.trip_policy.notify_emails,
+        fallbacks=tuple(f.model.record.name for f in route.fallbacks),
+    )
