@@ -18,6 +18,12 @@ class TextPart:
     text: str
 
 
+# The image types every vision provider takes, and the largest image Modelgate passes on or downloads
+# (Bedrock's own limit is 3.75 MB; Gemini's request limit is 20 MB).
+IMAGE_MEDIA_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
+MAX_IMAGE_BYTES = 5 * 1024 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class ImagePart:
     """An image for the model to look at: an https URL (the provider fetches it) or the bytes

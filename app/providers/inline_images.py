@@ -12,12 +12,9 @@ from dataclasses import dataclass
 
 import httpx
 
-from app.domain.calls import ImagePart, ProviderError, ProviderErrorCode
+from app.domain.calls import IMAGE_MEDIA_TYPES, MAX_IMAGE_BYTES, ImagePart, ProviderError, ProviderErrorCode
 from app.providers.http import UpstreamHttp
 from app.providers.outbound import UnsafeUpstreamError, check_url
-
-IMAGE_MEDIA_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
-MAX_IMAGE_BYTES = 5 * 1024 * 1024  # Bedrock's own limit is 3.75 MB; Gemini's request limit is 20 MB
 
 
 @dataclass(frozen=True, slots=True)

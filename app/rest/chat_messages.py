@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from app.domain.calls import ChatMessage, ContentPart, ImagePart, TextPart, ToolCall
+from app.domain.calls import IMAGE_MEDIA_TYPES, ChatMessage, ContentPart, ImagePart, TextPart, ToolCall
 from app.domain.enums import ChatRole
 from app.rest.errors import RestError, invalid, missing
 
@@ -28,8 +28,6 @@ _ROLES = {
     "assistant": ChatRole.ASSISTANT,
     "tool": ChatRole.TOOL,
 }
-# What the providers take inline (the provider layer's list; the REST door may not import it).
-_IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _DATA_URL = re.compile(r"^data:([^;,]+);base64,(.*)$", re.DOTALL)
 
 
@@ -127,10 +125,10 @@ def image_part(url: str, detail: str | None, where: str) -> ImagePart:
     if match is None:
         raise invalid(where, "a data URL must be base64-encoded: data:<media type>;base64,<data>")
     media_type, encoded = match.groups()
-    if media_type not in _IMAGE_TYPES:
+    if media_type not in IMAGE_MEDIA_TYPES:
         raise RestError(
             400,
-            f"{where}: unsupported image type '{media_type}' (supported: {', '.join(_IMAGE_TYPES)})",
+            f"{where}: unsupported image type '{media_type}' (supported: {', '.join(IMAGE_MEDIA_TYPES)})",
             param=where,
             code="invalid_image_format",
         )

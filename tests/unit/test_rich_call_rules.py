@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.calls import ChatMessage, ImagePart, TextPart, ToolCall, ToolDefinition
+from app.domain.calls import MAX_IMAGE_BYTES, ChatMessage, ImagePart, TextPart, ToolCall, ToolDefinition
 from app.domain.enums import ChatRole
 from app.domain.errors import UserInputError
 from app.domain.gateway import CallOperation
-from app.providers.inline_images import MAX_IMAGE_BYTES
 from app.services.gateway.content_rules import MAX_TOOLS
 from app.services.gateway.requests import CallRequest, check_call
 

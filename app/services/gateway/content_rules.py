@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 import orjson
 
 from app.domain.calls import (
+    IMAGE_MEDIA_TYPES,
+    MAX_IMAGE_BYTES,
     ChatMessage,
     ImagePart,
     ResponseFormat,
@@ -25,7 +27,6 @@ from app.domain.calls import (
 from app.domain.enums import ChatRole
 from app.domain.errors import ErrorCollector
 from app.domain.gateway import GatewayErrorCode
-from app.providers.inline_images import IMAGE_MEDIA_TYPES, MAX_IMAGE_BYTES
 
 # OpenAI's rule for tool and schema names; every other provider accepts at least these.
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")

@@ -9,8 +9,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from app.domain.calls import ImagePart, ProviderError, ProviderErrorCode
-from app.providers.inline_images import MAX_IMAGE_BYTES, inline_image
+from app.domain.calls import MAX_IMAGE_BYTES, ImagePart, ProviderError, ProviderErrorCode
+from app.providers.inline_images import inline_image
 from app.providers.runtime import ProviderRuntime
 from tests.unit.providers.conftest import MakeRuntime
 
