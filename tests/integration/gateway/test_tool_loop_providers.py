@@ -109,7 +109,7 @@ async def test_tools_json_and_images_on_every_provider(
     dev = gql.with_key(key)
     await the_agent_loop_through_chat(upstream, dev, model)
     await the_agent_loop_through_chat_stream(upstream, ws_url(server.url), key, model)
-    await a_json_schema_answer(upstream, dev, model)
+    await a_json_schema_answer(upstream, dev, ws_url(server.url), key, model)
     await images_by_url_and_by_data(upstream, dev, model, f"{image_server}/cat.png")
 
 
@@ -160,16 +160,31 @@ async def the_agent_loop_through_chat_stream(upstream: Upstream, url: str, key: 
     assert_tool_turn(upstream, upstream.bodies()[-1], call)
 
 
-async def a_json_schema_answer(upstream: Upstream, dev: GraphQLClient, model: str) -> None:
+async def a_json_schema_answer(
+    upstream: Upstream, dev: GraphQLClient, url: str, key: str, model: str
+) -> None:
+    """Through `chat` and `chatStream`: where the schema goes by a forced tool, its input comes back
+    as the answer's text, also streamed."""
     response_format = {"type": "JSON_SCHEMA", "name": "weather", "schema": SCHEMA, "strict": True}
-    payload = await dev.mutate(CHAT, {"model": model, "messages": [ASK], "responseFormat": response_format})
+    shaped = {"model": model, "messages": [ASK], "responseFormat": response_format}
+    payload = await dev.mutate(CHAT, shaped)
     assert payload["userErrors"] == []
     assert payload["finishReason"] == "STOP"
-    answer = orjson.loads(payload["message"]["content"])
+    assert_fits_the_schema(payload["message"]["content"])
+    assert_structured_output(upstream, upstream.bodies()[-1])
+
+    events = await stream_events(url, key, {"input": shaped}, document=STREAM)
+    assert {e["__typename"] for e in events} == {"ChatStreamStart", "ChatStreamDelta", "ChatStreamEnd"}
+    assert events[-1] == {"__typename": "ChatStreamEnd", "finishReason": "STOP"}
+    assert_fits_the_schema("".join(e["text"] for e in events if e["__typename"] == "ChatStreamDelta"))
+    assert_structured_output(upstream, upstream.bodies()[-1])
+
+
+def assert_fits_the_schema(text: str) -> None:
+    answer = orjson.loads(text)
     assert isinstance(answer.pop("city"), str)
     assert isinstance(answer.pop("temperature"), int)
     assert answer == {}, "only the schema's properties"
-    assert_structured_output(upstream, upstream.bodies()[-1])
 
 
 async def images_by_url_and_by_data(upstream: Upstream, dev: GraphQLClient, model: str, url: str) -> None:
