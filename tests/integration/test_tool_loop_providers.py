@@ -23,23 +23,26 @@ import pytest
 from app.config import Settings
 from app.domain.auth import Role
 from tests.conftest import LiveServer, make_settings
-from tests.fakes.tool_rules import value_for
 from tests.support.catalog import create_system_model
 from tests.support.factories import Tenant
 from tests.support.gateway import stream_events, ws_url
 from tests.support.graphql import GraphQLClient
 from tests.support.image_server import https_image_server
 from tests.support.provider_upstreams import (
-    ANTHROPIC,
     BEDROCK,
-    CHAT_COMPLETIONS,
     GEMINI,
     PROVIDERS,
-    RESPONSES,
     Upstream,
     upstream_for,
 )
 from tests.support.tool_requests import PNG
+from tests.support.wire_shapes import (
+    assert_tool_turn,
+    declared_tools,
+    output_schema,
+    text_and_images,
+    user_content,
+)
 
 CHAT = """mutation($input: ChatInput!) { chat(input: $input) {
   message { role content toolCalls { id name arguments } } finishReason
@@ -94,18 +97,19 @@ def turn_back(call: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-async def test_tools_json_and_images_on_every_provider(
-    upstream: Upstream,
-    server: LiveServer,
-    gql: GraphQLClient,
-    admin_key: str,
-    tenant: Tenant,
-    image_server: str,
-) -> None:
+@pytest.fixture
+async def model(upstream: Upstream, gql: GraphQLClient, admin_key: str) -> str:
+    """A system model on the provider's fake with every capability; its id."""
     created = await create_system_model(
         gql.with_key(admin_key), f"{upstream.provider}-model", capabilities=ALL, **upstream.model
     )
-    model, key = str(created["id"]), tenant.keys[Role.DEVELOPER]
+    return str(created["id"])
+
+
+async def test_graphql_tools_json_and_images_on_every_provider(
+    upstream: Upstream, model: str, server: LiveServer, gql: GraphQLClient, tenant: Tenant, image_server: str
+) -> None:
+    key = tenant.keys[Role.DEVELOPER]
     dev = gql.with_key(key)
     await the_agent_loop_through_chat(upstream, dev, model)
     await the_agent_loop_through_chat_stream(upstream, ws_url(server.url), key, model)
@@ -113,7 +117,7 @@ async def test_tools_json_and_images_on_every_provider(
     await images_by_url_and_by_data(upstream, dev, model, f"{image_server}/cat.png")
 
 
-# ---- the cases -----------------------------------------------------------------------------------
+# ---- the GraphQL cases ---------------------------------------------------------------------------------
 
 
 async def the_agent_loop_through_chat(upstream: Upstream, dev: GraphQLClient, model: str) -> None:
@@ -123,14 +127,16 @@ async def the_agent_loop_through_chat(upstream: Upstream, dev: GraphQLClient, mo
     (call,) = first["message"]["toolCalls"]
     assert call["name"] == "get_weather"
     assert orjson.loads(call["arguments"]) == {"city": "city"}  # the fake fills the schema
-    assert tool_names(upstream, upstream.bodies()[-1]) == ["get_weather"]
+    assert declared_tools(upstream.wire, upstream.bodies()[-1]) == {"get_weather": PARAMETERS}
 
     second = await dev.mutate(CHAT, {"model": model, "messages": turn_back(call), "tools": [WEATHER]})
     assert second["userErrors"] == []
     assert second["finishReason"] == "STOP"
     assert second["message"]["toolCalls"] == []
     assert second["message"]["content"].startswith("Tool result ")
-    assert_tool_turn(upstream, upstream.bodies()[-1], call)
+    assert_tool_turn(
+        upstream.wire, upstream.bodies()[-1], call["id"], call["name"], call["arguments"], RESULT
+    )
 
 
 async def the_agent_loop_through_chat_stream(upstream: Upstream, url: str, key: str, model: str) -> None:
@@ -157,7 +163,9 @@ async def the_agent_loop_through_chat_stream(upstream: Upstream, url: str, key: 
     assert "".join(e["text"] for e in events if e["__typename"] == "ChatStreamDelta").startswith(
         "Tool result "
     )
-    assert_tool_turn(upstream, upstream.bodies()[-1], call)
+    assert_tool_turn(
+        upstream.wire, upstream.bodies()[-1], call["id"], call["name"], call["arguments"], RESULT
+    )
 
 
 async def a_json_schema_answer(
@@ -171,13 +179,13 @@ async def a_json_schema_answer(
     assert payload["userErrors"] == []
     assert payload["finishReason"] == "STOP"
     assert_fits_the_schema(payload["message"]["content"])
-    assert_structured_output(upstream, upstream.bodies()[-1])
+    assert output_schema(upstream.wire, upstream.bodies()[-1]) == SCHEMA
 
     events = await stream_events(url, key, {"input": shaped}, document=STREAM)
     assert {e["__typename"] for e in events} == {"ChatStreamStart", "ChatStreamDelta", "ChatStreamEnd"}
     assert events[-1] == {"__typename": "ChatStreamEnd", "finishReason": "STOP"}
     assert_fits_the_schema("".join(e["text"] for e in events if e["__typename"] == "ChatStreamDelta"))
-    assert_structured_output(upstream, upstream.bodies()[-1])
+    assert output_schema(upstream.wire, upstream.bodies()[-1]) == SCHEMA
 
 
 def assert_fits_the_schema(text: str) -> None:
@@ -198,135 +206,5 @@ async def images_by_url_and_by_data(upstream: Upstream, dev: GraphQLClient, mode
     inline = f"image/png ({len(PNG)} bytes)"
     by_url = inline if upstream.wire in (GEMINI, BEDROCK) else url  # downloaded, or fetched by the provider
     assert payload["message"]["content"] == f"I see 2 images: {by_url}; {inline}"
-    assert_images(upstream, upstream.bodies()[-1], url)
-
-
-# ---- what reached the provider, in its wire format --------------------------------------------------
-
-
-def tool_names(upstream: Upstream, body: dict[str, Any]) -> list[str]:
-    """The names of the tools declared, checking each declaration's shape."""
-    if upstream.wire == CHAT_COMPLETIONS:
-        for tool in body["tools"]:
-            assert tool["type"] == "function"
-            assert tool["function"]["parameters"] == PARAMETERS
-        return [tool["function"]["name"] for tool in body["tools"]]
-    if upstream.wire == RESPONSES:
-        assert all(t["type"] == "function" and t["parameters"] == PARAMETERS for t in body["tools"])
-        return [tool["name"] for tool in body["tools"]]
-    if upstream.wire == ANTHROPIC:
-        assert all(t["input_schema"] == PARAMETERS for t in body["tools"])
-        return [tool["name"] for tool in body["tools"]]
-    if upstream.wire == GEMINI:
-        (group,) = body["tools"]
-        return [d["name"] for d in group["functionDeclarations"]]
-    specs = [tool["toolSpec"] for tool in body["toolConfig"]["tools"]]
-    assert all(spec["inputSchema"] == {"json": PARAMETERS} for spec in specs)
-    return [spec["name"] for spec in specs]
-
-
-def assert_tool_turn(upstream: Upstream, body: dict[str, Any], call: dict[str, Any]) -> None:
-    """The model's call and the tool's result went back as the provider's last two turns."""
-    arguments = orjson.loads(call["arguments"])
-    if upstream.wire == CHAT_COMPLETIONS:
-        *_, assistant, result = body["messages"]
-        (sent,) = assistant["tool_calls"]
-        assert (sent["id"], sent["function"]["name"]) == (call["id"], "get_weather")
-        assert orjson.loads(sent["function"]["arguments"]) == arguments
-        assert result == {"role": "tool", "tool_call_id": call["id"], "content": RESULT}
-    elif upstream.wire == RESPONSES:
-        *_, sent, result = body["input"]
-        assert (sent["type"], sent["call_id"], sent["name"]) == ("function_call", call["id"], "get_weather")
-        assert result == {"type": "function_call_output", "call_id": call["id"], "output": RESULT}
-    elif upstream.wire == ANTHROPIC:
-        *_, assistant, result = body["messages"]
-        assert assistant["role"] == "assistant"
-        assert assistant["content"][-1] == {
-            "type": "tool_use",
-            "id": call["id"],
-            "name": "get_weather",
-            "input": arguments,
-        }
-        assert result == {
-            "role": "user",
-            "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": RESULT}],
-        }
-    elif upstream.wire == GEMINI:
-        *_, model_turn, result = body["contents"]
-        assert model_turn["role"] == "model"
-        assert model_turn["parts"][-1]["functionCall"] == {"name": "get_weather", "args": arguments}
-        assert result == {
-            "role": "user",
-            "parts": [{"functionResponse": {"name": "get_weather", "response": orjson.loads(RESULT)}}],
-        }
-    else:
-        *_, assistant, result = body["messages"]
-        assert assistant["content"][-1] == {
-            "toolUse": {"toolUseId": call["id"], "name": "get_weather", "input": arguments}
-        }
-        assert result == {
-            "role": "user",
-            "content": [{"toolResult": {"toolUseId": call["id"], "content": [{"text": RESULT}]}}],
-        }
-
-
-def assert_structured_output(upstream: Upstream, body: dict[str, Any]) -> None:
-    """The schema went by the provider's own mechanism: a response format, a response schema, or a
-    forced tool whose input is the answer (Anthropic, Bedrock)."""
-    if upstream.wire == CHAT_COMPLETIONS:
-        assert body["response_format"]["type"] == "json_schema"
-        assert body["response_format"]["json_schema"]["schema"] == SCHEMA
-    elif upstream.wire == RESPONSES:
-        assert body["text"]["format"]["type"] == "json_schema"
-        assert body["text"]["format"]["schema"] == SCHEMA
-    elif upstream.wire == ANTHROPIC:
-        choice = body["tool_choice"]
-        assert (choice["type"], choice["name"]) == ("tool", "json_answer")
-        assert [(t["name"], t["input_schema"]) for t in body["tools"]] == [("json_answer", SCHEMA)]
-    elif upstream.wire == GEMINI:
-        config = body["generationConfig"]
-        assert config["responseMimeType"] == "application/json"
-        assert config["responseJsonSchema"] == SCHEMA
-    else:
-        tool_config = body["toolConfig"]
-        assert tool_config["toolChoice"] == {"tool": {"name": "json_answer"}}
-        (tool,) = tool_config["tools"]
-        assert (tool["toolSpec"]["name"], tool["toolSpec"]["inputSchema"]) == (
-            "json_answer",
-            {"json": SCHEMA},
-        )
-    assert value_for(SCHEMA) == {"city": "city", "temperature": 1}  # what the fake answers to it
-
-
-def assert_images(upstream: Upstream, body: dict[str, Any], url: str) -> None:
-    """The image by URL and the inline one, in the provider's shape, after the text."""
-    data_url = f"data:image/png;base64,{PNG_BASE64}"
-    if upstream.wire == CHAT_COMPLETIONS:
-        (message,) = body["messages"]
-        assert message["content"] == [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image_url", "image_url": {"url": url}},
-            {"type": "image_url", "image_url": {"url": data_url}},
-        ]
-    elif upstream.wire == RESPONSES:
-        (item,) = body["input"]
-        assert item["content"] == [
-            {"type": "input_text", "text": "What is this?"},
-            {"type": "input_image", "image_url": url, "detail": "auto"},
-            {"type": "input_image", "image_url": data_url, "detail": "auto"},
-        ]
-    elif upstream.wire == ANTHROPIC:
-        (message,) = body["messages"]
-        assert message["content"] == [
-            {"type": "text", "text": "What is this?"},
-            {"type": "image", "source": {"type": "url", "url": url}},
-            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG_BASE64}},
-        ]
-    elif upstream.wire == GEMINI:
-        (content,) = body["contents"]
-        inline = {"inlineData": {"mimeType": "image/png", "data": PNG_BASE64}}
-        assert content["parts"] == [{"text": "What is this?"}, inline, inline]
-    else:
-        (message,) = body["messages"]
-        image = {"image": {"format": "png", "source": {"bytes": PNG_BASE64}}}
-        assert message["content"] == [{"text": "What is this?"}, image, image]
+    expected = text_and_images(upstream.wire, "What is this?", url, PNG_BASE64)
+    assert user_content(upstream.wire, upstream.bodies()[-1]) == expected
