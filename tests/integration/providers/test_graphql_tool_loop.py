@@ -8,7 +8,8 @@ structured-output mechanism and the image parts (Gemini and Bedrock take bytes o
 is downloaded from an https image host on loopback, through the outbound guard that the test
 settings open to loopback).
 
-One test per provider runs every case on one server and database, which keeps the matrix quick."""
+One test per provider runs every case on one server and database, which keeps the matrix quick
+(fixtures: conftest.py)."""
 
 from __future__ import annotations
 
@@ -20,21 +21,13 @@ from typing import Any
 import orjson
 import pytest
 
-from app.config import Settings
 from app.domain.auth import Role
-from tests.conftest import LiveServer, make_settings
-from tests.support.catalog import create_system_model
+from tests.conftest import LiveServer
 from tests.support.factories import Tenant
 from tests.support.gateway import stream_events, ws_url
 from tests.support.graphql import GraphQLClient
 from tests.support.image_server import https_image_server
-from tests.support.provider_upstreams import (
-    BEDROCK,
-    GEMINI,
-    PROVIDERS,
-    Upstream,
-    upstream_for,
-)
+from tests.support.provider_upstreams import BEDROCK, GEMINI, Upstream
 from tests.support.tool_requests import PNG
 from tests.support.wire_shapes import (
     assert_tool_turn,
@@ -66,20 +59,6 @@ SCHEMA = {
     "additionalProperties": False,
 }
 PNG_BASE64 = base64.b64encode(PNG).decode()
-ALL = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
-
-
-@pytest.fixture(params=PROVIDERS)
-async def upstream(
-    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AsyncIterator[Upstream]:
-    async with upstream_for(request.param, monkeypatch, tmp_path) as upstream:
-        yield upstream
-
-
-@pytest.fixture
-def settings(database_url: str, upstream: Upstream) -> Settings:
-    return make_settings(database_url, **upstream.settings)
 
 
 @pytest.fixture
@@ -97,15 +76,6 @@ def turn_back(call: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
-@pytest.fixture
-async def model(upstream: Upstream, gql: GraphQLClient, admin_key: str) -> str:
-    """A system model on the provider's fake with every capability; its id."""
-    created = await create_system_model(
-        gql.with_key(admin_key), f"{upstream.provider}-model", capabilities=ALL, **upstream.model
-    )
-    return str(created["id"])
-
-
 async def test_graphql_tools_json_and_images_on_every_provider(
     upstream: Upstream, model: str, server: LiveServer, gql: GraphQLClient, tenant: Tenant, image_server: str
 ) -> None:
@@ -117,7 +87,7 @@ async def test_graphql_tools_json_and_images_on_every_provider(
     await images_by_url_and_by_data(upstream, dev, model, f"{image_server}/cat.png")
 
 
-# ---- the GraphQL cases ---------------------------------------------------------------------------------
+# ---- the cases -----------------------------------------------------------------------------------------
 
 
 async def the_agent_loop_through_chat(upstream: Upstream, dev: GraphQLClient, model: str) -> None:
