@@ -28,6 +28,30 @@ _PARAMS = {
     "maxTokens": "max_tokens",
     "systemPrompt": "messages",
     "projectId": "X-Modelgate-Project",
+    "tools": "tools",
+    "toolChoice": "tool_choice",
+    "parallelToolCalls": "parallel_tool_calls",
+    "responseFormat": "response_format",
+}
+# Deeper in a path: the gateway's names whose OpenAI name differs (an image's data and media type
+# are both in OpenAI's data URL).
+_SEGMENTS = {
+    "parts": "content",
+    "toolCalls": "tool_calls",
+    "toolCallId": "tool_call_id",
+    "image": "image_url",
+    "data": "url",
+    "mediaType": "url",
+}
+# Fields OpenAI's shapes nest one level deeper: (container, field) -> the level between.
+_NESTED = {
+    ("tools", "name"): "function",
+    ("tools", "description"): "function",
+    ("tools", "parameters"): "function",
+    ("tool_calls", "name"): "function",
+    ("tool_calls", "arguments"): "function",
+    ("response_format", "name"): "json_schema",
+    ("response_format", "schema"): "json_schema",
 }
 
 # (status, type, code) per gateway code; None for the code: the gateway code in lower case.
@@ -143,11 +167,26 @@ def _provider_failure(error: GatewayError) -> RestError:
 
 def param_of(field: Sequence[str] | None) -> str | None:
     """A gateway input field as OpenAI's parameter: ("input", "messages", "0", "content") ->
-    "messages[0].content", ("input", "maxTokens") -> "max_tokens"."""
+    "messages[0].content", ("input", "maxTokens") -> "max_tokens", ("input", "messages", "1",
+    "toolCalls", "0", "arguments") -> "messages[1].tool_calls[0].function.arguments"."""
     if not field:
         return None
     parts = list(field[1:] if field[0] == "input" else field)
-    return _path([_PARAMS.get(parts[0], parts[0]), *parts[1:]]) if parts else None
+    if not parts:
+        return None
+    path = [_PARAMS.get(parts[0], parts[0])]
+    if path[0] == "tool_choice":  # OpenAI names the choice as a whole
+        return path[0]
+    container = path[0]
+    for part in parts[1:]:
+        if part.isdigit():
+            path.append(part)
+            continue
+        if between := _NESTED.get((container, part)):
+            path.append(between)
+        path.append(_SEGMENTS.get(part, part))
+        container = path[-1]
+    return _path(path)
 
 
 def _path(parts: Sequence[str]) -> str | None:
@@ -164,7 +203,9 @@ def from_validation(exc: ValidationError) -> RestError:
     such as a string or a list of strings, the most precise of the members' complaints)."""
     errors = exc.errors(include_url=False, include_input=False)
     first = errors[0]
-    if first["type"] in ("json_invalid", "model_type", "model_attributes_type"):
+    if first["type"] == "json_invalid" or (
+        first["type"] in ("model_type", "model_attributes_type") and not first["loc"]
+    ):
         return RestError(
             400,
             "We could not parse the JSON body of your request: it must be a JSON object. "
@@ -176,9 +217,13 @@ def from_validation(exc: ValidationError) -> RestError:
         if deeper[: len(location)] == location and len(deeper) > len(location):
             first, location = other, deeper
     param = _path(location)
+    if first["type"] == "missing" and param:
+        return missing(param)
     if first["type"] == "extra_forbidden" and param:
         return RestError(400, f"Unrecognized request argument supplied: {param}", param=param)
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] in ("model_type", "model_attributes_type"):
+        message = "expected an object"  # not pydantic's, which names our class
     return RestError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 
@@ -187,5 +232,18 @@ def _location(loc: Sequence[int | str]) -> list[str]:
 
 
 def _is_union_tag(part: int | str) -> bool:
-    """pydantic names union members in error locations (`str`, `list[…]`): not OpenAI's path."""
-    return isinstance(part, str) and (part in ("str", "int", "float", "bool") or "[" in part)
+    """pydantic names union members in error locations (`str`, `list[…]`, a model's class name):
+    not OpenAI's path, whose names are all lower case."""
+    return isinstance(part, str) and (
+        part in ("str", "int", "float", "bool") or "[" in part or part[:1].isupper()
+    )
+
+
+def missing(param: str) -> RestError:
+    return RestError(
+        400, f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+    )
+
+
+def invalid(param: str, why: str) -> RestError:
+    return RestError(400, f"Invalid '{param}': {why}.", param=param, code="invalid_value")

@@ -14,6 +14,7 @@ from app.rest.completions import completions
 from app.rest.embeddings import embeddings
 from app.rest.errors import RestError, from_gateway
 from app.rest.models import list_models, retrieve_model
+from app.rest.responses_endpoint import create_response
 from app.rest.streaming import STREAMS, DisconnectWatcher
 from app.server_keys import OPERATION_NAME, REQUEST_ID
 from app.services.gateway.service import as_gateway_error
@@ -26,6 +27,7 @@ _ENDPOINTS: list[tuple[str, str, str, Handler]] = [
     ("POST", "/v1/chat/completions", "chat.completions", chat_completions),
     ("POST", "/v1/completions", "completions", completions),
     ("POST", "/v1/embeddings", "embeddings", embeddings),
+    ("POST", "/v1/responses", "responses.create", create_response),
     ("GET", "/v1/models", "models.list", list_models),
     ("GET", "/v1/models/{model}", "models.retrieve", retrieve_model),
 ]

@@ -3,26 +3,20 @@
 Only the shape is checked here (types, and parameters Modelgate cannot honour); the rules on the
 values (temperature range, token limits, empty messages, …) are the gateway's. Parameters that only
 tune sampling or bookkeeping (`user`, `seed`, `top_p`, penalties, `metadata`, …) are accepted and
-ignored; parameters that would change the answer's shape (`n` > 1, tools, `response_format`,
-`logprobs`, `stop`, audio) are refused rather than silently dropped. Unknown parameters are refused,
-as OpenAI does.
+ignored; parameters that would change the answer's shape (`n` > 1, `logprobs`, `stop`, audio) are
+refused rather than silently dropped, and so is the deprecated `functions`/`function_call` (whose
+answers have their own shape: `tools` replaces it). Unknown parameters are refused, as OpenAI does.
+The messages, tools and response format are chat_messages.py's and chat_tools.py's.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, StrictBool, field_validator
 
-from app.domain.enums import ChatRole
-
-_ROLES = {
-    "system": ChatRole.SYSTEM,
-    "developer": ChatRole.SYSTEM,  # OpenAI's newer name for the system role
-    "user": ChatRole.USER,
-    "assistant": ChatRole.ASSISTANT,
-}
-
+from app.rest.chat_messages import Message
+from app.rest.chat_tools import Format, NamedTool, Tool
 
 T = TypeVar("T")
 
@@ -80,34 +74,6 @@ class _Sampling(_Body):
         return _refuse(value, "logprobs", unless=(None, False))
 
 
-class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[dict[str, Any]]
-    name: str | None = None  # ignored
-    refusal: str | None = None  # ignored (an earlier assistant turn as the SDK returned it)
-
-    @field_validator("content")
-    @classmethod
-    def _text_only(cls, value: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-        if isinstance(value, list):
-            for part in value:
-                if part.get("type") != "text" or not isinstance(part.get("text"), str):
-                    raise ValueError("only text content parts ({'type': 'text', 'text': …}) are supported")
-        return value
-
-    @property
-    def chat_role(self) -> ChatRole:
-        return _ROLES[self.role]
-
-    @property
-    def text(self) -> str:
-        if isinstance(self.content, str):
-            return self.content
-        return "\n".join(str(part["text"]) for part in self.content)
-
-
 class ChatCompletionRequest(_Sampling):
     messages: list[Message]
     max_completion_tokens: int | None = None
@@ -115,36 +81,28 @@ class ChatCompletionRequest(_Sampling):
     metadata: dict[str, Any] | None = None
     store: bool | None = None
     service_tier: str | None = None
-    parallel_tool_calls: bool | None = None
     reasoning_effort: str | None = None
     prompt_cache_key: str | None = None
     safety_identifier: str | None = None
     verbosity: str | None = None
     prediction: Any = None
+    tools: list[Tool] | None = None
+    tool_choice: Literal["auto", "none", "required"] | NamedTool | None = None
+    parallel_tool_calls: StrictBool | None = None
+    response_format: Format | None = None
     # Refused unless at their defaults.
-    tools: list[Any] | None = None
     functions: list[Any] | None = None
-    tool_choice: Any = None
     function_call: Any = None
-    response_format: Any = None
     top_logprobs: int | None = None
     modalities: list[str] | None = None
     audio: Any = None
 
-    @field_validator("tools", "functions")
+    @field_validator("functions", "function_call")
     @classmethod
-    def _no_tools(cls, value: list[Any] | None) -> list[Any] | None:
-        return _refuse(value or None, "tool calling")
-
-    @field_validator("tool_choice", "function_call")
-    @classmethod
-    def _no_tool_choice(cls, value: Any) -> Any:
-        return _refuse(value, "tool calling", unless=(None, "none"))
-
-    @field_validator("response_format")
-    @classmethod
-    def _text_format(cls, value: Any) -> Any:
-        return _refuse(value, "response_format other than text", unless=(None, {"type": "text"}))
+    def _no_functions(cls, value: Any) -> Any:
+        if value is not None:
+            raise ValueError("the deprecated function calling is not supported by Modelgate: use 'tools'")
+        return value
 
     @field_validator("top_logprobs")
     @classmethod

@@ -69,6 +69,24 @@ async def echo(admin: GraphQLClient) -> dict[str, Any]:
     return await create_system_model(admin, "echo", provider="ECHO", modelUrl=None, creditMultiplier="2")
 
 
+CAPABLE = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
+
+
+@pytest.fixture
+async def demo(admin: GraphQLClient) -> str:
+    """ECHO with every capability: it calls tools, quotes their results and answers JSON
+    (app/providers/echo_answers.py). Its id."""
+    model = await create_system_model(admin, "demo", provider="ECHO", modelUrl=None, capabilities=CAPABLE)
+    return str(model["id"])
+
+
+@pytest.fixture
+async def capable(admin: GraphQLClient, fake_a: OpenAIFake) -> str:
+    """A model on `fake_a` with every capability (tools, images, JSON Schema answers). Its id."""
+    model = await create_system_model(admin, "gpt-tools", modelUrl=f"{fake_a.url}/v1", capabilities=CAPABLE)
+    return str(model["id"])
+
+
 @pytest.fixture
 async def fake_a() -> AsyncIterator[OpenAIFake]:
     async with openai_fake_server(reply=REPLY_A, chunks=4) as fake:

@@ -98,7 +98,7 @@ async def test_unknown_and_ambiguous_models_are_404_model_not_found(
     async with (
         aiohttp.ClientSession() as http,
         http.get(
-            f"{server.url}/v1/responses", headers={"Authorization": f"Bearer {tenant.keys[Role.DEVELOPER]}"}
+            f"{server.url}/v1/assistants", headers={"Authorization": f"Bearer {tenant.keys[Role.DEVELOPER]}"}
         ) as response,
     ):
         assert response.status == 404
@@ -119,8 +119,9 @@ async def test_unknown_and_ambiguous_models_are_404_model_not_found(
     ("fields", "param"),
     [
         ({"n": 2}, "n"),
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"tools": [{"type": "function"}]}, "tools[0].function"),
+        ({"functions": [{"name": "f"}]}, "functions"),  # the deprecated function calling
+        ({"response_format": {"type": "json_schema"}}, "response_format.json_schema"),
         ({"stop": ["\n"]}, "stop"),
         ({"temperature": 3}, "temperature"),  # the gateway's rule
         ({"max_tokens": 0}, "max_tokens"),  # the gateway's rule
@@ -128,7 +129,7 @@ async def test_unknown_and_ambiguous_models_are_404_model_not_found(
         ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, "messages[0].role"),
         (
             {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]},
-            "messages[0].content",
+            "messages[0].content[0].image_url.url",
         ),
         ({"messages": [{"role": "user", "content": "  "}]}, "messages[0].content"),
         ({"messages": []}, "messages"),
