@@ -37,6 +37,8 @@ from tests.support.wire_shapes import (
     user_content,
 )
 
+pytestmark = pytest.mark.slow  # with the SDK side, about 30 s: `make test` runs it, test-quick does not
+
 CHAT = """mutation($input: ChatInput!) { chat(input: $input) {
   message { role content toolCalls { id name arguments } } finishReason
   userErrors { code field message } } }"""
