@@ -2,7 +2,8 @@
 them (issue 16's "done means"): `chat` returns a tool call with finish TOOL_CALLS, the client sends the
 assistant's turn back with the tool's result and the model finishes with text; `chatStream` does the
 same with argument deltas before the complete call; a JSON_SCHEMA response format answers JSON of that
-schema; an image URL and an inline image reach the provider. Each fake records what came, so every
+schema; an image URL and an inline image reach the provider; parallel calls keep their order, there
+and back. Each fake records what came, so every
 case also checks the provider's own wire shapes: the tool definitions, the tool result turn, the
 structured-output mechanism and the image parts (Gemini and Bedrock take bytes only: the URL's image
 is downloaded from an https image host on loopback, through the outbound guard that the test
@@ -52,6 +53,7 @@ STREAM = """subscription($input: ChatInput!) { chatStream(input: $input) {
 } }"""
 PARAMETERS = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 WEATHER = {"name": "get_weather", "description": "Current weather of a city", "parameters": PARAMETERS}
+TIME = {"name": "get_time", "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}}}
 ASK = {"role": "USER", "content": "Weather in Paris?"}
 RESULT = '{"temp": 21}'
 SCHEMA = {
@@ -87,6 +89,7 @@ async def test_graphql_tools_json_and_images_on_every_provider(
     await the_agent_loop_through_chat_stream(upstream, ws_url(server.url), key, model)
     await a_json_schema_answer(upstream, dev, ws_url(server.url), key, model)
     await images_by_url_and_by_data(upstream, dev, model, f"{image_server}/cat.png")
+    await parallel_calls_in_order(upstream, dev, ws_url(server.url), key, model)
 
 
 # ---- the cases -----------------------------------------------------------------------------------------
@@ -180,3 +183,32 @@ async def images_by_url_and_by_data(upstream: Upstream, dev: GraphQLClient, mode
     assert payload["message"]["content"] == f"I see 2 images: {by_url}; {inline}"
     expected = text_and_images(upstream.wire, "What is this?", url, PNG_BASE64)
     assert user_content(upstream.wire, upstream.bodies()[-1]) == expected
+
+
+async def parallel_calls_in_order(
+    upstream: Upstream, dev: GraphQLClient, url: str, key: str, model: str
+) -> None:
+    """Two calls in one answer (the fake calls each tool in turn), through `chat` and `chatStream`;
+    their results go back in the same order, as the fake's answer quoting them shows."""
+    upstream.fake.tool_calls_per_answer = 2  # type: ignore[attr-defined]  # every fake has the switch
+    asking = {"model": model, "messages": [ASK], "tools": [WEATHER, TIME]}
+    payload = await dev.mutate(CHAT, asking)
+    assert payload["finishReason"] == "TOOL_CALLS"
+    calls = payload["message"]["toolCalls"]
+    assert [c["name"] for c in calls] == ["get_weather", "get_time"]
+    assert len({c["id"] for c in calls}) == 2
+
+    events = await stream_events(url, key, {"input": asking}, document=STREAM)
+    done = [e for e in events if e["__typename"] == "ChatStreamToolCall"]
+    assert [(e["index"], e["toolCall"]["name"]) for e in done] == [(0, "get_weather"), (1, "get_time")]
+    assert events[-1] == {"__typename": "ChatStreamEnd", "finishReason": "TOOL_CALLS"}
+
+    results = [{"role": "TOOL", "toolCallId": c["id"], "content": f"result {n}"} for n, c in enumerate(calls)]
+    messages = [ASK, {"role": "ASSISTANT", "toolCalls": calls}, *results]
+    answer = await dev.mutate(CHAT, {"model": model, "messages": messages, "tools": [WEATHER, TIME]})
+    assert answer["userErrors"] == []
+    if upstream.wire == GEMINI:  # results name their function (no call ids), text goes under "output"
+        quoted = [f'Tool result {c["name"]}: {{"output":"result {n}"}}' for n, c in enumerate(calls)]
+    else:
+        quoted = [f"Tool result {c['id']}: result {n}" for n, c in enumerate(calls)]
+    assert answer["message"]["content"] == " | ".join(quoted)
