@@ -2,8 +2,8 @@
 them (issue 16's "done means"): `chat` returns a tool call with finish TOOL_CALLS, the client sends the
 assistant's turn back with the tool's result and the model finishes with text; `chatStream` does the
 same with argument deltas before the complete call; a JSON_SCHEMA response format answers JSON of that
-schema; an image URL and an inline image reach the provider; parallel calls keep their order, there
-and back. Each fake records what came, so every
+schema; an image URL and an inline image reach the provider; each tool choice holds; parallel calls
+keep their order, there and back. Each fake records what came, so every
 case also checks the provider's own wire shapes: the tool definitions, the tool result turn, the
 structured-output mechanism and the image parts (Gemini and Bedrock take bytes only: the URL's image
 is downloaded from an https image host on loopback, through the outbound guard that the test
@@ -89,6 +89,7 @@ async def test_graphql_tools_json_and_images_on_every_provider(
     await the_agent_loop_through_chat_stream(upstream, ws_url(server.url), key, model)
     await a_json_schema_answer(upstream, dev, ws_url(server.url), key, model)
     await images_by_url_and_by_data(upstream, dev, model, f"{image_server}/cat.png")
+    await each_tool_choice(dev, model)
     await parallel_calls_in_order(upstream, dev, ws_url(server.url), key, model)
 
 
@@ -183,6 +184,23 @@ async def images_by_url_and_by_data(upstream: Upstream, dev: GraphQLClient, mode
     assert payload["message"]["content"] == f"I see 2 images: {by_url}; {inline}"
     expected = text_and_images(upstream.wire, "What is this?", url, PNG_BASE64)
     assert user_content(upstream.wire, upstream.bodies()[-1]) == expected
+
+
+async def each_tool_choice(dev: GraphQLClient, model: str) -> None:
+    """The fake reads the choice in its provider's shape and calls as it says: the named tool, none,
+    or one even after a tool's result (REQUIRED)."""
+    call = {"id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'}
+    for choice, messages, called in [
+        ({"mode": "TOOL", "name": "get_time"}, [ASK], ["get_time"]),
+        ({"mode": "NONE"}, [ASK], []),
+        ({"mode": "REQUIRED"}, turn_back(call), ["get_weather"]),
+        ({"mode": "AUTO"}, turn_back(call), []),
+    ]:
+        asking = {"model": model, "messages": messages, "tools": [WEATHER, TIME], "toolChoice": choice}
+        payload = await dev.mutate(CHAT, asking)
+        assert payload["userErrors"] == [], choice
+        assert [c["name"] for c in payload["message"]["toolCalls"]] == called, choice
+        assert payload["finishReason"] == ("TOOL_CALLS" if called else "STOP"), choice
 
 
 async def parallel_calls_in_order(
