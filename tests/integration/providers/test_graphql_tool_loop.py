@@ -15,8 +15,6 @@ One test per provider runs every case on one server and database, which keeps th
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -27,7 +25,6 @@ from tests.conftest import LiveServer
 from tests.support.factories import Tenant
 from tests.support.gateway import stream_events, ws_url
 from tests.support.graphql import GraphQLClient
-from tests.support.image_server import https_image_server
 from tests.support.provider_upstreams import BEDROCK, GEMINI, Upstream
 from tests.support.tool_requests import PNG
 from tests.support.wire_shapes import (
@@ -65,12 +62,6 @@ SCHEMA = {
 PNG_BASE64 = base64.b64encode(PNG).decode()
 
 
-@pytest.fixture
-async def image_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> AsyncIterator[str]:
-    async with https_image_server({"/cat.png": (PNG, "image/png")}, monkeypatch, tmp_path) as url:
-        yield url
-
-
 def turn_back(call: dict[str, Any]) -> list[dict[str, Any]]:
     """The conversation after the model's tool call: the call sent back, and the tool's result."""
     return [
@@ -81,14 +72,14 @@ def turn_back(call: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_graphql_tools_json_and_images_on_every_provider(
-    upstream: Upstream, model: str, server: LiveServer, gql: GraphQLClient, tenant: Tenant, image_server: str
+    upstream: Upstream, model: str, server: LiveServer, gql: GraphQLClient, tenant: Tenant, image_url: str
 ) -> None:
     key = tenant.keys[Role.DEVELOPER]
     dev = gql.with_key(key)
     await the_agent_loop_through_chat(upstream, dev, model)
     await the_agent_loop_through_chat_stream(upstream, ws_url(server.url), key, model)
     await a_json_schema_answer(upstream, dev, ws_url(server.url), key, model)
-    await images_by_url_and_by_data(upstream, dev, model, f"{image_server}/cat.png")
+    await images_by_url_and_by_data(upstream, dev, model, image_url)
     await each_tool_choice(dev, model)
     await parallel_calls_in_order(upstream, dev, ws_url(server.url), key, model)
 

@@ -3,13 +3,14 @@ a fake of every provider that supports them (issue 16's "done means"): the loop 
 `openai.pydantic_function_tool(GetWeather)`, the client answers with a tool message, the model
 finishes), the same through the SDK's stream helper (`client.chat.completions.stream`), and
 `client.beta.chat.completions.parse(response_format=Forecast)` filling `message.parsed`, also
-streamed. Each fake
+streamed, and image parts by URL and data URL. Each fake
 records what came, so every case also checks what reached the provider in its own wire shapes.
 
 One test per provider runs every case on one server and database (fixtures: conftest.py)."""
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,9 +23,16 @@ from app.domain.auth import Role
 from tests.conftest import LiveServer
 from tests.integration.rest.conftest import sdk
 from tests.support.factories import Tenant
-from tests.support.provider_upstreams import Upstream
+from tests.support.provider_upstreams import BEDROCK, GEMINI, Upstream
 from tests.support.sdk_models import Forecast, GetWeather
-from tests.support.wire_shapes import assert_tool_turn, declared_tools, output_schema
+from tests.support.tool_requests import PNG
+from tests.support.wire_shapes import (
+    assert_tool_turn,
+    declared_tools,
+    output_schema,
+    text_and_images,
+    user_content,
+)
 
 pytestmark = pytest.mark.slow  # with the SDK side, about 30 s: `make test` runs it, test-quick does not
 
@@ -35,6 +43,7 @@ WEATHER_ARGUMENTS = GetWeather(city="city", unit="unit")
 FORECAST = Forecast(city="city", degrees=1.5)
 TOOLS = [openai.pydantic_function_tool(GetWeather)]
 RESPONSES_TOOLS = [openai.pydantic_responses_function_tool(GetWeather)]
+PNG_BASE64 = base64.b64encode(PNG).decode()
 
 
 @pytest.fixture
@@ -44,12 +53,13 @@ async def client(server: LiveServer, tenant: Tenant) -> AsyncIterator[AsyncOpenA
 
 
 async def test_the_sdk_examples_on_every_provider(
-    upstream: Upstream, model: str, client: AsyncOpenAI
+    upstream: Upstream, model: str, client: AsyncOpenAI, image_url: str
 ) -> None:
     await the_function_calling_loop(upstream, client, model)
     await the_loop_through_the_stream_helper(upstream, client, model)
     await parse_fills_message_parsed(upstream, client, model)
     await a_streamed_parse(upstream, client, model)
+    await image_parts(upstream, client, model, image_url)
 
 
 async def test_the_sdk_responses_examples_on_every_provider(
@@ -127,6 +137,23 @@ async def a_streamed_parse(upstream: Upstream, client: AsyncOpenAI, model: str) 
     assert completion.choices[0].message.parsed == FORECAST
     assert completion.choices[0].message.content == "".join(pieces)
     assert output_schema(upstream.wire, upstream.bodies()[-1])["properties"].keys() == {"city", "degrees"}
+
+
+async def image_parts(upstream: Upstream, client: AsyncOpenAI, model: str, url: str) -> None:
+    """`image_url` parts by https URL and by data URL."""
+    content: list[Any] = [
+        {"type": "text", "text": "What is this?"},
+        {"type": "image_url", "image_url": {"url": url}},
+        {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG_BASE64}"}},
+    ]
+    completion = await client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": content}]
+    )
+    inline = f"image/png ({len(PNG)} bytes)"
+    by_url = inline if upstream.wire in (GEMINI, BEDROCK) else url  # downloaded, or fetched by the provider
+    assert completion.choices[0].message.content == f"I see 2 images: {by_url}; {inline}"
+    expected = text_and_images(upstream.wire, "What is this?", url, PNG_BASE64)
+    assert user_content(upstream.wire, upstream.bodies()[-1]) == expected
 
 
 # ---- /v1/responses -------------------------------------------------------------------------------
