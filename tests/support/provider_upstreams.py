@@ -115,7 +115,7 @@ async def upstream_for(provider: str, monkeypatch: pytest.MonkeyPatch, home: Pat
 
 
 def _openai_family_model(provider: str, url: str) -> dict[str, Any]:
-    """OpenAI (Chat Completions or Responses), Azure by its v1 route, Mistral, an OpenAI-compatible server."""
+    """OpenAI (Chat Completions or Responses), an Azure deployment, Mistral, an OpenAI-compatible server."""
     model: dict[str, Any] = {
         "providerModelId": "gpt-4o",
         "modelUrl": f"{url}/v1",
@@ -128,7 +128,11 @@ def _openai_family_model(provider: str, url: str) -> dict[str, Any]:
             **model,
             "provider": "AZURE_OPENAI",
             "modelUrl": None,
-            "providerSettings": {"baseCustomUrl": url},
+            "providerSettings": {
+                "baseCustomUrl": url,
+                "deploymentName": "gpt4o-prod",
+                "apiVersion": "2024-10-21",
+            },
         }
     if provider == "mistral":
         return {**model, "provider": "MISTRAL", "providerModelId": "mistral-large-latest"}
