@@ -280,7 +280,9 @@ async def test_a_trip_and_its_recovery_go_to_notify_emails_and_the_list_each_add
     assert outbox == everyone
 
     clock.now += timedelta(minutes=6)  # the trip is over: the next success is its recovery
+    await health.health(model_id)  # read first, as a call does (the tracker may have let it go)
     await health.record_success(model_id, audience)
+    assert await email_deliveries(server.services, "MODEL_RECOVERED") == [sorted(everyone)]
     recovered = await delivered(inbox, "MODEL_RECOVERED", everyone)
     assert all(m.message["Subject"] == "[Modelgate] Model support-bot recovered" for m in recovered.values())
     assert not any(r in OTHER_EMAILS for mail in inbox for r in mail.recipients)
