@@ -10,6 +10,7 @@ import re
 from decimal import Decimal
 from enum import StrEnum
 
+from app.domain.emails import is_email_address
 from app.domain.enums import Provider
 from app.domain.errors import ErrorCollector
 from app.domain.models import Capability, ModelKind, ModelRecord, ModelScope, bedrock_model_id
@@ -29,7 +30,6 @@ SETTING_VALUE_MAX = 500
 
 _URL_SETTINGS = frozenset({"baseCustomUrl", "apiEndpoint"})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
-_EMAIL = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 # Provider settings each provider accepts (DESIGN.md), plus the ECHO demo switches.
 PROVIDER_SETTINGS: dict[Provider, frozenset[str]] = {
@@ -244,7 +244,7 @@ def _check_fallback(
             ModelErrorCode.OUT_OF_RANGE, f"at most {MAX_NOTIFY_EMAILS} addresses", *_path(*at, "notifyEmails")
         )
     for email_index, email in enumerate(notify_emails):
-        if not _EMAIL.match(email):
+        if not is_email_address(email):
             errors.add(
                 ModelErrorCode.INVALID, "not an email address", *_path(*at, "notifyEmails", str(email_index))
             )

@@ -3,8 +3,9 @@ its end of life, a key about to expire or revoked), and their deliveries.
 
 Each event is written to an outbox in the same transaction as the state change that caused it,
 under a key that names the change (`event_key`), so that the same change seen by several instances
-is written once. Writing it also writes one delivery per recipient (an email address, or a webhook
-of the organization that takes that kind), which a relay sends later (app/services/alert_relay.py).
+is written once. Writing it also writes one delivery per recipient (an email address of its own or
+of the organization's alert emails, or a webhook of the organization that takes that kind), which a
+relay sends later (app/services/alert_relay.py).
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class NewNotification:
     """An event to write to the outbox. `organization_id` None: about a system model, for the
-    platform (its email recipients only). `recipients`: email addresses, maybe none (webhooks)."""
+    platform (its email recipients only). `recipients`: its own email addresses (a trip's
+    notifyEmails), maybe none; the organization's alert emails are added as it is written."""
 
     key: str
     organization_id: UUID | None

@@ -8,12 +8,14 @@ from decimal import Decimal
 from enum import StrEnum
 from uuid import UUID
 
+from app.domain.emails import is_email_address
 from app.domain.enums import Plan
 from app.domain.errors import ErrorCollector
 from app.domain.storable import DecimalColumn
 
 NAME_MAX_LENGTH = 200
 MAX_CONCURRENT_STREAMS_LIMIT = 10_000
+MAX_ALERT_EMAILS = 20  # also a CHECK of organizations.alert_emails
 CREDIT_LIMIT_COLUMN = DecimalColumn(precision=20, scale=6)  # organizations.monthly_credit_limit
 
 
@@ -37,6 +39,7 @@ class Organization:
     auto_migrate_end_of_life: bool
     external_id: str | None
     max_concurrent_streams: int | None  # None: the server's default
+    alert_emails: tuple[str, ...]  # emailed every event of the organization
     created_at: datetime
     updated_at: datetime
 
@@ -70,3 +73,16 @@ def check_max_concurrent_streams(errors: ErrorCollector, cap: int | None, *path:
         errors.add(
             TenancyErrorCode.OUT_OF_RANGE, f"must be between 1 and {MAX_CONCURRENT_STREAMS_LIMIT:,}", *path
         )
+
+
+def check_alert_emails(errors: ErrorCollector, emails: tuple[str, ...], *path: str) -> None:
+    """At most 20 addresses, each once: two that differ only in case reach the same person."""
+    if len(emails) > MAX_ALERT_EMAILS:
+        errors.add(TenancyErrorCode.OUT_OF_RANGE, f"at most {MAX_ALERT_EMAILS} addresses", *path)
+    seen: set[str] = set()
+    for index, email in enumerate(emails):
+        if not is_email_address(email):
+            errors.add(TenancyErrorCode.INVALID, "not an email address", *path, str(index))
+        elif email.casefold() in seen:
+            errors.add(TenancyErrorCode.DUPLICATE, "listed already (ignoring case)", *path, str(index))
+        seen.add(email.casefold())

@@ -16,7 +16,7 @@ from app.repositories.constraints import stored_facts
 
 _ORG_COLUMNS = (
     "id, name, plan, monthly_credit_limit, auto_migrate_end_of_life, external_id, max_concurrent_streams, "
-    "created_at, updated_at"
+    "alert_emails, created_at, updated_at"
 )
 _PROJECT_COLUMNS = "id, organization_id, name, created_at, updated_at"
 
@@ -30,6 +30,7 @@ def _organization(row: asyncpg.Record) -> Organization:
         auto_migrate_end_of_life=row["auto_migrate_end_of_life"],
         external_id=row["external_id"],
         max_concurrent_streams=row["max_concurrent_streams"],
+        alert_emails=tuple(row["alert_emails"]),
         created_at=row["created_at"],
         updated_at=row["updated_at"],
     )
@@ -116,7 +117,7 @@ class OrganizationRepository:
             row = await self.db.fetchrow(
                 f"""UPDATE organizations SET name = $2, plan = $3, monthly_credit_limit = $4,
                         auto_migrate_end_of_life = $5, external_id = $6, max_concurrent_streams = $7,
-                        updated_at = now()
+                        alert_emails = $8, updated_at = now()
                     WHERE id = $1 RETURNING {_ORG_COLUMNS}""",
                 organization.id,
                 organization.name,
@@ -125,6 +126,7 @@ class OrganizationRepository:
                 organization.auto_migrate_end_of_life,
                 organization.external_id,
                 organization.max_concurrent_streams,
+                list(organization.alert_emails),
             )
         return _organization(row)
 

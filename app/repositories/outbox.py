@@ -1,5 +1,6 @@
 """SQL for the notification outbox: events written once by their key, each with one delivery per
-recipient (its email addresses, and the organization's webhooks that take its kind)."""
+recipient (its email addresses and its organization's alert emails, and the organization's
+webhooks that take its kind)."""
 
 from __future__ import annotations
 
@@ -19,18 +20,30 @@ from app.domain.notifications import (
 )
 from app.domain.pagination import CreatedKey, Page, PageRequest
 
-# The event, then its deliveries, in one statement: nothing when the key was written already.
+# The event, then its deliveries, in one statement: nothing when the key was written already. Its
+# email recipients are its own (a trip's notifyEmails), then its organization's alert emails, each
+# address once whatever its case.
 _INSERT = """
-WITH event AS (
+WITH recipients AS (
+    SELECT coalesce(array_agg(email ORDER BY n), '{}') AS emails FROM (
+        SELECT DISTINCT ON (lower(email)) email, n FROM (
+            SELECT email, n FROM unnest($5::text[]) WITH ORDINALITY AS own (email, n)
+            UNION ALL
+            SELECT email, cardinality($5::text[]) + n
+            FROM organizations o, unnest(o.alert_emails) WITH ORDINALITY AS org (email, n)
+            WHERE o.id = $3
+        ) listed
+        ORDER BY lower(email), n
+    ) once
+), event AS (
     INSERT INTO notification_outbox
         (id, event_key, organization_id, kind, recipients, subject, body, html_body, payload)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    VALUES ($1, $2, $3, $4, (SELECT emails FROM recipients), $6, $7, $8, $9)
     ON CONFLICT (event_key) DO NOTHING
-    RETURNING id
+    RETURNING id, recipients
 ), emails AS (
     INSERT INTO notification_deliveries (id, notification_id, channel, email)
-    SELECT gen_random_uuid(), event.id, 'EMAIL', e.email
-    FROM event, (SELECT DISTINCT email FROM unnest($5::text[]) AS u (email)) e
+    SELECT gen_random_uuid(), event.id, 'EMAIL', e.email FROM event, unnest(event.recipients) AS e (email)
 ), hooks AS (
     INSERT INTO notification_deliveries (id, notification_id, channel, webhook_id)
     SELECT gen_random_uuid(), event.id, 'WEBHOOK', w.id

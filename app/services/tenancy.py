@@ -17,6 +17,7 @@ from app.domain.tenancy import (
     Organization,
     Project,
     TenancyErrorCode,
+    check_alert_emails,
     check_credit_limit,
     check_max_concurrent_streams,
     check_name,
@@ -37,6 +38,7 @@ class OrganizationChanges:
     auto_migrate_end_of_life: Maybe[bool] = UNSET
     external_id: Maybe[str | None] = UNSET
     max_concurrent_streams: Maybe[int | None] = UNSET
+    alert_emails: Maybe[tuple[str, ...]] = UNSET
 
 
 class OrganizationService:
@@ -61,6 +63,13 @@ class OrganizationService:
         if not principal.can_access_organization(organization_id):
             return None
         return await self.organizations.get(organization_id)
+
+    def alert_emails(self, principal: Principal, organization: Organization) -> tuple[str, ...]:
+        """People's addresses: for the organization's admins (not project keys) and platform admins."""
+        if not principal.can_access_organization(organization.id):
+            raise AccessDenied("another organization's alert emails")
+        _require_organization_admin(principal)
+        return organization.alert_emails
 
     async def list(self, principal: Principal, page: PageRequest[CreatedKey]) -> Page[Organization]:
         require(principal, Permission.PLATFORM_ADMIN)
@@ -101,9 +110,7 @@ class OrganizationService:
         current = await self.get(principal, organization_id)
         if current is None:
             raise NotFoundError("organization", ["input", "id"])
-        require(principal, Permission.ORGANIZATION_MANAGE)
-        if principal.project_id is not None:
-            raise AccessDenied("a project key cannot change its organization")
+        _require_organization_admin(principal)
         errors = ErrorCollector()
         if not principal.is_platform_admin:
             for value, field in (
@@ -129,6 +136,8 @@ class OrganizationService:
             check_max_concurrent_streams(
                 errors, changes.max_concurrent_streams, "input", "maxConcurrentStreams"
             )
+        if not isinstance(changes.alert_emails, UnsetType):
+            check_alert_emails(errors, changes.alert_emails, "input", "alertEmails")
         errors.raise_if_any()
         updated = replace(
             current,
@@ -140,6 +149,7 @@ class OrganizationService:
             ),
             external_id=apply(changes.external_id, current.external_id) or None,
             max_concurrent_streams=apply(changes.max_concurrent_streams, current.max_concurrent_streams),
+            alert_emails=apply(changes.alert_emails, current.alert_emails),
         )
         try:
             async with self.db.transaction():
@@ -225,6 +235,12 @@ class ProjectService:
             raise NotFoundError("project", ["input", "id"])
         require(principal, Permission.ORGANIZATION_MANAGE)
         return project
+
+
+def _require_organization_admin(principal: Principal) -> None:
+    require(principal, Permission.ORGANIZATION_MANAGE)
+    if principal.project_id is not None:
+        raise AccessDenied("a project key cannot manage its organization")
 
 
 def _check_external_id(errors: ErrorCollector, external_id: str | None) -> None:

@@ -149,8 +149,9 @@ PLATFORM_ADMIN_MUTATIONS = {
     "systemModelUpdate",
 }
 # Strings with a format of their own, which valid Unicode text need not fit (refused on the field).
-# A webhook's url is a URL; its secret has a minimum length that short text does not reach.
-FORMATTED_STRINGS = {"modelUrl", "notifyEmails", "permissions", "url", "secret"}
+# A webhook's url is a URL; its secret has a minimum length that short text does not reach;
+# notifyEmails and alertEmails hold email addresses.
+FORMATTED_STRINGS = {"modelUrl", "notifyEmails", "alertEmails", "permissions", "url", "secret"}
 
 QUERY_BASES: dict[str, Callable[[World], dict[str, Any]]] = {
     "apiKeys": lambda w: {"organizationId": w["org"]},

@@ -25,6 +25,7 @@ from app.domain import auth, tenancy
 from app.domain.auth import Principal
 from app.domain.enums import Plan as DomainPlan
 from app.domain.ids import decode_id, decode_optional
+from app.domain.values import UNSET, UnsetType
 from app.services.tenancy import OrganizationChanges
 
 
@@ -38,7 +39,8 @@ class OrganizationCreateInput:
 
 
 @strawberry.input(
-    description="Fields left out are not changed; plan, limits and externalId: platform admins."
+    description="Fields left out are not changed; plan, limits and externalId: platform admins. "
+    "Organization admins (not project keys) change the rest."
 )
 class OrganizationUpdateInput:
     id: strawberry.ID
@@ -49,6 +51,11 @@ class OrganizationUpdateInput:
     external_id: str | None = strawberry.UNSET
     max_concurrent_streams: int | None = strawberry.field(
         default=strawberry.UNSET, description="1-10,000; null: back to the server's default."
+    )
+    alert_emails: list[str] | None = strawberry.field(
+        default=strawberry.UNSET,
+        description="Who is emailed the organization's alerts: at most 20 addresses, each once "
+        "(ignoring case); [] for nobody. Replaces the whole list.",
     )
 
 
@@ -165,6 +172,7 @@ class TenancyMutations:
     ) -> OrganizationUpdatePayload:
         async def work(principal: Principal) -> tenancy.Organization:
             organization_id = decode_id(input.id, "Organization", ["input", "id"])
+            alert_emails = maybe_set(input.alert_emails, ["input", "alertEmails"])
             changes = OrganizationChanges(
                 name=maybe_set(input.name, ["input", "name"]),
                 plan=maybe_set(input.plan, ["input", "plan"]),
@@ -174,6 +182,7 @@ class TenancyMutations:
                 ),
                 external_id=maybe(input.external_id),
                 max_concurrent_streams=maybe(input.max_concurrent_streams),
+                alert_emails=UNSET if isinstance(alert_emails, UnsetType) else tuple(alert_emails),
             )
             return await services(info).organizations.update(principal, organization_id, changes)
 

@@ -100,6 +100,13 @@ class Organization(Node):
     ) -> Connection[Notification]:
         return await organization_notifications(info, self.domain.id, first, after)
 
+    @strawberry.field(
+        description="Who is emailed every event of the organization (a tripped model's "
+        "notifyEmails are emailed its trips too). Organization admins, not project keys."
+    )
+    def alert_emails(self, info: GraphQLInfo) -> list[str]:
+        return list(services(info).organizations.alert_emails(authenticated(info), self.domain))
+
     @strawberry.field(description="Where its events are POSTed. Organization admins, not project keys.")
     async def webhooks(
         self, info: GraphQLInfo, first: int | None = None, after: str | None = None

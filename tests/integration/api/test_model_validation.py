@@ -461,6 +461,13 @@ CASES: dict[str, list[tuple[str, str, dict[str, Any], Errors]]] = {
             in_project(fallbacks=[fallback("@chat", notifyEmails=["ops@example.com", "not-an-email"])]),
             [("INVALID", path("fallbacks", "0", "notifyEmails", "1"))],
         ),
+        (
+            # `$` matched before a final line break, which then reached the alert email's To header.
+            "fallback-notify-email-ending-in-a-line-break",
+            "create",
+            in_project(fallbacks=[fallback("@chat", notifyEmails=["ops@example.com\n"])]),
+            [("INVALID", path("fallbacks", "0", "notifyEmails", "0"))],
+        ),
     ],
     "references": [
         (
