@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "sql"
 _MIGRATION_LOCK_ID = 0x6D6F64656C676174  # "modelgat": one advisory lock for every instance
-_MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql$")
+_MIGRATION_FILE = re.compile(r"^(\d{3})_[a-z0-9_]+\.sql\Z")
 
 
 def migration_files(directory: Path = MIGRATIONS_DIR) -> list[tuple[int, Path]]:

@@ -33,7 +33,7 @@ log = logging.getLogger("modelgate.server")
 
 # How long /readyz waits for the database before answering 503.
 READY_WITHIN = 1.5
-_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}\Z")
 CLIENT_CLOSED_REQUEST = 499  # nginx's status for a client that went away before its answer was complete
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

@@ -29,7 +29,7 @@ MAX_NOTIFY_EMAILS = 20
 SETTING_VALUE_MAX = 500
 
 _URL_SETTINGS = frozenset({"baseCustomUrl", "apiEndpoint"})
-_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}$")
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,100}\Z")
 
 # Provider settings each provider accepts (DESIGN.md), plus the ECHO demo switches.
 PROVIDER_SETTINGS: dict[Provider, frozenset[str]] = {

@@ -29,8 +29,8 @@ _OPERATION_SUFFIXES = ("/chat/completions", "/completions", "/embeddings", "/res
 _AZURE_GA_API_VERSION = "2024-10-21"
 # Azure URLs that already name the API root: ".../openai/deployments/{name}" or ".../openai/v1".
 _AZURE_API_ROOT = re.compile(r"/openai/(?:deployments/[^/]+|v1)$")
-_AZURE_RESOURCE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+_AZURE_RESOURCE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\Z")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")  # an RFC 9110 token
 _API_VERSION_DATE = re.compile(r"^(\d{4}-\d{2}-\d{2})")
 # The first Azure API version (preview or GA) that takes each feature (Azure's API version history).
 _AZURE_SINCE = {

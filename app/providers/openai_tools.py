@@ -42,7 +42,7 @@ from app.providers.openai_endpoints import OpenAIDialect
 from app.providers.openai_wire import malformed
 
 _EMPTY_PARAMETERS = {"type": "object", "properties": {}}
-_MISTRAL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}$")
+_MISTRAL_CALL_ID = re.compile(r"^[a-zA-Z0-9]{9}\Z")
 _ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 

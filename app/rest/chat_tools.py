@@ -26,7 +26,7 @@ from app.domain.calls import (
 from app.rest.errors import RestError, invalid, missing
 
 # OpenAI's rule for function and schema names.
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 _MODES = {"auto": ToolChoiceMode.AUTO, "none": ToolChoiceMode.NONE, "required": ToolChoiceMode.REQUIRED}
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 # A Host header that is safe to repeat in the policy (aiohttp already refuses line breaks).
-_SAFE_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$")
+_SAFE_HOST = re.compile(r"^[A-Za-z0-9.\-]+(:[0-9]{1,5})?\Z|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?\Z")
 
 
 def content_security_policy(host: str, *, fonts: bool = False) -> str:

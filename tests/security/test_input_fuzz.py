@@ -61,6 +61,9 @@ Base = Callable[[World, str], dict[str, Any]]  # (world, a unique suffix for nam
 
 CHAT_MESSAGE = {"role": "USER", "content": "Hi"}
 PARTICLE = {"kind": "ROLE", "text": "Be brief."}
+CALL_CAPABILITIES = {"streaming": True, "tools": True, "vision": True, "structuredOutput": True}
+IMAGE = {"url": "https://example.com/cat.png"}
+TOOL_CALL = {"id": "call_1", "name": "get_weather", "arguments": "{}"}
 ECHO = {"provider": "ECHO", "providerModelId": "echo-1"}
 
 # Loopback's discard port; the relay never comes round in these tests anyway (see `settings`).
@@ -115,6 +118,13 @@ NESTED_BASES: dict[str, Callable[[World], dict[str, Any]]] = {
     "FallbackInput": lambda w: {"modelId": w["echo"]},
     "SystemPromptParticleInput": lambda w: dict(PARTICLE),
     "ChatMessageInput": lambda w: dict(CHAT_MESSAGE),
+    # A @oneOf input: the battery's field joins `text`, so a second member is refused as one more.
+    "ContentPartInput": lambda w: {"text": "Hi"},
+    "ImageInput": lambda w: dict(IMAGE),
+    "ToolCallInput": lambda w: dict(TOOL_CALL),
+    "ToolInput": lambda w: {"name": "get_weather", "parameters": {"type": "object"}},
+    "ToolChoiceInput": lambda w: {"mode": "AUTO"},
+    "ResponseFormatInput": lambda w: {"type": "TEXT"},
 }
 
 # clientKey and secretKey go together, and only to OpenAI's wire format: a test of one sends both.
@@ -141,7 +151,30 @@ FIELD_BASES: dict[tuple[str, str], Base] = {
         **ECHO,
     },
     ("userModelUpdate", "assignedProjectIds"): lambda w, u: {"id": w["to-update-org-model"]},
+    # A chat message's parts, tool calls and tool result: each in the turn that may carry it.
+    ("chat", "messages.0.parts"): lambda w, u: _chat(w, {"role": "USER", "parts": [{"text": "Hi"}]}),
+    ("chat", "messages.0.parts.0.image"): lambda w, u: _chat(
+        w, {"role": "USER", "parts": [{"image": IMAGE}]}
+    ),
+    ("chat", "messages.0.toolCalls"): lambda w, u: _chat(w, {"role": "ASSISTANT", "toolCalls": [TOOL_CALL]}),
+    ("chat", "messages.0.toolCallId"): lambda w, u: _chat(
+        w, {"role": "TOOL", "toolCallId": "call_1", "content": "sunny"}
+    ),
 }
+
+
+def _chat(world: World, message: dict[str, Any]) -> dict[str, Any]:
+    return {**BASES["chat"](world, ""), "messages": [message], "model": world["echo-tools"]}
+
+
+def field_base(mutation: str, path: tuple[str, ...]) -> Base:
+    """The base for a field: the most specific of FIELD_BASES on its path, else its mutation's."""
+    for length in range(len(path), 0, -1):
+        if (base := FIELD_BASES.get((mutation, ".".join(path[:length])))) is not None:
+            return base
+    return BASES[mutation]
+
+
 PLATFORM_ADMIN_MUTATIONS = {
     "organizationCreate",
     "organizationUpdate",
@@ -152,6 +185,18 @@ PLATFORM_ADMIN_MUTATIONS = {
 # A webhook's url is a URL; its secret has a minimum length that short text does not reach;
 # notifyEmails and alertEmails hold email addresses.
 FORMATTED_STRINGS = {"modelUrl", "notifyEmails", "alertEmails", "permissions", "url", "secret"}
+# The same by where they stand: a call's tool, tool call, choice and format names follow OpenAI's name
+# rule; arguments are JSON; image data is base64 of a media type; a tool result answers a call id.
+FORMATTED_PATHS = {
+    ("tools", "name"),
+    ("toolCalls", "name"),
+    ("toolCalls", "arguments"),
+    ("toolChoice", "name"),
+    ("responseFormat", "name"),
+    ("image", "data"),
+    ("image", "mediaType"),
+    ("messages", "toolCallId"),
+}
 
 QUERY_BASES: dict[str, Callable[[World], dict[str, Any]]] = {
     "apiKeys": lambda w: {"organizationId": w["org"]},
@@ -203,8 +248,8 @@ def arguments_type(name: str, query: GraphQLField) -> GraphQLInputObjectType:
 
 
 def is_free_text(field: InputField) -> bool:
-    name = field.path[-2] if field.path[-1] == "0" else field.path[-1]
-    return name not in FORMATTED_STRINGS
+    names = [p for p in field.path if p != "0"]
+    return names[-1] not in FORMATTED_STRINGS and tuple(names[-2:]) not in FORMATTED_PATHS
 
 
 def test_every_mutation_input_field_has_a_base_and_a_battery() -> None:
@@ -214,7 +259,13 @@ def test_every_mutation_input_field_has_a_base_and_a_battery() -> None:
     nested = {get_named_type(f.type).name for f in every if f.kind in ("object", "list")}
     assert nested <= set(NESTED_BASES), "every input object type needs a base object"
     assert all(battery(field, free_text=True) for field in every)  # a new scalar: a KeyError
-    assert set(FIELD_BASES) <= {(name, f.path[0]) for name, listed in fields.items() for f in listed}
+    prefixes = {
+        (name, ".".join(f.path[:n]))
+        for name, listed in fields.items()
+        for f in listed
+        for n in (1, 2, 3, 4, 5)
+    }
+    assert set(FIELD_BASES) <= prefixes
     assert set(QUERY_BASES) == set(QUERIES), "every query needs base arguments"
     for name, query in QUERIES.items():
         assert all(battery(field, free_text=True) for field in input_fields(arguments_type(name, query)))
@@ -257,6 +308,9 @@ async def world(server: LiveServer, admin: GraphQLClient, org_admin: GraphQLClie
         "org": org,
         "project": project,
         "echo": echo,
+        "echo-tools": (
+            await create_system_model(admin, "echo-tools", **quick, capabilities=CALL_CAPABILITIES)
+        )["id"],
         "echo-embed": (await create_system_model(admin, "echo-embed", **quick, modelGroup="EMBEDDING"))["id"],
         "to-update-organization": await _create(admin, "organizationCreate", "organization", {"name": "upd"}),
         "to-update-project": await add_project(server.services, tenant, "to-update"),
@@ -363,7 +417,7 @@ async def test_every_mutation_input_field_refuses_hostile_values_on_its_field(
         for field in input_fields(input_type):
             for hostile in battery(field, free_text=is_free_text(field)):
                 u = next(unique)
-                base = FIELD_BASES.get((name, field.path[0]), BASES[name])(world, u)
+                base = field_base(name, field.path)(world, u)
                 sent, selection, keys = hostile.value, "", None
                 if hostile.expect is Expect.ACCEPTED:
                     sent = f"{sent} {u}"  # names stay unique

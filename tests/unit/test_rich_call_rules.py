@@ -46,3 +46,11 @@ def test_an_image_over_the_limit_is_too_long() -> None:
 def test_at_most_so_many_tools() -> None:
     tools = tuple(ToolDefinition(f"tool_{i}") for i in range(MAX_TOOLS + 1))
     assert problems(chat(ChatMessage(ChatRole.USER, "hi"), tools=tools)) == [("TOO_LONG", ("input", "tools"))]
+
+
+def test_a_tool_name_ending_in_a_line_break_is_invalid() -> None:
+    # `$` would match before a final newline; the name would reach the provider with it.
+    ask = ChatMessage(ChatRole.USER, "Weather?")
+    assert problems(chat(ask, tools=(ToolDefinition("get_weather\n"),))) == [
+        ("INVALID", ("input", "tools", "0", "name"))
+    ]

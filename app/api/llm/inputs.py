@@ -20,7 +20,7 @@ from app.api.llm.types import ChatRole
 from app.domain.calls import ChatMessage
 from app.domain.enums import ChatRole as DomainChatRole
 from app.domain.errors import ErrorCollector
-from app.domain.gateway import CallOperation, ModelRef
+from app.domain.gateway import CallOperation, GatewayErrorCode, ModelRef
 from app.domain.ids import MODEL_TYPES, decode_optional
 from app.services.gateway.requests import CallRequest, EmbedCall
 
@@ -136,6 +136,13 @@ def chat_call(input: ChatInput, operation: CallOperation) -> CallRequest:
 
 
 def _message(message: ChatMessageInput, parts_at: tuple[str, ...], errors: ErrorCollector) -> ChatMessage:
+    # An empty list sent is a mistake on that field (left out, the message is what its other fields say).
+    if message.parts == []:
+        errors.add(GatewayErrorCode.REQUIRED, "must not be empty (leave it out instead)", *parts_at)
+    if message.tool_calls == []:
+        errors.add(
+            GatewayErrorCode.REQUIRED, "must not be empty (leave it out instead)", *parts_at[:-1], "toolCalls"
+        )
     return ChatMessage(
         message.role,
         message.content or "",

@@ -131,7 +131,9 @@ def parts_of(
 
 def _image(image: ImageInput, at: tuple[str, ...], errors: ErrorCollector) -> calls.ImagePart:
     data = None
-    if image.data is not None:
+    if image.data == "":
+        errors.add(GatewayErrorCode.REQUIRED, "must not be empty", *at, "data")
+    elif image.data is not None:
         try:
             data = b64decode(image.data, validate=True)
         except (binascii.Error, ValueError):

@@ -29,7 +29,7 @@ from app.domain.errors import ErrorCollector
 from app.domain.gateway import GatewayErrorCode
 
 # OpenAI's rule for tool and schema names; every other provider accepts at least these.
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 MAX_TOOLS = 128
 MAX_PARTS = 100
 MAX_URL = 8192
