@@ -22,7 +22,7 @@ import orjson
 
 from app.config import Settings
 from app.embedded_postgres import EmbeddedPostgres
-from bench import query_analysis
+from bench import persisted, query_analysis
 from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
 from bench.report import print_table
 from bench.scenarios import (
@@ -158,6 +158,9 @@ async def scenarios(
     targets = generate_targets(
         url["upstream"], url["modelgate"], url["litellm"], LITELLM_KEY, seeded.key, seeded.fast_model
     )
+    # The same `generate` by its hash alone, beside the plain one (registered once, as a client does).
+    await persisted.register(url["modelgate"], seeded.key, seeded.fast_model)
+    targets.insert(2, persisted.persisted_target(url["modelgate"], seeded.key, seeded.fast_model))
     # Warm every path once (connection pools, caches) before measuring.
     for target in targets:
         wrk(wrk_binary, target, 1, 1)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -111,6 +111,13 @@ class GraphQLHTTPView(GraphQLView[Context, None]):
         except HTTPException as exc:
             headers = {"Allow": ALLOWED_METHODS} if exc.status_code == 405 else None
             return error_response(request, exc.status_code, ErrorCode.BAD_USER_INPUT, exc.reason, headers)
+
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        # Strawberry builds a WebSocketResponse to ask, twice per request: without `Upgrade:
+        # websocket` a request is not a handshake, whatever else it says.
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return False
+        return super().is_websocket_request(request)
 
     def head(self, request: web.Request) -> web.Response:
         """The headers of the GET, executing nothing: GraphiQL's page to a browser (404 when it is
