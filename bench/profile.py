@@ -1,7 +1,10 @@
 """Where a request's time goes inside Modelgate: the server runs in this process under cProfile while
 wrk (another process) sends one request at a time to the zero-latency fake upstream's model.
 
-    python -m bench.profile [graphql|persisted|rest] [--seconds 10] [--top 40] [--sort tottime]
+    python -m bench.profile [graphql|persisted|rest|ws-stream] [--seconds 10] [--top 40] [--sort tottime]
+
+`ws-stream`: 200 chatStreams at once over graphql-transport-ws (bench.stream_load, another process)
+from an upstream writing 100 chunks 10 ms apart, instead of wrk.
 
 A profile does not suffer from a shared noisy machine as timings do: it shows which functions the
 server spends its CPU in, whatever else runs beside it.
@@ -17,6 +20,7 @@ import pstats
 import secrets
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -35,8 +39,8 @@ async def profile(target_name: str, seconds: float) -> cProfile.Profile:
     (work / "logs").mkdir()
     processes = Processes(work / "logs")
     embedded = EmbeddedPostgres(work / "postgres")
-    upstream_port, port = free_port(), free_port()
-    upstream = f"http://127.0.0.1:{upstream_port}"
+    upstream_port, slow_port, port = free_port(), free_port(), free_port()
+    upstream, slow = f"http://127.0.0.1:{upstream_port}", f"http://127.0.0.1:{slow_port}"
     secret_keys = f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     settings = Settings(
         database_url=embedded.dsn,
@@ -48,8 +52,23 @@ async def profile(target_name: str, seconds: float) -> cProfile.Profile:
     runner: web.AppRunner | None = None
     try:
         processes.start("upstream", [python(), "-m", "bench.upstream", "--port", str(upstream_port)])
+        processes.start(
+            "slow",
+            [
+                python(),
+                "-m",
+                "bench.upstream",
+                "--port",
+                str(slow_port),
+                "--frame-interval",
+                "0.01",
+                "--chunks",
+                "100",
+            ],
+        )
         await wait_for_port(upstream_port)
-        seeded = await seed(settings, upstream, upstream)
+        await wait_for_port(slow_port)
+        seeded = await seed(settings, upstream, slow)
         runner = web.AppRunner(create_app(settings), access_log=None)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -59,9 +78,15 @@ async def profile(target_name: str, seconds: float) -> cProfile.Profile:
         }
         targets["persisted"] = persisted_target(modelgate, seeded.key, seeded.fast_model)
         await register(modelgate, seeded.key, seeded.fast_model)
+        # CPU time, not wall time: a process preempted on a busy machine charges nothing.
+        profiler = cProfile.Profile(time.process_time)
+        if target_name == "ws-stream":
+            profiler.enable()
+            await _streams(modelgate, seeded.key, seeded.slow_model)
+            profiler.disable()
+            return profiler
         target = targets[{"graphql": "modelgate", "rest": "modelgate-rest"}.get(target_name, target_name)]
         await _wrk(target, 2)  # warm: pools, caches
-        profiler = cProfile.Profile()
         profiler.enable()
         await _wrk(target, seconds)
         profiler.disable()
@@ -84,9 +109,29 @@ async def _wrk(target: HttpTarget, seconds: float) -> None:
     print(out.decode().strip().splitlines()[-1])
 
 
+async def _streams(modelgate: str, key: str, model_id: str) -> None:
+    command = [
+        python(),
+        "-m",
+        "bench.stream_load",
+        modelgate,
+        key,
+        model_id,
+        "--streams",
+        "200",
+        "--ramp",
+        "1",
+    ]
+    process = await asyncio.create_subprocess_exec(*command, stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate()
+    print(out.decode().strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("target", nargs="?", default="graphql", choices=("graphql", "persisted", "rest"))
+    parser.add_argument(
+        "target", nargs="?", default="graphql", choices=("graphql", "persisted", "rest", "ws-stream")
+    )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--sort", default="tottime")

@@ -22,6 +22,7 @@ from app.api.connections.mutations import ConnectionMutations
 from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
 from app.api.errors import ErrorFormatter
+from app.api.event_plans import PlannedExecutor
 from app.api.limits import QueryLimits
 from app.api.llm.mutations import LlmMutations
 from app.api.llm.subscriptions import LlmSubscriptions
@@ -155,6 +156,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         types=[SystemModel, UserModel],
+        execution_context_class=PlannedExecutor,  # subscription events by a plan (event_plans.py)
         # Not sort_schema: sorting rebuilds the types and enum inputs would arrive as plain strings.
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,
