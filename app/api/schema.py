@@ -23,6 +23,7 @@ from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
 from app.api.errors import ErrorFormatter
 from app.api.event_plans import PlannedExecutor
+from app.api.extension_runner import LeanExtensionsRunner
 from app.api.limits import QueryLimits
 from app.api.llm.mutations import LlmMutations
 from app.api.llm.subscriptions import LlmSubscriptions
@@ -134,6 +135,9 @@ class DocumentParserCache(ParserCache):
 class ModelgateSchema(strawberry.Schema):
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         """ErrorFormatter logs what is unexpected; expected errors are not worth a log line."""
+
+    def create_extensions_runner(self, execution_context: Any, extensions: Any) -> LeanExtensionsRunner:
+        return LeanExtensionsRunner(execution_context, extensions)
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
