@@ -38,9 +38,9 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
         services = Services(settings, db, settings.database_url)
         organization = await services.organizations.create(OPERATOR, name="Bench", plan=Plan.ENTERPRISE)
         project = await services.projects.create(OPERATOR, organization.id, "Bench project")
-        # 1,000 concurrent streams in scenario 4: far above the default cap.
+        # 1,000 concurrent streams in scenario 4, 10,000 in scenario 6 (the highest cap there is).
         await services.organizations.update(
-            OPERATOR, organization.id, OrganizationChanges(max_concurrent_streams=5000)
+            OPERATOR, organization.id, OrganizationChanges(max_concurrent_streams=10_000)
         )
         _, key = await services.api_keys.create_unchecked(
             name="bench", organization_id=organization.id, project_id=project.id, role=Role.DEVELOPER
