@@ -28,9 +28,12 @@ class Seeded:
     organization_id: str
     fast_model: str  # global ids
     slow_model: str
+    scale_model: str  # scenario 6's upstream (the slow one when there is none)
 
 
-async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) -> Seeded:
+async def seed(
+    settings: Settings, upstream_url: str, slow_upstream_url: str, scale_upstream_url: str | None = None
+) -> Seeded:
     assert settings.database_url
     await migrate(settings.database_url)
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
@@ -48,6 +51,7 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
         await seed_catalog(services.models)
         fast = await _model(services, "bench-gpt", upstream_url)
         slow = await _model(services, "bench-gpt-slow", slow_upstream_url)
+        scale = await _model(services, "bench-gpt-scale", scale_upstream_url) if scale_upstream_url else slow
         for index in range(EXTRA_MODELS):
             await _model(services, f"bench-extra-{index:02d}", upstream_url)
         return Seeded(
@@ -55,6 +59,7 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
             organization_id=str(organization.id),
             fast_model=encode_id("SystemModel", fast),
             slow_model=encode_id("SystemModel", slow),
+            scale_model=encode_id("SystemModel", scale),
         )
     finally:
         await db.close()
