@@ -119,6 +119,8 @@ async def _streams(modelgate: str, key: str, model_id: str) -> None:
         model_id,
         "--streams",
         "200",
+        "--per-socket",
+        "10",  # the in-process server keeps the default of 10 operations per connection
         "--ramp",
         "1",
     ]
