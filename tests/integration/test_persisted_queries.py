@@ -177,3 +177,26 @@ async def test_legacy_graphql_ws_answers_an_unknown_hash(
     assert (refusal["type"], refusal["id"]) == ("error", "1")
     assert not_found({"errors": [refusal["payload"]]})
     await ws.close()
+
+
+async def test_a_subscription_over_sse_runs_by_its_hash(
+    http: aiohttp.ClientSession, server: LiveServer
+) -> None:
+    keys = await seed_demo(server.services)
+    assert keys is not None
+    extensions = persisted(CHAT_STREAM)
+    headers = {"X-API-Key": keys.demo_project, "Accept": "text/event-stream"}
+
+    async def stream(body: dict[str, Any]) -> str:
+        async with http.post(f"{server.url}/graphql", json=body, headers=headers) as response:
+            return await response.text()
+
+    unknown = await stream({"variables": stream_input(), "extensions": extensions})
+    assert "PersistedQueryNotFound" in unknown
+    for body in (
+        {"query": CHAT_STREAM, "variables": stream_input(), "extensions": extensions},
+        {"variables": stream_input(), "extensions": extensions},
+    ):
+        events = await stream(body)
+        assert "ChatStreamStart" in events
+        assert "ChatStreamEnd" in events
