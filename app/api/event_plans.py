@@ -8,7 +8,8 @@ awaitable checks): several times what the transport then costs. Yet an event is 
 subscription. So the first event of each concrete type makes a plan with graphql-core's own
 field collection (fragments, aliases, `@skip`/`@include` with the subscription's variables):
 for each response key, the attribute to read and how to complete it (a scalar's or enum's
-`serialize`, a list, a nested plain object). Later events of that type are completed by the plan.
+`serialize`, a list, a nested plain object). Later events of that type are completed by the plan,
+and the subscription's root fields are collected once, not per event.
 
 Anything a plan cannot do the same way goes to graphql-core, which then answers exactly as it
 always did: a field with a resolver of its own, an abstract type below the root, an `is_type_of`
@@ -29,8 +30,9 @@ from graphql import (
     GraphQLOutputType,
     GraphQLScalarType,
     GraphQLUnionType,
+    OperationType,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet, collect_fields
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import get_object_definition
 from strawberry.types.cast import get_strawberry_type_cast
@@ -40,6 +42,7 @@ Complete = Callable[[Any], Any]
 Plan = tuple[tuple[str, str | None, Complete | str], ...]
 _NO_PLAN = object()  # a type whose events go to graphql-core
 _PLANS = "_event_plans"
+_ROOT = "root"  # the plans' entry for the subscription's root fields
 
 
 class _Unplanned(Exception):
@@ -57,31 +60,45 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         assert isinstance(executor, StrawberryGraphQLCoreExecutionContext)
         return executor
 
-    def execute_root_grouped_field_set(
-        self,
-        root_type: GraphQLObjectType,
-        root_value: Any,
-        grouped_field_set: GroupedFieldSet,
-        serially: bool,
-        position_context: Any,
-    ) -> Any:
-        plans = self.__dict__.get(_PLANS)
+    def execute_operation(self, serially: bool | None = None) -> Any:
+        plans = self.__dict__.get(_PLANS)  # only per-event executors of a subscription have plans
         middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
-        if plans is not None and not middleware and position_context is None:
+        aborted = self.abort_signal is not None and self.abort_signal.aborted
+        if plans is not None and not middleware and not aborted:
             try:
-                return self._planned_event(plans, root_type, root_value, grouped_field_set)
+                data = self._planned_event(plans, *self._root_fields(plans), self.root_value)
             except _Unplanned:
                 pass
-        return super().execute_root_grouped_field_set(
-            root_type, root_value, grouped_field_set, serially, position_context
-        )
+            else:
+                return self.finish(self.build_response(data))
+        return super().execute_operation(serially)
+
+    def _root_fields(self, plans: dict[Any, Any]) -> tuple[GraphQLObjectType, GroupedFieldSet]:
+        """The subscription's root fields, collected once (graphql-core collects them per event)."""
+        root = plans.get(_ROOT)
+        if root is None:
+            root_type = self.schema.subscription_type
+            if root_type is None or self.operation.operation is not OperationType.SUBSCRIPTION:
+                raise _Unplanned
+            collected = collect_fields(
+                self.schema,
+                self.fragments,
+                self.variable_values,
+                root_type,
+                self.operation,
+                self.hide_suggestions,
+            )
+            if collected.new_defer_usages:
+                raise _Unplanned
+            root = plans[_ROOT] = (root_type, collected.grouped_field_set)
+        return root
 
     def _planned_event(
         self,
         plans: dict[Any, Any],
         root_type: GraphQLObjectType,
-        event: Any,
         grouped_field_set: GroupedFieldSet,
+        event: Any,
     ) -> dict[str, Any]:
         """The root field's answer for one event: Strawberry's subscription field passes the event
         itself as the field's value."""
@@ -110,8 +127,7 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
     def _complete_object(
         self, plans: dict[Any, Any], object_type: GraphQLObjectType, details: FieldDetailsList, value: Any
     ) -> dict[str, Any]:
-        # The selection's nodes, not the list holding them: graphql-core collects the root's
-        # fields again for every event.
+        # The selection's nodes, not the list holding them: lists may be collected anew.
         plan_key = (object_type.name, *(id(d.node) for d in details))
         plan = plans.get(plan_key)
         if plan is None:
