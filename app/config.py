@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     client_body_timeout: float = Field(default=30.0, gt=0)
     client_idle_timeout: float = Field(default=75.0, gt=0)
     max_client_connections: int = Field(default=1000, gt=0)
+    # Pooled connections to upstreams: each running stream holds one.
+    upstream_max_connections: int = Field(default=1000, gt=0)
 
     # On SIGTERM: how long running calls may finish before their upstream requests are closed.
     drain_grace: float = 10.0
@@ -152,4 +154,5 @@ class Settings(BaseSettings):
             allow_private_upstreams=self.allow_private_upstreams,
             bedrock_region=self.bedrock_region,
             google_oauth_url=self.google_oauth_url,
+            max_connections=self.upstream_max_connections,
         )

@@ -22,7 +22,7 @@ import orjson
 
 from app.config import Settings
 from app.embedded_postgres import EmbeddedPostgres
-from bench import query_analysis, workers
+from bench import persisted, query_analysis, stream_scale, workers
 from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
 from bench.report import print_table
 from bench.scenarios import (
@@ -45,10 +45,14 @@ class Plan:
     seconds: float
     streams: int
     concurrent: int
+    many: int  # scenario 7: streams held at once, a chunk every SCALE_INTERVAL seconds
 
     @classmethod
     def of(cls, quick: bool) -> Plan:
-        return cls(rounds=1, seconds=4, streams=40, concurrent=1000) if quick else cls(3, 10, 150, 1000)
+        return cls(1, 4, 40, 1000, 2000) if quick else cls(3, 10, 150, 1000, 10_000)
+
+
+SCALE_INTERVAL = 2.0
 
 
 def median_http(results: list[HttpResult]) -> dict[str, Any]:
@@ -82,7 +86,7 @@ async def run(plan: Plan) -> dict[str, Any]:
     (work / "logs").mkdir()
     processes = Processes(work / "logs")
     embedded = EmbeddedPostgres(work / "postgres")
-    names = ("upstream", "slow", "modelgate", "modelgate-2-workers", "litellm", "baseline")
+    names = ("upstream", "slow", "scale", "modelgate", "modelgate-2-workers", "litellm", "baseline")
     ports = {name: free_port() for name in names}
     url = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     secret_keys = f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
@@ -93,6 +97,7 @@ async def run(plan: Plan) -> dict[str, Any]:
         "MODELGATE_RATE_LIMIT_PER_MINUTE": "100000000",
         "MODELGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "100",
         "MODELGATE_WORKERS": "1",  # every scenario but 6 measures one process
+        **stream_scale.SERVER_ENV,
     }
     try:
         processes.start("upstream", [python(), "-m", "bench.upstream", "--port", str(ports["upstream"])])
@@ -100,10 +105,22 @@ async def run(plan: Plan) -> dict[str, Any]:
             "slow",
             [python(), "-m", "bench.upstream", "--port", str(ports["slow"]), "--frame-interval", "0.1"],
         )
+        processes.start(
+            "scale",
+            [
+                python(),
+                "-m",
+                "bench.upstream",
+                "--port",
+                str(ports["scale"]),
+                "--frame-interval",
+                str(SCALE_INTERVAL),
+            ],
+        )
         settings = Settings(
             database_url=embedded.dsn, secret_keys=secret_keys, allow_private_upstreams=True, data_dir=work
         )
-        seeded = await seed(settings, url["upstream"], url["slow"])
+        seeded = await seed(settings, url["upstream"], url["slow"], url["scale"])
         modelgate = processes.start(
             "modelgate", [python(), "-m", "app", "serve", "--port", str(ports["modelgate"])], env
         )
@@ -165,6 +182,9 @@ async def scenarios(
     targets = generate_targets(
         url["upstream"], url["modelgate"], url["litellm"], LITELLM_KEY, seeded.key, seeded.fast_model
     )
+    # The same `generate` by its hash alone, beside the plain one (registered once, as a client does).
+    await persisted.register(url["modelgate"], seeded.key, seeded.fast_model)
+    targets.insert(2, persisted.persisted_target(url["modelgate"], seeded.key, seeded.fast_model))
     # Warm every path once (connection pools, caches) before measuring.
     for target in targets:
         wrk(wrk_binary, target, 1, 1)
@@ -196,6 +216,11 @@ async def scenarios(
         "catalog": catalog,
         "streaming": {k: dataclasses.asdict(v) for k, v in streaming.items()},
         "concurrent": {k: dataclasses.asdict(v) for k, v in concurrent.items()},
+        "many_streams": dataclasses.asdict(
+            await stream_scale.many_streams(
+                url["modelgate"], seeded.key, seeded.scale_model, pid, plan.many, loaders=4
+            )
+        ),
         "query_analysis": await query_analysis.measure(),
         "workers": scaling,
     }
@@ -205,6 +230,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
     args = parser.parse_args()
+    stream_scale.raise_file_limit()  # before any process starts: they inherit it
     results = asyncio.run(run(Plan.of(args.quick)))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))

@@ -43,7 +43,10 @@ class HttpTarget:
     expect: str
 
 
-def wrk(binary: str, target: HttpTarget, connections: int, seconds: float) -> HttpResult:
+def wrk_command(
+    binary: str, target: HttpTarget, connections: int, seconds: float
+) -> tuple[list[str], dict[str, str]]:
+    """wrk's arguments and environment for one target."""
     threads = min(connections, 2)
     env = {
         **os.environ,
@@ -51,23 +54,24 @@ def wrk(binary: str, target: HttpTarget, connections: int, seconds: float) -> Ht
         "WRK_HEADERS": "|".join(f"{k}: {v}" for k, v in target.headers.items()),
         "WRK_EXPECT": target.expect,
     }
-    completed = subprocess.run(
-        [
-            binary,
-            f"-t{threads}",
-            f"-c{connections}",
-            f"-d{seconds}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(BENCH_DIR / "wrk" / "post.lua"),
-            target.url,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    lua = str(BENCH_DIR / "wrk" / "post.lua")
+    args = [
+        binary,
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--timeout",
+        "10s",
+        "-s",
+        lua,
+        target.url,
+    ]
+    return args, env
+
+
+def wrk(binary: str, target: HttpTarget, connections: int, seconds: float) -> HttpResult:
+    args, env = wrk_command(binary, target, connections, seconds)
+    completed = subprocess.run(args, env=env, capture_output=True, text=True, check=True)
     out = completed.stdout
     values = dict(re.findall(r"^(BAD|P50US|P99US) (\d+)$", out, re.MULTILINE))
     requests = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]

@@ -28,9 +28,12 @@ class Seeded:
     organization_id: str
     fast_model: str  # global ids
     slow_model: str
+    scale_model: str  # scenario 7's upstream (the slow one when there is none)
 
 
-async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) -> Seeded:
+async def seed(
+    settings: Settings, upstream_url: str, slow_upstream_url: str, scale_upstream_url: str | None = None
+) -> Seeded:
     assert settings.database_url
     await migrate(settings.database_url)
     db = await Database.connect(settings.database_url, min_size=1, max_size=2)
@@ -38,9 +41,9 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
         services = Services(settings, db, settings.database_url)
         organization = await services.organizations.create(OPERATOR, name="Bench", plan=Plan.ENTERPRISE)
         project = await services.projects.create(OPERATOR, organization.id, "Bench project")
-        # 1,000 concurrent streams in scenario 4: far above the default cap.
+        # 1,000 concurrent streams in scenario 4, 10,000 in scenario 7 (the highest cap there is).
         await services.organizations.update(
-            OPERATOR, organization.id, OrganizationChanges(max_concurrent_streams=5000)
+            OPERATOR, organization.id, OrganizationChanges(max_concurrent_streams=10_000)
         )
         _, key = await services.api_keys.create_unchecked(
             name="bench", organization_id=organization.id, project_id=project.id, role=Role.DEVELOPER
@@ -48,6 +51,7 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
         await seed_catalog(services.models)
         fast = await _model(services, "bench-gpt", upstream_url)
         slow = await _model(services, "bench-gpt-slow", slow_upstream_url)
+        scale = await _model(services, "bench-gpt-scale", scale_upstream_url) if scale_upstream_url else slow
         for index in range(EXTRA_MODELS):
             await _model(services, f"bench-extra-{index:02d}", upstream_url)
         return Seeded(
@@ -55,6 +59,7 @@ async def seed(settings: Settings, upstream_url: str, slow_upstream_url: str) ->
             organization_id=str(organization.id),
             fast_model=encode_id("SystemModel", fast),
             slow_model=encode_id("SystemModel", slow),
+            scale_model=encode_id("SystemModel", scale),
         )
     finally:
         await db.close()

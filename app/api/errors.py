@@ -42,6 +42,8 @@ class ErrorCode(Enum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
     INTERNAL_SERVER_ERROR = "INTERNAL_SERVER_ERROR"
+    # Apollo's automatic persisted queries: the client sends the query text next (persisted_queries.py).
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
 
 
 class ApiError(Exception):

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, TypeGuard, cast
 
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
@@ -41,6 +41,7 @@ from app.api.errors import ErrorCode
 from app.api.event_streams import EventStreams
 from app.api.http_errors import error_response
 from app.api.media_types import Media, prefers_event_stream, response_type, subscription_stream
+from app.api.persisted_queries import PersistedQueries, PersistedQueryRefused
 from app.api.stream_transports import LineFeedSSETransport, MultipartSubscriptions
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE"  # PUT and DELETE: graphql-sse's single connection mode
@@ -53,6 +54,8 @@ _STREAM_PROTOCOLS: dict[Media, GraphQLRequestProtocol] = {
     Media.EVENT_STREAM: "sse",
     Media.MULTIPART_SUBSCRIPTION: "multipart-subscription",
 }
+# Apollo Server's: the answer to an unknown hash must not be cached, the client sends the text next.
+_NOT_CACHED = {"Cache-Control": "private, no-cache, must-revalidate"}
 # Server faults among errors raised before execution keep their own status.
 _SERVER_FAULTS = {ErrorCode.INTERNAL_SERVER_ERROR.value: 500, ErrorCode.SERVICE_UNAVAILABLE.value: 503}
 
@@ -93,17 +96,28 @@ class GraphQLHTTPView(GraphQLView[Context, None]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.event_streams = EventStreams(self)  # graphql-sse's single connection mode
+        self.persisted_queries = PersistedQueries()
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if request.method == "HEAD":
             return self.head(request)
-        if self.event_streams.handles(request):
-            return await self.event_streams.handle(request)
         try:
+            if self.event_streams.handles(request):
+                return await self.event_streams.handle(request)
             return await self.run(request=request)
+        except PersistedQueryRefused as refused:
+            headers = _NOT_CACHED if refused.code is ErrorCode.PERSISTED_QUERY_NOT_FOUND else None
+            return error_response(request, refused.status, refused.code, str(refused), headers)
         except HTTPException as exc:
             headers = {"Allow": ALLOWED_METHODS} if exc.status_code == 405 else None
             return error_response(request, exc.status_code, ErrorCode.BAD_USER_INPUT, exc.reason, headers)
+
+    def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
+        # Strawberry builds a WebSocketResponse to ask, twice per request: without `Upgrade:
+        # websocket` a request is not a handshake, whatever else it says.
+        if "websocket" not in request.headers.get("Upgrade", "").lower():
+            return False
+        return super().is_websocket_request(request)
 
     def head(self, request: web.Request) -> web.Response:
         """The headers of the GET, executing nothing: GraphiQL's page to a browser (404 when it is
@@ -113,6 +127,15 @@ class GraphQLHTTPView(GraphQLView[Context, None]):
                 return web.Response(content_type="text/html", charset="utf-8")
             return error_response(request, 404, ErrorCode.BAD_USER_INPUT, "Not Found")
         return web.Response(content_type=response_type(request.headers.get("Accept")).value, charset="utf-8")
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        """The request, with the text of a persisted query filled in (`app.api.persisted_queries`)."""
+        data = await super().parse_http_body(request)
+        if isinstance(data, GraphQLRequestData) and data.extensions:
+            data.query = self.persisted_queries.resolve(data.query, data.extensions)
+        return data
 
     def _get_stream_transport_from_headers(self, headers: Mapping[str, str]) -> HTTPStreamTransport | None:
         """SSE for every operation only when the client prefers it; a subscription finds its stream

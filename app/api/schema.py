@@ -29,6 +29,8 @@ from app.api.connections.mutations import ConnectionMutations
 from app.api.connections.queries import ConnectionQueries
 from app.api.context import GraphQLInfo
 from app.api.errors import ErrorFormatter
+from app.api.event_plans import PlannedExecutor
+from app.api.extension_runner import LeanExtensionsRunner
 from app.api.limits import QueryLimits
 from app.api.llm.mutations import LlmMutations
 from app.api.llm.subscriptions import LlmSubscriptions
@@ -151,6 +153,9 @@ class ModelgateSchema(strawberry.Schema):
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         """ErrorFormatter logs what is unexpected; expected errors are not worth a log line."""
 
+    def create_extensions_runner(self, execution_context: Any, extensions: Any) -> LeanExtensionsRunner:
+        return LeanExtensionsRunner(execution_context, extensions)
+
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     limits = QueryLimits.of(settings)
@@ -172,6 +177,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         subscription=Subscription,
         extensions=extensions,
         types=[SystemModel, UserModel],
+        execution_context_class=PlannedExecutor,  # subscription events by a plan (event_plans.py)
         # Not sort_schema: sorting rebuilds the types and enum inputs would arrive as plain strings.
         config=StrawberryConfig(
             disable_field_suggestions=not settings.field_suggestions,

@@ -53,7 +53,11 @@ def malformed(message: object) -> str | None:
     payload = message.get("payload")
     if not isinstance(payload, dict):
         return f"a {kind} message needs a payload"
-    if not isinstance(payload.get("query"), str):
+    extensions = payload.get("extensions")
+    if not isinstance(extensions, dict | None):
+        return "the payload's extensions must be an object or null"
+    persisted = extensions is not None and "persistedQuery" in extensions  # the text may be left out
+    if not isinstance(payload.get("query"), str) and not (persisted and payload.get("query") is None):
         return "the payload's query must be a string"
     if not isinstance(payload.get("variables"), dict | None):
         return "the payload's variables must be an object or null"

@@ -8,6 +8,9 @@
   does, instead of 1011 (which says the server failed);
 - every error they send carries a code and the request id, and a malformed client message is
   refused as its protocol says (`app.api.transport_errors`) instead of ending the handler;
+- a persisted query (`extensions.persistedQuery`, `app.api.persisted_queries`) runs by its hash,
+  which Strawberry's handlers would ignore: an unknown hash gets an `error` message
+  `PersistedQueryNotFound`, and the client sends the text;
 - while the server shuts down, a new operation is answered with an `error` message
   (SERVICE_UNAVAILABLE) instead of starting, and the socket is closed with 1001 once its running
   operations have sent their last messages (`close_for_shutdown`, from `app.shutdown`).
@@ -37,6 +40,7 @@ from strawberry.types.unset import UnsetType
 
 from app.api.context import Context
 from app.api.errors import ErrorCode
+from app.api.persisted_queries import PersistedQueries, PersistedQueryRefused
 from app.api.transport_errors import malformed, with_codes
 from app.server_keys import WEBSOCKETS
 from app.services.drain_clock import SHUTTING_DOWN
@@ -71,6 +75,15 @@ def shutting_down() -> GraphQLFormattedError:
     return {"message": SHUTTING_DOWN, "extensions": extensions}
 
 
+def with_persisted_query(view: Any, payload: dict[str, Any]) -> dict[str, Any]:
+    """A subscribe (or start) payload with the text of its persisted query, if it asks for one."""
+    extensions = payload.get("extensions")
+    if not extensions:
+        return payload
+    persisted_queries: PersistedQueries = view.persisted_queries
+    return {**payload, "query": persisted_queries.resolve(payload.get("query"), extensions)}
+
+
 async def _close_when_done(
     handler: TransportWSHandler | LegacyWSHandler, running: Collection[asyncio.Task[Any]]
 ) -> None:
@@ -89,7 +102,13 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         if self.connection_acknowledged and self.context.services.drain.draining:
             await self.send_message({"id": message["id"], "type": "error", "payload": [shutting_down()]})
             return
-        await super().handle_subscribe(message)
+        try:
+            payload = with_persisted_query(self.view, dict(message["payload"]))
+        except PersistedQueryRefused as refused:
+            error = {"id": message["id"], "type": "error", "payload": [refused.formatted()]}
+            await self.send_message(cast(Message, error))
+            return
+        await super().handle_subscribe(cast(SubscribeMessage, {**message, "payload": payload}))
 
     async def close_for_shutdown(self) -> None:
         running = [op.task for op in self.operations.values() if op.task is not None and not op.task.done()]
@@ -118,7 +137,13 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
                 LegacyErrorMessage(type="error", id=message["id"], payload=shutting_down())
             )
             return
-        await super().handle_start(message)
+        try:
+            payload = with_persisted_query(self.view, dict(message["payload"]))
+        except PersistedQueryRefused as refused:
+            error = {"type": "error", "id": message["id"], "payload": refused.formatted()}
+            await self.send_message(cast(OperationMessage, error))
+            return
+        await super().handle_start(cast(StartMessage, {**message, "payload": payload}))
 
     async def close_for_shutdown(self) -> None:
         await _close_when_done(self, [task for task in self.tasks.values() if not task.done()])

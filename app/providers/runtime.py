@@ -20,6 +20,7 @@ class ProviderConfig:
     # AWS region for Bedrock when a model names none; None: the AWS environment's own (AWS_REGION…).
     bedrock_region: str | None = None
     google_oauth_url: str = "https://oauth2.googleapis.com/token"
+    max_connections: int = 1000  # pooled upstream connections; a running stream holds one
 
 
 class ProviderRuntime:
@@ -33,7 +34,11 @@ class ProviderRuntime:
 
     @classmethod
     def create(cls, config: ProviderConfig) -> ProviderRuntime:
-        http = UpstreamHttp.create(config.timeouts, allow_private=config.allow_private_upstreams)
+        http = UpstreamHttp.create(
+            config.timeouts,
+            allow_private=config.allow_private_upstreams,
+            max_connections=config.max_connections,
+        )
         return cls(http, config)
 
     def shared(self, key: str, factory: Callable[[], T]) -> T:

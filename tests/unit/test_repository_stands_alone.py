@@ -9,7 +9,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # Untracked or generated trees: virtualenvs, caches, installed packages, local data.
-SKIPPED_DIRS = {".git", ".venv", "node_modules", ".data", "__pycache__", ".mypy_cache", ".ruff_cache"}
+SKIPPED_DIRS = {
+    ".git",
+    ".venv",
+    ".venv-litellm",
+    "node_modules",
+    ".data",
+    "__pycache__",
+    ".mypy_cache",
+    ".ruff_cache",
+}
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".json", ".js", ".mjs", ".html", ".css", ".cfg", ".txt", ".sh", ""}
 # Spelled in two parts so that this file does not match itself.
 OUTSIDE = re.compile(r"\.\./" + r"shared|\bshared/(recordings|reference)\b|/" + r"work/")

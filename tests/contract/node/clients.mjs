@@ -4,8 +4,10 @@
 //   {"query": …, "mutation": …, "stream": [events…]}
 //
 //   node tests/contract/node/clients.mjs CLIENT http://127.0.0.1:8000/graphql "$KEY"
+import { createHash } from 'node:crypto';
 import WebSocket from 'ws'; // Node 20 has no global WebSocket
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { PersistedQueryLink } from '@apollo/client/link/persisted-queries';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { Client, cacheExchange, fetchExchange, subscriptionExchange } from '@urql/core';
 import { createClient as createSseClient } from 'graphql-sse';
@@ -64,9 +66,10 @@ function apollo(link) {
   });
 }
 
-async function runApollo(link) {
+async function runApollo(link, { queries = 1 } = {}) {
   const apolloClient = apollo(link);
-  const query = await apolloClient.query({ query: gql(QUERY), fetchPolicy: 'no-cache' });
+  let query;
+  for (let i = 0; i < queries; i += 1) query = await apolloClient.query({ query: gql(QUERY), fetchPolicy: 'no-cache' });
   const mutation = await apolloClient.mutate({ mutation: gql(CHAT), variables: chatVariables });
   const subscription = apolloClient.subscribe({ query: gql(CHAT_STREAM), variables: streamVariables });
   const stream = (await results((observer) => subscription.subscribe(observer))).map((d) => d.chatStream);
@@ -100,6 +103,27 @@ const CLIENTS = {
     const http = new HttpLink({ uri: url, headers });
     const ws = new GraphQLWsLink(wsClient());
     return runApollo(ApolloLink.split(({ operationType }) => operationType === 'subscription', ws, http));
+  },
+  // Apollo Client with automatic persisted queries (hashed queries over GET), on both links; the
+  // query runs twice, and every HTTP request is noted in `wire` (method, whether it carried the text,
+  // what came back) to show the protocol: not found, the text once, then the hash alone.
+  'apollo-client-persisted': async () => {
+    const wire = [];
+    const notingFetch = async (uri, options) => {
+      const carried = options.method === 'GET' ? new URL(uri).searchParams.has('query') : 'query' in JSON.parse(options.body);
+      const response = await fetch(uri, options);
+      const body = await response.clone().text();
+      wire.push({ method: options.method, query: carried, status: response.status, notFound: body.includes('PersistedQueryNotFound') });
+      return response;
+    };
+    const persisted = new PersistedQueryLink({
+      sha256: (text) => createHash('sha256').update(text).digest('hex'),
+      useGETForHashedQueries: true,
+    });
+    const http = new HttpLink({ uri: url, headers, fetch: notingFetch });
+    const ws = new GraphQLWsLink(wsClient());
+    const link = persisted.concat(ApolloLink.split(({ operationType }) => operationType === 'subscription', ws, http));
+    return { ...(await runApollo(link, { queries: 2 })), wire };
   },
   // Apollo Client with HttpLink alone: subscriptions as multipart HTTP responses.
   'apollo-client-multipart': () => runApollo(new HttpLink({ uri: url, headers })),
