@@ -86,6 +86,7 @@ async def test_a_delivery_claimed_by_a_killed_instance_is_delivered_after_restar
         assert (claimed["state"], claimed["attempts"], claimed["sent_at"]) == ("PENDING", 1, None)
         assert claimed["claimed_until"] is not None
 
+        receiver.hang.set()  # the killed instance's request lets go (else cleanup waits 60 s for it)
         receiver.hang = None  # answered at once from now on
         async with server_process(database_url, env=RELAY_ENV):
 
