@@ -16,7 +16,7 @@ run: $(STAMP)
 	MODELGATE_WORKERS=$(or $(MODELGATE_WORKERS),1) $(PY) -m app serve
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The quick subset for development: everything but the slow matrices (CI runs `make test`).
 test-quick: $(STAMP)
