@@ -4,17 +4,15 @@ once, delivered to a real SMTP server on loopback; the deliveries are written wi
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from app.config import Settings
 from app.domain.alert_events import TripAudience
-from app.domain.gateway import CallOperation, CallStatus, TripPolicy, UsageEvent
+from app.domain.gateway import TripPolicy, UsageEvent
 from app.domain.ids import encode_id
 from app.services.container import Services
 from tests.conftest import LiveServer, make_settings
@@ -22,6 +20,7 @@ from tests.support.alert_receivers import ReceivedMail, eventually, smtp_server
 from tests.support.catalog import create_system_model, create_user_model, uuid_of
 from tests.support.factories import Tenant
 from tests.support.graphql import GraphQLClient
+from tests.support.usage_events import paid_call
 
 SENDER = "Modelgate <alerts@modelgate.test>"
 ORG_EMAILS = ["ops@acme.test", "Finance@acme.test"]
@@ -104,25 +103,7 @@ async def email_deliveries(services: Services, kind: str) -> list[list[str]]:
 
 
 def usage(tenant: Tenant, credits: str) -> UsageEvent:
-    return UsageEvent(
-        organization_id=tenant.organization.id,
-        project_id=None,
-        api_key_id=None,
-        caller="key:test",
-        operation=CallOperation.CHAT,
-        requested_model_id=None,
-        served_model_id=None,
-        provider="OPENAI",
-        input_tokens=0,
-        output_tokens=0,
-        credits=Decimal(credits),
-        latency_ms=1,
-        time_to_first_token_ms=None,
-        status=CallStatus.SUCCESS,
-        error_code=None,
-        request_id=uuid.uuid4().hex,
-        created_at=datetime.now(UTC),
-    )
+    return paid_call(tenant.organization.id, credits)
 
 
 @pytest.mark.usefixtures("lists")

@@ -4,7 +4,6 @@ once per key however often or on however many instances the cause is seen, with 
 from __future__ import annotations
 
 import asyncio
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,13 +15,14 @@ import pytest
 from app.config import Settings
 from app.domain.alert_events import TripAudience
 from app.domain.auth import OPERATOR
-from app.domain.gateway import CallOperation, CallStatus, TripPolicy, UsageEvent
+from app.domain.gateway import TripPolicy, UsageEvent
 from app.domain.ids import encode_id
 from app.services.container import Services
 from tests.conftest import LiveServer, make_settings, running_server
 from tests.support.catalog import create_system_model, create_user_model, uuid_of
 from tests.support.factories import Tenant, make_platform_admin_key
 from tests.support.graphql import GraphQLClient
+from tests.support.usage_events import paid_call
 
 POLICY = TripPolicy(failed_requests=2, duration_minutes=5, notify_emails=("ops@acme.test",))
 REVOKE = "mutation($input: ApiKeyRevokeInput!) { apiKeyRevoke(input: $input) { userErrors { code } } }"
@@ -128,25 +128,7 @@ async def test_two_instances_seeing_the_same_trip_write_one_event(
 
 
 def usage(tenant: Tenant, credits: str, at: datetime | None = None) -> UsageEvent:
-    return UsageEvent(
-        organization_id=tenant.organization.id,
-        project_id=None,
-        api_key_id=None,
-        caller="key:test",
-        operation=CallOperation.CHAT,
-        requested_model_id=None,
-        served_model_id=None,
-        provider="OPENAI",
-        input_tokens=0,
-        output_tokens=0,
-        credits=Decimal(credits),
-        latency_ms=1,
-        time_to_first_token_ms=None,
-        status=CallStatus.SUCCESS,
-        error_code=None,
-        request_id=uuid.uuid4().hex,
-        created_at=at or datetime.now(UTC),
-    )
+    return paid_call(tenant.organization.id, credits, at)
 
 
 async def spend(services: Services, *events: UsageEvent) -> None:

@@ -13,7 +13,7 @@ from decimal import Decimal
 import pytest
 
 from app.domain.auth import OPERATOR
-from app.domain.gateway import CallOperation, CallStatus, GatewayError, GatewayErrorCode, UsageEvent
+from app.domain.gateway import GatewayError, GatewayErrorCode, UsageEvent
 from app.domain.quota import Reservation
 from app.domain.tenancy import Organization
 from app.repositories.quota import QuotaLeaseRepository
@@ -24,6 +24,7 @@ from app.services.usage import UsageRecorder
 from tests.conftest import LiveServer
 from tests.support.factories import make_tenant
 from tests.support.gateway import Clock
+from tests.support.usage_events import paid_call
 
 TIMEOUT = 30.0
 IDLE = 5.0
@@ -46,25 +47,7 @@ class Instance:
 
 def spent(reservation: Reservation | None, credits: str, at: datetime) -> UsageEvent:
     assert reservation is not None
-    return UsageEvent(
-        organization_id=reservation.organization_id,
-        project_id=None,
-        api_key_id=None,
-        caller="key:test",
-        operation=CallOperation.CHAT,
-        requested_model_id=None,
-        served_model_id=None,
-        provider="OPENAI",
-        input_tokens=0,
-        output_tokens=0,
-        credits=Decimal(credits),
-        latency_ms=1,
-        time_to_first_token_ms=None,
-        status=CallStatus.SUCCESS,
-        error_code=None,
-        request_id=uuid.uuid4().hex,
-        created_at=at,
-    )
+    return paid_call(reservation.organization_id, credits, at)
 
 
 @pytest.fixture

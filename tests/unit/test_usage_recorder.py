@@ -6,14 +6,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection, Sequence
 from datetime import UTC, date, datetime
-from decimal import Decimal
 from uuid import UUID
 
 import pytest
 
-from app.domain.gateway import CallOperation, CallStatus, UsageEvent
+from app.domain.gateway import UsageEvent
 from app.domain.usage import Metered
 from app.services.usage import UsageRecorder
+from tests.support.usage_events import paid_call
 
 NOW = datetime(2025, 3, 14, 12, 0, tzinfo=UTC)
 ORGANIZATION = uuid.uuid4()
@@ -21,25 +21,7 @@ LEASE = (ORGANIZATION, date(2025, 3, 1))
 
 
 def event(credits: str) -> UsageEvent:
-    return UsageEvent(
-        organization_id=ORGANIZATION,
-        project_id=None,
-        api_key_id=None,
-        caller="key:test",
-        operation=CallOperation.CHAT,
-        requested_model_id=None,
-        served_model_id=None,
-        provider="ECHO",
-        input_tokens=0,
-        output_tokens=0,
-        credits=Decimal(credits),
-        latency_ms=1,
-        time_to_first_token_ms=None,
-        status=CallStatus.SUCCESS,
-        error_code=None,
-        request_id=uuid.uuid4().hex,
-        created_at=NOW,
-    )
+    return paid_call(ORGANIZATION, credits, NOW)
 
 
 class Writer:
