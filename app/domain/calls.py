@@ -5,6 +5,7 @@ door has to import the provider layer to speak of a call."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,6 +18,9 @@ from app.domain.enums import ChatRole, FinishReason
 class TextPart:
     text: str
 
+
+# OpenAI's rule for tool and schema names; every other provider accepts at least these.
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 
 # The image types every vision provider takes, and the largest image Modelgate passes on or downloads
 # (Bedrock's own limit is 3.75 MB; Gemini's request limit is 20 MB).

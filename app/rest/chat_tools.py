@@ -10,13 +10,13 @@ The JSON Schemas themselves are the provider's to judge (each has its own subset
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.domain.calls import (
+    TOOL_NAME,
     ResponseFormat,
     ResponseFormatType,
     ToolChoice,
@@ -25,8 +25,6 @@ from app.domain.calls import (
 )
 from app.rest.errors import RestError, invalid, missing
 
-# OpenAI's rule for function and schema names.
-_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 _MODES = {"auto": ToolChoiceMode.AUTO, "none": ToolChoiceMode.NONE, "required": ToolChoiceMode.REQUIRED}
 
 
@@ -146,5 +144,5 @@ def schema_format(
 
 
 def _check_name(name: str, param: str) -> None:
-    if not _NAME.match(name):
+    if not TOOL_NAME.match(name):
         raise invalid(param, "a name is 1 to 64 letters, digits, underscores and dashes ('^[a-zA-Z0-9_-]+$')")

@@ -5,7 +5,6 @@ model is resolved, so a refused call costs nothing and is not metered. Field pat
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ import orjson
 from app.domain.calls import (
     IMAGE_MEDIA_TYPES,
     MAX_IMAGE_BYTES,
+    TOOL_NAME,
     ChatMessage,
     ImagePart,
     ResponseFormat,
@@ -28,8 +28,6 @@ from app.domain.enums import ChatRole
 from app.domain.errors import ErrorCollector
 from app.domain.gateway import GatewayErrorCode
 
-# OpenAI's rule for tool and schema names; every other provider accepts at least these.
-NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}\Z")
 MAX_TOOLS = 128
 MAX_PARTS = 100
 MAX_URL = 8192
@@ -113,7 +111,7 @@ def _check_tool_calls(
             errors.add(GatewayErrorCode.REQUIRED, "must not be empty", *where, "id")
         elif call.id in called:
             errors.add(GatewayErrorCode.DUPLICATE, f"the call id {call.id!r} is used twice", *where, "id")
-        if not NAME_PATTERN.match(call.name):
+        if not TOOL_NAME.match(call.name):
             errors.add(GatewayErrorCode.INVALID, _NAME_RULE, *where, "name")
         if not isinstance(_json(call.arguments), dict):
             errors.add(GatewayErrorCode.INVALID, "must be a JSON object, e.g. {}", *where, "arguments")
@@ -126,7 +124,7 @@ def check_tools(tools: tuple[ToolDefinition, ...], choice: ToolChoice | None, er
     names: set[str] = set()
     for index, tool in enumerate(tools[:MAX_TOOLS]):
         at = ("input", "tools", str(index))
-        if not NAME_PATTERN.match(tool.name):
+        if not TOOL_NAME.match(tool.name):
             errors.add(GatewayErrorCode.INVALID, _NAME_RULE, *at, "name")
         elif tool.name in names:
             errors.add(
@@ -171,7 +169,7 @@ def check_response_format(response_format: ResponseFormat | None, errors: ErrorC
         return
     if response_format.name is None:
         errors.add(GatewayErrorCode.REQUIRED, "JSON_SCHEMA needs the schema's name", *at, "name")
-    elif not NAME_PATTERN.match(response_format.name):
+    elif not TOOL_NAME.match(response_format.name):
         errors.add(GatewayErrorCode.INVALID, _NAME_RULE, *at, "name")
     if response_format.schema is None:
         errors.add(GatewayErrorCode.REQUIRED, "JSON_SCHEMA needs a schema", *at, "schema")
