@@ -23,6 +23,7 @@ class Standalone:
     modelgate: str
     modelgate_pid: int
     upstream_pid: int
+    slow_upstream: str
     slow_upstream_pid: int
     key: str
     fast_model: str  # global ids
@@ -73,6 +74,7 @@ async def standalone(
             "MODELGATE_ALLOW_PRIVATE_UPSTREAMS": "true",
             "MODELGATE_RATE_LIMIT_PER_MINUTE": "100000000",
             "MODELGATE_MAX_SUBSCRIPTIONS_PER_CONNECTION": "100",
+            "MODELGATE_WORKERS": "1",  # the figures are of one server process (its pid)
             **(env or {}),
         }
         modelgate = processes.start(
@@ -83,6 +85,7 @@ async def standalone(
             modelgate=f"http://127.0.0.1:{ports['modelgate']}",
             modelgate_pid=modelgate.pid,
             upstream_pid=upstream.pid,
+            slow_upstream=f"http://127.0.0.1:{ports['slow']}",
             slow_upstream_pid=slow.pid,
             key=seeded.key,
             fast_model=seeded.fast_model,
