@@ -40,6 +40,5 @@ def configure_logging(level: str = "INFO", worker: int | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # We write our own access line; these would add a line per request (httpx: per provider call).
-    for noisy in ("aiohttp.access", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # We write our own access line; aiohttp's would add a second one per request.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

@@ -13,11 +13,10 @@ structured output (a forced tool): see `anthropic_messages` and `tool_use`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from typing import Any
 
-import httpx
 import orjson
 
 from app.domain.calls import (
@@ -159,7 +158,7 @@ def messages_url(model_url: str | None) -> str:
 
 
 def anthropic_error_reader(secrets: tuple[str, ...]) -> ErrorReader:
-    def read(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+    def read(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         error_type, message = _error_fields(body)
         return status_error(status, headers, message, code=_error_code(error_type, message), secrets=secrets)
 

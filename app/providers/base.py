@@ -20,7 +20,6 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import aiohttp
-import httpx
 import orjson
 
 from app.domain.calls import (
@@ -134,14 +133,12 @@ def error_from_exception(exc: BaseException) -> ProviderError:
     """Maps whatever escaped an adapter to a ProviderError without leaking its text."""
     if isinstance(exc, ProviderError):
         return exc
-    if isinstance(exc, httpx.ConnectTimeout) and isinstance(exc.__cause__, aiohttp.ClientConnectionError):
-        # httpx-aiohttp reports every aiohttp connection error, a dropped connection too, this way.
-        return ProviderError(ProviderErrorCode.CONNECT_FAILED, "the connection to the provider failed")
-    if isinstance(exc, httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, TimeoutError):  # aiohttp's own timeouts are TimeoutErrors too
         return ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return ProviderError(ProviderErrorCode.CONNECT_FAILED, "could not connect to the provider")
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, aiohttp.ClientConnectionError | aiohttp.ClientPayloadError):
+        # A dropped connection, or a body cut short of its length or chunking.
         return ProviderError(ProviderErrorCode.CONNECT_FAILED, "the connection to the provider failed")
     if isinstance(exc, KeyError | IndexError | TypeError | AttributeError | ValueError):
         return ProviderError(ProviderErrorCode.MALFORMED_RESPONSE, "the provider sent a malformed response")

@@ -10,7 +10,6 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import aiohttp
-import httpx
 from botocore.eventstream import ParserError
 from botocore.exceptions import (
     BotoCoreError,
@@ -27,6 +26,7 @@ from botocore.exceptions import (
 from botocore.exceptions import (
     ConnectionError as BotocoreConnectionError,
 )
+from multidict import CIMultiDict
 
 from app.domain.calls import ProviderError, ProviderErrorCode
 from app.providers.http import code_for_status, status_error
@@ -117,6 +117,6 @@ def _client_error(exc: ClientError, secrets: tuple[str, ...]) -> ProviderError:
         )
     metadata: dict[str, Any] = exc.response.get("ResponseMetadata", {})
     status = int(metadata.get("HTTPStatusCode") or 500)
-    headers = httpx.Headers(metadata.get("HTTPHeaders") or {})
+    headers = CIMultiDict(metadata.get("HTTPHeaders") or {})
     # Without an x-amzn-ErrorType header botocore reports the bare status ("429") as the code.
     return status_error(status, headers, detail, code=code or code_for_status(status), secrets=secrets)

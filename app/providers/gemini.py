@@ -14,12 +14,11 @@ Messages, tools, images and structured output are mapped by `gemini_messages`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from app.domain.calls import (
@@ -161,7 +160,7 @@ def _read_response(payload: dict[str, Any], secrets: tuple[str, ...]) -> _Respon
     """One GenerateContentResponse (a whole answer, or one stream chunk)."""
     if "error" in payload:  # a stream that fails after it started says so in a chunk
         error = payload["error"]
-        raise google_error(int(error.get("code") or 500), httpx.Headers(), error, secrets)
+        raise google_error(int(error.get("code") or 500), {}, error, secrets)
     block_reason = (payload.get("promptFeedback") or {}).get("blockReason")
     if block_reason:
         raise ProviderError(
@@ -252,14 +251,14 @@ def _not_a_chat_model() -> ProviderError:
 
 
 def google_error_reader(secrets: tuple[str, ...]) -> ErrorReader:
-    def read(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+    def read(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         return google_error(status, headers, _error_object(body), secrets)
 
     return read
 
 
 def google_error(
-    status: int, headers: httpx.Headers, error: dict[str, Any] | None, secrets: tuple[str, ...]
+    status: int, headers: Mapping[str, str], error: dict[str, Any] | None, secrets: tuple[str, ...]
 ) -> ProviderError:
     """A ProviderError from a google.rpc.Status error object (`{code, message, status, details}`)."""
     error = error or {}

@@ -25,11 +25,11 @@ import hashlib
 import json
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
-import httpx
+import aiohttp
 import jwt
 import orjson
 
@@ -245,9 +245,8 @@ class GoogleTokenCache:
                 raw_body=form.encode(),
                 read_error=_token_error_reader((*key.secrets(), assertion)),
             ) as response:
-                async with asyncio.timeout(self._http.timeouts.first_byte):
-                    content = await response.aread()
-        except (ProviderError, httpx.HTTPError, TimeoutError) as exc:
+                content = await self._http.read(response)
+        except (ProviderError, aiohttp.ClientError, TimeoutError) as exc:
             raise _refresh_failed(exc) from exc
         try:
             payload = orjson.loads(content)
@@ -272,7 +271,7 @@ def _token_error_reader(secrets: tuple[str, ...]) -> ErrorReader:
     """Google's OAuth errors are `{"error": "invalid_grant", "error_description": "…"}`. A refused key
     is permanent; a busy or failing endpoint (429, 5xx) is worth another try."""
 
-    def read(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+    def read(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         try:
             payload = orjson.loads(body)
             detail = ": ".join(str(payload[k]) for k in ("error", "error_description") if payload.get(k))

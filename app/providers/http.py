@@ -1,6 +1,9 @@
-"""The one HTTP client every HTTP adapter shares: pooled httpx over the httpx-aiohttp transport,
-the outbound-safety checks, the three timeouts (connect, first byte, idle between chunks), and
-mapping of non-2xx answers to ProviderError through a per-wire-format error reader."""
+"""The one HTTP client every HTTP adapter shares: a pooled aiohttp session, the outbound-safety
+checks, the three timeouts (connect, first byte, idle between chunks), and mapping of non-2xx answers
+to ProviderError through a per-wire-format error reader.
+
+aiohttp directly, not a generic client on top of it: a call crosses this layer once per request and
+once per streamed chunk, and a second client's request, URL and header models doubled its cost."""
 
 from __future__ import annotations
 
@@ -8,24 +11,25 @@ import asyncio
 import email.utils
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Mapping
-from contextlib import aclosing, asynccontextmanager
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import httpx
 import orjson
-from httpx_aiohttp import AiohttpTransport
 
 from app.domain.calls import ProviderError, ProviderErrorCode
 from app.providers.outbound import UnsafeUpstreamError, check_url, resolver_kwargs
 from app.providers.redact import safe_detail
-from app.providers.sse import SseEvent, parse_sse
+from app.providers.sse import SseEvent, SseParser
+from app.wait_timer import WaitTimer
 
 # Reads an error response (status, headers, body) into a ProviderError with a safe message.
-ErrorReader = Callable[[int, httpx.Headers, bytes], ProviderError]
+ErrorReader = Callable[[int, Mapping[str, str], bytes], ProviderError]
+Response = aiohttp.ClientResponse
 
 _MAX_RETRY_AFTER_SECONDS = 3600.0
+_SAFE_URLS_KEPT = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,58 +39,62 @@ class Timeouts:
     idle: float = 30.0
 
 
-class _NoCookies(httpx.Cookies):
-    """The shared client keeps no cookies: one organization's upstream answer must never set
-    what another organization's request sends (and extracting them costs time on every call)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-
 class UpstreamHttp:
-    """Owns the pooled client. Create once per process (`create`), close on shutdown."""
+    """Owns the pooled session. Create once per process (`create`), close on shutdown. The session
+    itself is made by the first request: aiohttp binds it to the running event loop."""
 
-    def __init__(self, client: httpx.AsyncClient, timeouts: Timeouts, *, allow_private: bool) -> None:
-        self.client = client
+    def __init__(self, timeouts: Timeouts, *, allow_private: bool, max_connections: int) -> None:
         self.timeouts = timeouts
         self.allow_private = allow_private
-        # Responses being read: closing the client alone would leave their readers waiting.
-        self._open: set[httpx.Response] = set()
+        self.max_connections = max_connections
+        self._session: aiohttp.ClientSession | None = None
+        # URLs that passed `check_url`: the check is a pure function of the URL, and a model's URL
+        # is the same on every call (addresses a name resolves to are checked at connect time).
+        self._safe_urls: set[str] = set()
+        # Responses being read: closing the session alone would leave their readers waiting.
+        self._open: set[Response] = set()
 
     @classmethod
     def create(cls, timeouts: Timeouts, *, allow_private: bool, max_connections: int = 1000) -> UpstreamHttp:
-        def session() -> aiohttp.ClientSession:
-            connector = aiohttp.TCPConnector(
-                limit=max_connections,
-                limit_per_host=0,
-                keepalive_timeout=30,
-                **resolver_kwargs(allow_private=allow_private),
-            )
-            return aiohttp.ClientSession(connector=connector)
+        return cls(timeouts, allow_private=allow_private, max_connections=max_connections)
 
-        transport = AiohttpTransport(client=session)
-        client = httpx.AsyncClient(
-            transport=transport,
-            timeout=httpx.Timeout(
-                connect=timeouts.connect, read=None, write=timeouts.idle, pool=timeouts.connect
+    def _new_session(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections,
+            limit_per_host=0,
+            keepalive_timeout=30,
+            **resolver_kwargs(allow_private=self.allow_private),
+        )
+        return aiohttp.ClientSession(
+            connector=connector,
+            # No cookies: one organization's upstream answer must never set what another's sends.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            # The first byte and the gaps between chunks are timed by `open` and `iter_bytes`.
+            timeout=aiohttp.ClientTimeout(
+                total=None, connect=self.timeouts.connect, sock_connect=self.timeouts.connect
             ),
         )
-        client._cookies = _NoCookies()  # the public setter would copy it into a plain jar
-        return cls(client, timeouts, allow_private=allow_private)
 
     async def close(self) -> None:
         """Ends every request still running (their readers see a closed connection), then the pool."""
         for response in list(self._open):
-            await response.aclose()
-        await self.client.aclose()
+            response.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
     def _check(self, url: str) -> None:
+        if url in self._safe_urls:
+            return
         try:
             check_url(url, allow_private=self.allow_private)
         except UnsafeUpstreamError as exc:
             raise ProviderError(
                 ProviderErrorCode.BAD_REQUEST, f"the model URL {exc}", retryable=False
             ) from exc
+        if len(self._safe_urls) >= _SAFE_URLS_KEPT:
+            self._safe_urls.clear()
+        self._safe_urls.add(url)
 
     async def post_json(
         self, url: str, body: Any, *, headers: Mapping[str, str], read_error: ErrorReader
@@ -95,12 +103,16 @@ class UpstreamHttp:
         async with self.open(
             "POST", url, body=body, headers=headers, read_error=read_error, streaming=False
         ) as response:
-            try:
-                async with asyncio.timeout(self.timeouts.first_byte):
-                    content = await response.aread()
-            except TimeoutError as exc:
-                raise ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time") from exc
+            content = await self.read(response)
         return orjson.loads(content)
+
+    async def read(self, response: Response) -> bytes:
+        """The whole (decoded) body, within the first-byte timeout."""
+        try:
+            async with asyncio.timeout(self.timeouts.first_byte):
+                return await response.read()
+        except TimeoutError as exc:
+            raise ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time") from exc
 
     @asynccontextmanager
     async def open(
@@ -113,7 +125,7 @@ class UpstreamHttp:
         body: Any = None,
         raw_body: bytes | None = None,
         streaming: bool = True,
-    ) -> AsyncIterator[httpx.Response]:
+    ) -> AsyncIterator[Response]:
         """Send a request and yield the response once its status is known to be 2xx. Leaving the
         block closes the response (and, if it was not fully read, its connection)."""
         self._check(url)
@@ -124,52 +136,71 @@ class UpstreamHttp:
         if streaming:
             # A compressing proxy or server buffers an event stream, delaying every token.
             request_headers.setdefault("accept-encoding", "identity")
-        request = self.client.build_request(method, url, headers=request_headers, content=content)
+        if self._session is None:
+            self._session = self._new_session()
+        session = self._session
         try:
             async with asyncio.timeout(self.timeouts.connect + self.timeouts.first_byte):
-                response = await self.client.send(request, stream=True)
+                # Redirects are not followed: each hop would need the outbound checks again, and
+                # no provider API redirects its calls.
+                response = await session.request(
+                    method, url, headers=request_headers, data=content, allow_redirects=False
+                )
         except TimeoutError as exc:
             raise ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time") from exc
         self._open.add(response)
         try:
-            if response.status_code >= 400:
+            if response.status >= 400:
                 try:
                     async with asyncio.timeout(self.timeouts.idle):
-                        error_body = await response.aread()
-                except (TimeoutError, httpx.HTTPError):
+                        error_body = await response.read()
+                except (TimeoutError, aiohttp.ClientError):
                     error_body = b""
-                raise read_error(response.status_code, response.headers, error_body)
+                raise read_error(response.status, response.headers, error_body)
             yield response
         finally:
             self._open.discard(response)
-            await response.aclose()
+            # Back to the pool when fully read; otherwise the connection is closed with it.
+            response.release()
 
-    async def iter_bytes(self, response: httpx.Response) -> AsyncGenerator[bytes]:
+    async def iter_bytes(self, response: Response) -> AsyncGenerator[bytes]:
         """The (decoded) body, chunk by chunk; the first chunk must come within the first-byte
         timeout and each later one within the idle timeout."""
-        chunks = response.aiter_bytes()
-        limit = self.timeouts.first_byte
-        while True:
-            try:
-                async with asyncio.timeout(limit):
-                    chunk = await anext(chunks)
-            except StopAsyncIteration:
-                return
-            except TimeoutError as exc:
-                raise ProviderError(
-                    ProviderErrorCode.TIMEOUT, "the provider stream stalled", retryable=True
-                ) from exc
-            limit = self.timeouts.idle
-            if chunk:
+        timer = WaitTimer.per_wait(self.timeouts.first_byte)
+        try:
+            while chunk := await self._next_chunk(response, timer):
                 yield chunk
+        finally:
+            timer.close()
 
-    async def iter_sse(self, response: httpx.Response) -> AsyncGenerator[SseEvent]:
-        async with (
-            aclosing(self.iter_bytes(response)) as chunks,
-            aclosing(parse_sse(chunks)) as events,
-        ):
-            async for event in events:
-                yield event
+    async def iter_sse(self, response: Response) -> AsyncGenerator[SseEvent]:
+        """The body's events, timed as `iter_bytes` times its chunks (read here directly: this is
+        the path of every streamed chunk, and each generator between costs a step per event)."""
+        parser = SseParser()
+        timer = WaitTimer.per_wait(self.timeouts.first_byte)
+        try:
+            while chunk := await self._next_chunk(response, timer):
+                for event in parser.feed(chunk):
+                    yield event
+        finally:
+            timer.close()
+        for event in parser.close():
+            yield event
+
+    async def _next_chunk(self, response: Response, timer: WaitTimer) -> bytes:
+        """The body's next bytes (b"" at its end), within the timer's limit; later ones within
+        the idle timeout."""
+        try:
+            with timer:
+                chunk = await response.content.readany()
+        except TimeoutError as exc:
+            raise stalled() from exc
+        timer.seconds = self.timeouts.idle
+        return chunk
+
+
+def stalled() -> ProviderError:
+    return ProviderError(ProviderErrorCode.TIMEOUT, "the provider stream stalled", retryable=True)
 
 
 def bounded_delay(seconds: float) -> float:
@@ -177,7 +208,7 @@ def bounded_delay(seconds: float) -> float:
     return min(max(seconds, 0.0), _MAX_RETRY_AFTER_SECONDS)
 
 
-def retry_after_seconds(headers: httpx.Headers) -> float | None:
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
     """`Retry-After` (seconds or an HTTP date) or `retry-after-ms`, bounded; None when absent."""
     if (ms := headers.get("retry-after-ms")) is not None:
         try:
@@ -214,7 +245,7 @@ def code_for_status(status: int) -> ProviderErrorCode:
 
 def status_error(
     status: int,
-    headers: httpx.Headers,
+    headers: Mapping[str, str],
     detail: str | None,
     *,
     code: ProviderErrorCode | None = None,

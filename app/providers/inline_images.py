@@ -8,9 +8,8 @@ time), and its type and size are limited before the bytes reach the provider.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-
-import httpx
 
 from app.domain.calls import IMAGE_MEDIA_TYPES, MAX_IMAGE_BYTES, ImagePart, ProviderError, ProviderErrorCode
 from app.providers.http import UpstreamHttp
@@ -28,7 +27,7 @@ def _refused(message: str) -> ProviderError:
     return ProviderError(ProviderErrorCode.BAD_REQUEST, message, retryable=False)
 
 
-def _image_error(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+def _image_error(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
     return _refused(f"the image URL answered HTTP {status}")
 
 

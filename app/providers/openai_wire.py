@@ -15,7 +15,6 @@ from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import orjson
 
 from app.domain.calls import ProviderError, ProviderErrorCode, Usage
@@ -129,7 +128,7 @@ def _text(value: Any) -> str | None:
 def error_reader(secrets: tuple[str, ...]) -> ErrorReader:
     """Reads a non-2xx answer of any envelope above into a ProviderError without leaking `secrets`."""
 
-    def read(status: int, headers: httpx.Headers, body: bytes) -> ProviderError:
+    def read(status: int, headers: Mapping[str, str], body: bytes) -> ProviderError:
         try:
             fields = ErrorFields.of(orjson.loads(body))
         except orjson.JSONDecodeError:

@@ -8,7 +8,6 @@ complete is for the wire format to say, not the parser.
 from __future__ import annotations
 
 import codecs
-from collections.abc import AsyncGenerator, AsyncIterable
 from dataclasses import dataclass
 
 
@@ -35,20 +34,23 @@ class SseParser:
         if self._pending_cr and text.startswith("\n"):
             text = text[1:]  # the LF of a CRLF split across chunks
         self._pending_cr = False
-        self._buffer += text
+        buffer = self._buffer + text
         events: list[SseEvent] = []
-        while True:
-            cut = _line_end(self._buffer)
-            if cut is None:
-                break
-            line, sep_len = cut
-            rest = self._buffer[line + sep_len :]
-            if sep_len == 1 and self._buffer[line] == "\r" and not rest:
+        if "\r" not in buffer:  # LF line ends, as every provider sends: one split, no rescans
+            *lines, self._buffer = buffer.split("\n")
+            for line in lines:
+                if (event := self._line(line)) is not None:
+                    events.append(event)
+            return events
+        start = 0
+        while (cut := _line_end(buffer, start)) is not None:
+            end, sep_len = cut
+            if sep_len == 1 and buffer[end] == "\r" and end + 1 == len(buffer):
                 self._pending_cr = True  # may be the first half of a CRLF
-            event = self._line(self._buffer[:line])
-            self._buffer = rest
-            if event is not None:
+            if (event := self._line(buffer[start:end])) is not None:
                 events.append(event)
+            start = end + sep_len
+        self._buffer = buffer[start:]
         return events
 
     def _line(self, line: str) -> SseEvent | None:
@@ -83,21 +85,12 @@ class SseParser:
         return [*events, tail] if tail else events
 
 
-def _line_end(buffer: str) -> tuple[int, int] | None:
-    """Index and length of the first line terminator (LF, CRLF or CR), if any."""
-    lf = buffer.find("\n")
-    cr = buffer.find("\r")
+def _line_end(buffer: str, start: int) -> tuple[int, int] | None:
+    """Index and length of the first line terminator (LF, CRLF or CR) from `start`, if any."""
+    lf = buffer.find("\n", start)
+    cr = buffer.find("\r", start)
     if cr == -1:
         return None if lf == -1 else (lf, 1)
     if lf != -1 and lf < cr:
         return lf, 1
     return (cr, 2) if buffer.startswith("\n", cr + 1) else (cr, 1)
-
-
-async def parse_sse(chunks: AsyncIterable[bytes]) -> AsyncGenerator[SseEvent]:
-    parser = SseParser()
-    async for chunk in chunks:
-        for event in parser.feed(chunk):
-            yield event
-    for event in parser.close():
-        yield event

@@ -32,6 +32,7 @@ from app.services.gateway.requests import CallRequest
 from app.services.gateway.route import Route
 from app.services.health import ModelHealthTracker
 from app.services.model_cache import ResolvedModel
+from app.wait_timer import WaitTimer
 
 T = TypeVar("T")
 _RETRY_BACKOFF = 0.1
@@ -129,56 +130,61 @@ class Attempts:
         seconds = self.deadline(route, self.stream_deadline)
         deadline = asyncio.get_running_loop().time() + seconds
         models = await self.candidates(route)
-        for index, model in enumerate(models):
-            if error is not None:
-                labelled(FALLBACKS, model.model.provider.value).inc()
-            sent_text = False
-            for attempt in range(2):
-                usage: UsageUpdate | None = None  # the attempt's latest, passed on with its finish
-                adapter = adapter_for(model.target(), self.runtime)
-                async with aclosing(adapter.stream(route.chat_request(model, request))) as events:
-                    while True:
-                        try:
-                            # Around each wait, never around a yield: the deadline cancels the
-                            # provider read, not whatever the consumer does with an event.
-                            async with asyncio.timeout_at(deadline):
-                                event = await anext(events)
-                        except TimeoutError:
-                            error = deadline_passed(seconds)
-                            await self._failed(route, model, error)
-                            raise gateway_error(error) from None
-                        if isinstance(event, UsageUpdate):
-                            usage = event
-                            continue
-                        if isinstance(event, StreamFailed):  # the adapter's one terminal failure
-                            failure = event.error
-                            break
-                        if not started:
-                            started = True
-                            yield StreamStart(route.requested.model, model.model, route.warnings_for(model))
-                        if isinstance(event, Finished):
-                            labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
-                            await self.health.record_success(model.model.id, trip_audience(route, model))
-                            if usage is not None:
-                                yield usage
+        timer = WaitTimer.until(deadline)  # one timer for the stream's waits, not one per chunk
+        try:
+            for index, model in enumerate(models):
+                if error is not None:
+                    labelled(FALLBACKS, model.model.provider.value).inc()
+                sent_text = False
+                for attempt in range(2):
+                    usage: UsageUpdate | None = None  # the attempt's latest, passed on with its finish
+                    adapter = adapter_for(model.target(), self.runtime)
+                    async with aclosing(adapter.stream(route.chat_request(model, request))) as events:
+                        while True:
+                            try:
+                                # Around each wait, never around a yield: the deadline cancels the
+                                # provider read, not whatever the consumer does with an event.
+                                with timer:
+                                    event = await anext(events)
+                            except TimeoutError:
+                                error = deadline_passed(seconds)
+                                await self._failed(route, model, error)
+                                raise gateway_error(error) from None
+                            if isinstance(event, UsageUpdate):
+                                usage = event
+                                continue
+                            if isinstance(event, StreamFailed):  # the adapter's one terminal failure
+                                failure = event.error
+                                break
+                            if not started:
+                                started = True
+                                warnings = route.warnings_for(model)
+                                yield StreamStart(route.requested.model, model.model, warnings)
+                            if isinstance(event, Finished):
+                                labelled(PROVIDER_CALLS, model.model.provider.value, "OK").inc()
+                                await self.health.record_success(model.model.id, trip_audience(route, model))
+                                if usage is not None:
+                                    yield usage
+                                yield event
+                                return
+                            sent_text = True
                             yield event
-                            return
-                        sent_text = True
-                        yield event
-                error = failure
-                # Never again on the same model once text was sent: the caller has seen it.
-                if sent_text or attempt == 1 or not await self._may_retry(failure, deadline):
+                    error = failure
+                    # Never again on the same model once text was sent: the caller has seen it.
+                    if sent_text or attempt == 1 or not await self._may_retry(failure, deadline):
+                        break
+                    labelled(PROVIDER_CALLS, model.model.provider.value, failure.code.value).inc()
+                if not await self._failed(route, model, failure) or index + 1 == len(models):
                     break
-                labelled(PROVIDER_CALLS, model.model.provider.value, failure.code.value).inc()
-            if not await self._failed(route, model, failure) or index + 1 == len(models):
-                break
-            if sent_text:
-                if not request.fail_over_after_text:
-                    break
-                following = models[index + 1]
-                reason = f"{model.model.record.name} failed: {failure.message}"
-                yield StreamReset(reason, following.model, route.warnings_for(following))
-        raise gateway_error(error)
+                if sent_text:
+                    if not request.fail_over_after_text:
+                        break
+                    following = models[index + 1]
+                    reason = f"{model.model.record.name} failed: {failure.message}"
+                    yield StreamReset(reason, following.model, route.warnings_for(following))
+            raise gateway_error(error)
+        finally:
+            timer.close()
 
     async def _may_retry(self, error: ProviderError, deadline: float) -> bool:
         """Once more on the same model, when the failure allows it, the provider did not say it is

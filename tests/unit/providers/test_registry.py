@@ -1,8 +1,9 @@
 """Every provider has an adapter; clientKey/secretKey models use the OpenAI wire format."""
 
-import httpx
 import pytest
+from aiohttp import web
 
+from app.domain.calls import ProviderError
 from app.domain.credentials import Credentials
 from app.domain.enums import Provider
 from app.providers.base import ProviderTarget
@@ -37,11 +38,31 @@ async def test_client_key_models_use_the_openai_wire_format() -> None:
 
 
 async def test_the_shared_client_keeps_no_cookies() -> None:
-    runtime = ProviderRuntime(UpstreamHttp.create(Timeouts(), allow_private=True), ProviderConfig())
+    """A cookie one upstream answer sets is never sent with a later request (another organization's)."""
+    seen: list[str | None] = []
+
+    async def answer(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("cookie"))
+        response = web.json_response({})
+        response.set_cookie("session", "abc", path="/")
+        return response
+
+    app = web.Application()
+    app.router.add_post("/v1/x", answer)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    http = UpstreamHttp.create(Timeouts(), allow_private=True)
     try:
-        request = httpx.Request("GET", "https://api.example.com/v1/models")
-        response = httpx.Response(200, headers={"set-cookie": "session=abc; Path=/"}, request=request)
-        runtime.http.client.cookies.extract_cookies(response)
-        assert dict(runtime.http.client.cookies) == {}
+        for _ in range(2):
+            await http.post_json(f"http://127.0.0.1:{port}/v1/x", {}, headers={}, read_error=_never)
     finally:
-        await runtime.close()
+        await http.close()
+        await runner.cleanup()
+    assert seen == [None, None]
+
+
+def _never(status: int, headers: object, body: bytes) -> ProviderError:
+    raise AssertionError(f"unexpected HTTP {status}")

@@ -3,12 +3,11 @@ including inside a CRLF and inside a multi-byte UTF-8 character; real recordings
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from app.providers.sse import SseEvent, SseParser, parse_sse
+from app.providers.sse import SseEvent, SseParser
 
 RECORDINGS = Path(__file__).parents[2] / "recordings"
 SSE_RECORDINGS = sorted(RECORDINGS.glob("*/*.sse"))
@@ -123,11 +122,3 @@ def test_recordings_byte_by_byte(path: Path) -> None:
 
 def test_recordings_are_present() -> None:
     assert len(SSE_RECORDINGS) >= 14
-
-
-async def test_parse_sse_over_an_async_byte_stream() -> None:
-    async def chunks() -> AsyncIterator[bytes]:
-        for piece in pieces(SAMPLE, 4):
-            yield piece
-
-    assert [event async for event in parse_sse(chunks())] == parse(SAMPLE)
