@@ -1,10 +1,11 @@
 """Where a request's time goes inside Modelgate: the server runs in this process under cProfile while
 wrk (another process) sends one request at a time to the zero-latency fake upstream's model.
 
-    python -m bench.profile [graphql|persisted|rest|ws-stream] [--seconds 10] [--top 40] [--sort tottime]
+    python -m bench.profile [graphql|persisted|rest|ws-stream|ws-setup] [--seconds 10] [--top 40]
 
 `ws-stream`: 200 chatStreams at once over graphql-transport-ws (bench.stream_load, another process)
-from an upstream writing 100 chunks 10 ms apart, instead of wrk.
+from an upstream writing 100 chunks 10 ms apart, instead of wrk; `ws-setup`: 1,000 chatStreams
+from the upstream that writes its 20 chunks at once (mostly what starting a stream costs).
 
 A profile does not suffer from a shared noisy machine as timings do: it shows which functions the
 server spends its CPU in, whatever else runs beside it.
@@ -80,9 +81,11 @@ async def profile(target_name: str, seconds: float) -> cProfile.Profile:
         await register(modelgate, seeded.key, seeded.fast_model)
         # CPU time, not wall time: a process preempted on a busy machine charges nothing.
         profiler = cProfile.Profile(time.process_time)
-        if target_name == "ws-stream":
+        if target_name in ("ws-stream", "ws-setup"):
+            paced = target_name == "ws-stream"
+            model, streams = (seeded.slow_model, 200) if paced else (seeded.fast_model, 1000)
             profiler.enable()
-            await _streams(modelgate, seeded.key, seeded.slow_model)
+            await _streams(modelgate, seeded.key, model, streams)
             profiler.disable()
             return profiler
         target = targets[{"graphql": "modelgate", "rest": "modelgate-rest"}.get(target_name, target_name)]
@@ -109,7 +112,7 @@ async def _wrk(target: HttpTarget, seconds: float) -> None:
     print(out.decode().strip().splitlines()[-1])
 
 
-async def _streams(modelgate: str, key: str, model_id: str) -> None:
+async def _streams(modelgate: str, key: str, model_id: str, streams: int) -> None:
     command = [
         python(),
         "-m",
@@ -118,7 +121,7 @@ async def _streams(modelgate: str, key: str, model_id: str) -> None:
         key,
         model_id,
         "--streams",
-        "200",
+        str(streams),
         "--per-socket",
         "10",  # the in-process server keeps the default of 10 operations per connection
         "--ramp",
@@ -132,7 +135,10 @@ async def _streams(modelgate: str, key: str, model_id: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument(
-        "target", nargs="?", default="graphql", choices=("graphql", "persisted", "rest", "ws-stream")
+        "target",
+        nargs="?",
+        default="graphql",
+        choices=("graphql", "persisted", "rest", "ws-stream", "ws-setup"),
     )
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--top", type=int, default=40)

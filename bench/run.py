@@ -26,6 +26,7 @@ from bench import persisted, query_analysis, stream_scale, workers
 from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
 from bench.report import print_table
 from bench.scenarios import (
+    CONCURRENT_INTERVAL,
     HttpResult,
     catalog_targets,
     concurrent_streams,
@@ -103,7 +104,15 @@ async def run(plan: Plan) -> dict[str, Any]:
         processes.start("upstream", [python(), "-m", "bench.upstream", "--port", str(ports["upstream"])])
         processes.start(
             "slow",
-            [python(), "-m", "bench.upstream", "--port", str(ports["slow"]), "--frame-interval", "0.1"],
+            [
+                python(),
+                "-m",
+                "bench.upstream",
+                "--port",
+                str(ports["slow"]),
+                "--frame-interval",
+                str(CONCURRENT_INTERVAL),
+            ],
         )
         processes.start(
             "scale",
