@@ -210,8 +210,13 @@ async def scenarios(
     streaming = await sequential_streams(
         url["upstream"], ws, url["litellm"], LITELLM_KEY, seeded.key, seeded.fast_model, plan.streams
     )
+    # Ten streams per connection: 100 connections, which the 2 workers' shared port spreads.
     concurrent = await concurrent_streams(
-        url["slow"], ws, seeded.key, seeded.slow_model, plan.concurrent, 100, pid
+        url["slow"], ws, seeded.key, seeded.slow_model, plan.concurrent, 10, pid
+    )
+    ws_2_workers = url["modelgate-2-workers"].replace("http", "ws") + "/graphql"
+    concurrent_2_workers = await concurrent_streams(
+        url["slow"], ws_2_workers, seeded.key, seeded.slow_model, plan.concurrent, 10, scaled_pid
     )
     by_workers = {1: (url["modelgate"], pid), 2: (url["modelgate-2-workers"], scaled_pid)}
     scaling = workers.measure(
@@ -225,6 +230,7 @@ async def scenarios(
         "catalog": catalog,
         "streaming": {k: dataclasses.asdict(v) for k, v in streaming.items()},
         "concurrent": {k: dataclasses.asdict(v) for k, v in concurrent.items()},
+        "concurrent_2_workers": {k: dataclasses.asdict(v) for k, v in concurrent_2_workers.items()},
         "many_streams": dataclasses.asdict(
             await stream_scale.many_streams(
                 url["modelgate"], seeded.key, seeded.scale_model, pid, plan.many, loaders=4
