@@ -22,6 +22,7 @@ from bench.setup import seed
 class Standalone:
     modelgate: str
     modelgate_pid: int
+    upstream: str
     upstream_pid: int
     slow_upstream: str
     slow_upstream_pid: int
@@ -84,6 +85,7 @@ async def standalone(
         yield Standalone(
             modelgate=f"http://127.0.0.1:{ports['modelgate']}",
             modelgate_pid=modelgate.pid,
+            upstream=f"http://127.0.0.1:{ports['upstream']}",
             upstream_pid=upstream.pid,
             slow_upstream=f"http://127.0.0.1:{ports['slow']}",
             slow_upstream_pid=slow.pid,

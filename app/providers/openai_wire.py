@@ -49,7 +49,7 @@ def finish_reason(value: Any) -> FinishReason:
 def parse_usage(raw: Any) -> Usage | None:
     """Chat/completions/embeddings count `prompt_tokens`/`completion_tokens`, Responses
     `input_tokens`/`output_tokens`; None when the object carries no usage (`"usage": null`)."""
-    if not isinstance(raw, Mapping):
+    if not isinstance(raw, dict):  # decoded JSON: a dict check is cheaper than Mapping's, per chunk
         return None
     prompt = raw.get("prompt_tokens", raw.get("input_tokens"))
     completion = raw.get("completion_tokens", raw.get("output_tokens"))
