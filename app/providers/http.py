@@ -150,7 +150,7 @@ class UpstreamHttp:
             raise ProviderError(ProviderErrorCode.TIMEOUT, "the provider did not answer in time") from exc
         self._open.add(response)
         try:
-            if response.status >= 400:
+            if response.status >= 300:  # redirects are not followed: the answer is an error
                 try:
                     async with asyncio.timeout(self.timeouts.idle):
                         error_body = await response.read()

@@ -9,6 +9,7 @@ from ipaddress import IPv4Address
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
 from app.domain.auth import Role
@@ -254,3 +255,42 @@ async def test_a_model_save_refuses_every_private_spelling(
             payload = await org.mutate(USER_CREATE, {**mine, "providerSettings": {"baseCustomUrl": url}})
             assert codes(payload) == [("UNSAFE_URL", ["input", "providerSettings", "baseCustomUrl"])], url
         assert await stored_catalog(live.services.db) == before
+
+
+async def test_an_upstream_redirect_is_not_followed() -> None:
+    """A 3xx is the provider's answer, not a new destination: following it would send the model's
+    credential to wherever it points, past the outbound checks."""
+    seen: list[str | None] = []
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"http://127.0.0.1:{elsewhere_port}/v1/chat/completions")
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("authorization"))
+        return web.json_response({})
+
+    runners = []
+    ports = []
+    for handler in (redirect, elsewhere):
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runners.append(runner)
+        ports.append(runner.addresses[0][1])
+    elsewhere_port = ports[1]
+    http = UpstreamHttp.create(Timeouts(connect=2, first_byte=2, idle=2), allow_private=True)
+    runtime = ProviderRuntime(http, ProviderConfig(timeouts=http.timeouts, allow_private_upstreams=True))
+    try:
+        adapter = openai_family_adapter(
+            make_target(Provider.OPENAI, f"http://127.0.0.1:{ports[0]}/v1"), runtime
+        )
+        with pytest.raises(ProviderError) as caught:
+            await adapter.complete(CHAT)
+        assert "HTTP 307" in caught.value.message
+    finally:
+        await runtime.close()
+        for runner in runners:
+            await runner.cleanup()
+    assert seen == []
