@@ -24,6 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import uvloop
 from aiohttp import web
 
 from app.config import Settings
@@ -145,7 +146,8 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--output", help="also write the profile here (for snakeviz, pstats)")
     args = parser.parse_args()
-    profiler = asyncio.run(profile(args.target, args.seconds))
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the server's loop
+        profiler = runner.run(profile(args.target, args.seconds))
     stats = pstats.Stats(profiler)
     if args.output:
         profiler.dump_stats(args.output)
