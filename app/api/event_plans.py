@@ -62,16 +62,33 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         plans = self.__dict__.get(_PLANS)  # only per-event executors of a subscription have plans
-        middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
-        aborted = self.abort_signal is not None and self.abort_signal.aborted
-        if plans is not None and not middleware and not aborted:
-            try:
-                data = self._planned_event(plans, *self._root_fields(plans), self.root_value)
-            except _Unplanned:
-                pass
-            else:
+        if plans is not None:
+            data = self._planned_data(plans, self.root_value)
+            if data is not None:
                 return self.finish(self.build_response(data))
         return super().execute_operation(serially)
+
+    def planned_data(self, event: Any) -> dict[str, Any] | None:
+        """A subscription event's `data` by its plan, without a per-event executor; None when
+        graphql-core must execute it (`execute_unplanned`). For the subscription's own executor."""
+        plans = self.__dict__.get(_PLANS)
+        if plans is None:
+            plans = self.__dict__[_PLANS] = {}
+        return self._planned_data(plans, event)
+
+    def execute_unplanned(self, event: Any) -> Any:
+        """graphql-core's execution of an event (an ExecutionResult, or an awaitable of one)."""
+        executor = self.build_per_event_executor(event)
+        return StrawberryGraphQLCoreExecutionContext.execute_operation(executor, False)
+
+    def _planned_data(self, plans: dict[Any, Any], event: Any) -> dict[str, Any] | None:
+        middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
+        if middleware or (self.abort_signal is not None and self.abort_signal.aborted):
+            return None
+        try:
+            return self._planned_event(plans, *self._root_fields(plans), event)
+        except _Unplanned:
+            return None
 
     def _root_fields(self, plans: dict[Any, Any]) -> tuple[GraphQLObjectType, GroupedFieldSet]:
         """The subscription's root fields, collected once (graphql-core collects them per event)."""
