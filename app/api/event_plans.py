@@ -43,6 +43,7 @@ Plan = tuple[tuple[str, str | None, Complete | str], ...]
 _NO_PLAN = object()  # a type whose events go to graphql-core
 _PLANS = "_event_plans"
 _ROOT = "root"  # the plans' entry for the subscription's root fields
+_MEMBER = "member"  # entries for the union member (and its plan) of a class of root event
 
 
 class _Unplanned(Exception):
@@ -133,22 +134,38 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
         union = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
         if value is None or not isinstance(union, GraphQLUnionType):
             raise _Unplanned
-        definition = get_object_definition(value)
-        if definition is None or get_strawberry_type_cast(value) is not None:
+        if get_strawberry_type_cast(value) is not None:
             raise _Unplanned
-        runtime = next((t for t in union.types if t.name == definition.name), None)
-        if runtime is None:
-            raise _Unplanned
-        return self._complete_object(plans, runtime, details, value)
+        # Each class of event's runtime type and plan, found once (a new class of event is rare).
+        member_key = (_MEMBER, id(details), type(value))
+        member = plans.get(member_key)
+        if member is None or member[0] is not details:
+            definition = get_object_definition(value)
+            runtime = None
+            if definition is not None:
+                runtime = next((t for t in union.types if t.name == definition.name), None)
+            if runtime is None:
+                raise _Unplanned
+            member = plans[member_key] = (details, runtime, self._object_plan(plans, runtime, details))
+        return self._completed(member[2], value)
 
     def _complete_object(
         self, plans: dict[Any, Any], object_type: GraphQLObjectType, details: FieldDetailsList, value: Any
     ) -> dict[str, Any]:
+        return self._completed(self._object_plan(plans, object_type, details), value)
+
+    def _object_plan(
+        self, plans: dict[Any, Any], object_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> Any:
         # The selection's nodes, not the list holding them: lists may be collected anew.
         plan_key = (object_type.name, *(id(d.node) for d in details))
         plan = plans.get(plan_key)
         if plan is None:
             plan = plans[plan_key] = self._plan(plans, object_type, details)
+        return plan
+
+    @staticmethod
+    def _completed(plan: Any, value: Any) -> dict[str, Any]:
         if plan is _NO_PLAN:
             raise _Unplanned
         result = {}
