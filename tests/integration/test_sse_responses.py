@@ -33,6 +33,6 @@ async def test_heartbeats_come_between_whole_events(
     frames = sse_frames(text)  # each block a whole event or a comment
     assert frames[-1] == ("complete", None)
     events = [data["data"]["chatStream"] for event, data in frames if event == "next"]
-    assert [e["__typename"] for e in events][0] == "ChatStreamStart"
+    assert events[0]["__typename"] == "ChatStreamStart"
     assert events[-1]["__typename"] == "ChatStreamEnd"
     assert streamed_text(events) == "Echo: Hi"
