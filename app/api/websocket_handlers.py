@@ -15,7 +15,8 @@
   (SERVICE_UNAVAILABLE) instead of starting, and the socket is closed with 1001 once its running
   operations have sent their last messages (`close_for_shutdown`, from `app.shutdown`);
 - a subscription event completed by its plan (`app.api.planned_streams`) is sent as the frame made
-  from its serialized payload, written as it is: no message dict to build and encode again.
+  from its serialized payload, written as it is: no message dict to build and encode again; the
+  frames ready in one loop turn are written together (`app.api.socket_frames`).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from app.api.context import Context
 from app.api.errors import ErrorCode
 from app.api.persisted_queries import PersistedQueries, PersistedQueryRefused
 from app.api.planned_streams import PlannedResult
+from app.api.socket_frames import coalesce_writes
 from app.api.transport_errors import malformed, with_codes
 from app.server_keys import WEBSOCKETS
 from app.services.drain_clock import SHUTTING_DOWN
@@ -95,12 +97,17 @@ def with_persisted_query(view: Any, payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "query": persisted_queries.resolve(payload.get("query"), extensions)}
 
 
+def _aiohttp_socket(adapter: Any) -> web.WebSocketResponse:
+    """The aiohttp socket behind Strawberry's socket adapter."""
+    ws: web.WebSocketResponse = adapter.ws
+    return ws
+
+
 async def send_text(websocket: Any, frame: bytes) -> None:
     """A text frame of JSON already encoded, on Strawberry's aiohttp socket adapter (which says a
     socket that went away as its `send_json` does)."""
-    ws: web.WebSocketResponse = websocket.ws
     try:
-        await ws.send_frame(frame, WSMsgType.TEXT)
+        await _aiohttp_socket(websocket).send_frame(frame, WSMsgType.TEXT)
     except (RuntimeError, ClientConnectionResetError) as exc:
         raise WebSocketDisconnected from exc
 
@@ -128,6 +135,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
         self.context.request.app[WEBSOCKETS].add(self)
+        coalesce_writes(_aiohttp_socket(self.websocket))
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and self.context.services.drain.draining:
@@ -178,6 +186,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
         self.context.request.app[WEBSOCKETS].add(self)
+        coalesce_writes(_aiohttp_socket(self.websocket))
 
     async def handle_start(self, message: StartMessage) -> None:
         if self.connection_acknowledged and self.context.services.drain.draining:
