@@ -115,6 +115,8 @@ def format_error(error: GraphQLError, request_id: str) -> GraphQLError:
 class ErrorFormatter(SchemaExtension):
     """Gives every error its code and request id, and masks the unexpected ones."""
 
+    stream_hook_reads_errors_only = True  # a result without errors skips on_stream_result (extension_runner)
+
     def _process(self, result: object) -> None:
         errors = getattr(result, "errors", None)
         if errors:

@@ -32,7 +32,7 @@ from graphql import (
     GraphQLUnionType,
     OperationType,
 )
-from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet, collect_fields
+from graphql.execution.collect_fields import FieldDetailsList, collect_fields
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.base import get_object_definition
 from strawberry.types.cast import get_strawberry_type_cast
@@ -43,6 +43,7 @@ Plan = tuple[tuple[str, str | None, Complete | str], ...]
 _NO_PLAN = object()  # a type whose events go to graphql-core
 _PLANS = "_event_plans"
 _ROOT = "root"  # the plans' entry for the subscription's root fields
+_MEMBER = "member"  # entries for the plan of a class of root event
 
 
 class _Unplanned(Exception):
@@ -62,76 +63,102 @@ class PlannedExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def execute_operation(self, serially: bool | None = None) -> Any:
         plans = self.__dict__.get(_PLANS)  # only per-event executors of a subscription have plans
-        middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
-        aborted = self.abort_signal is not None and self.abort_signal.aborted
-        if plans is not None and not middleware and not aborted:
-            try:
-                data = self._planned_event(plans, *self._root_fields(plans), self.root_value)
-            except _Unplanned:
-                pass
-            else:
+        if plans is not None:
+            data = self._planned_data(plans, self.root_value)
+            if data is not None:
                 return self.finish(self.build_response(data))
         return super().execute_operation(serially)
 
-    def _root_fields(self, plans: dict[Any, Any]) -> tuple[GraphQLObjectType, GroupedFieldSet]:
-        """The subscription's root fields, collected once (graphql-core collects them per event)."""
+    def planned_data(self, event: Any) -> dict[str, Any] | None:
+        """A subscription event's `data` by its plan, without a per-event executor; None when
+        graphql-core must execute it (`execute_unplanned`). For the subscription's own executor."""
+        plans = self.__dict__.get(_PLANS)
+        if plans is None:
+            plans = self.__dict__[_PLANS] = {}
+        return self._planned_data(plans, event)
+
+    def execute_unplanned(self, event: Any) -> Any:
+        """graphql-core's execution of an event (an ExecutionResult, or an awaitable of one)."""
+        executor = self.build_per_event_executor(event)
+        return StrawberryGraphQLCoreExecutionContext.execute_operation(executor, False)
+
+    def _planned_data(self, plans: dict[Any, Any], event: Any) -> dict[str, Any] | None:
+        middleware = self.middleware_manager.middlewares if self.middleware_manager else ()
+        if middleware or (self.abort_signal is not None and self.abort_signal.aborted):
+            return None
+        try:
+            return self._planned_event(plans, event)
+        except _Unplanned:
+            return None
+
+    def _root(self, plans: dict[Any, Any]) -> tuple[str, GraphQLUnionType, FieldDetailsList]:
+        """The subscription's root field (its response key, union type and selection), collected
+        once (graphql-core collects it per event)."""
         root = plans.get(_ROOT)
         if root is None:
-            root_type = self.schema.subscription_type
-            if root_type is None or self.operation.operation is not OperationType.SUBSCRIPTION:
-                raise _Unplanned
-            collected = collect_fields(
-                self.schema,
-                self.fragments,
-                self.variable_values,
-                root_type,
-                self.operation,
-                self.hide_suggestions,
-            )
-            if collected.new_defer_usages:
-                raise _Unplanned
-            root = plans[_ROOT] = (root_type, collected.grouped_field_set)
-        return root
-
-    def _planned_event(
-        self,
-        plans: dict[Any, Any],
-        root_type: GraphQLObjectType,
-        grouped_field_set: GroupedFieldSet,
-        event: Any,
-    ) -> dict[str, Any]:
-        """The root field's answer for one event: Strawberry's subscription field passes the event
-        itself as the field's value."""
-        if len(grouped_field_set) != 1:
+            root = plans[_ROOT] = self._collect_root()
+        if root is _NO_PLAN:
             raise _Unplanned
-        ((key, details),) = grouped_field_set.items()
+        return root  # type: ignore[no-any-return]
+
+    def _collect_root(self) -> Any:
+        root_type = self.schema.subscription_type
+        if root_type is None or self.operation.operation is not OperationType.SUBSCRIPTION:
+            return _NO_PLAN
+        collected = collect_fields(
+            self.schema,
+            self.fragments,
+            self.variable_values,
+            root_type,
+            self.operation,
+            self.hide_suggestions,
+        )
+        if collected.new_defer_usages or len(collected.grouped_field_set) != 1:
+            return _NO_PLAN
+        ((key, details),) = collected.grouped_field_set.items()
         field = root_type.fields.get(details[0].node.name.value)
         if field is None or field.subscribe is None:
-            raise _Unplanned
-        return {key: self._complete_abstract(plans, field.type, details, event)}
+            return _NO_PLAN
+        field_type = field.type.of_type if isinstance(field.type, GraphQLNonNull) else field.type
+        if not isinstance(field_type, GraphQLUnionType):
+            return _NO_PLAN
+        return (key, field_type, details)
 
-    def _complete_abstract(
-        self, plans: dict[Any, Any], field_type: GraphQLOutputType, details: FieldDetailsList, value: Any
-    ) -> Any:
-        union = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
-        if value is None or not isinstance(union, GraphQLUnionType):
+    def _planned_event(self, plans: dict[Any, Any], event: Any) -> dict[str, Any]:
+        """The root field's answer for one event: Strawberry's subscription field passes the event
+        itself as the field's value, one of the union's members."""
+        key, union, details = self._root(plans)
+        if event is None or get_strawberry_type_cast(event) is not None:
             raise _Unplanned
-        definition = get_object_definition(value)
-        if definition is None or get_strawberry_type_cast(value) is not None:
-            raise _Unplanned
-        runtime = next((t for t in union.types if t.name == definition.name), None)
-        if runtime is None:
-            raise _Unplanned
-        return self._complete_object(plans, runtime, details, value)
+        # Each class of event's plan, found once (a new class of event is rare).
+        plan = plans.get((_MEMBER, type(event)))
+        if plan is None:
+            definition = get_object_definition(event)
+            runtime = None
+            if definition is not None:
+                runtime = next((t for t in union.types if t.name == definition.name), None)
+            if runtime is None:
+                raise _Unplanned
+            plan = plans[(_MEMBER, type(event))] = self._object_plan(plans, runtime, details)
+        return {key: self._completed(plan, event)}
 
     def _complete_object(
         self, plans: dict[Any, Any], object_type: GraphQLObjectType, details: FieldDetailsList, value: Any
     ) -> dict[str, Any]:
+        return self._completed(self._object_plan(plans, object_type, details), value)
+
+    def _object_plan(
+        self, plans: dict[Any, Any], object_type: GraphQLObjectType, details: FieldDetailsList
+    ) -> Any:
         # The selection's nodes, not the list holding them: lists may be collected anew.
         plan_key = (object_type.name, *(id(d.node) for d in details))
         plan = plans.get(plan_key)
         if plan is None:
             plan = plans[plan_key] = self._plan(plans, object_type, details)
+        return plan
+
+    @staticmethod
+    def _completed(plan: Any, value: Any) -> dict[str, Any]:
         if plan is _NO_PLAN:
             raise _Unplanned
         result = {}

@@ -1,7 +1,8 @@
 """GraphQL over Server-Sent Events (graphql-sse's PROTOCOL.md) beyond what Strawberry serves.
 
 Distinct connections mode (a POST with `Accept: text/event-stream` per operation) is Strawberry's,
-with `LineFeedSSETransport`'s framing. Single connection mode is served here:
+with `LineFeedSSETransport`'s framing (written by `EventStreamResponses`). Single connection mode
+is served here (a planned result's payload, serialized once, goes into its event as it is):
 
 - `PUT /graphql` with credentials reserves a stream: 201 and a token (text/plain);
 - `GET /graphql` with the token (`X-GraphQL-Event-Stream-Token` header, or `?token=` for
@@ -27,6 +28,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import ClientConnectionResetError, web
 from cross_web import HTTPException
 from strawberry.aiohttp.views import GraphQLView
@@ -36,6 +38,7 @@ from strawberry.utils.aio import aclosing
 from app.api.context import Context
 from app.api.errors import ErrorCode
 from app.api.http_errors import error_response
+from app.api.planned_streams import PlannedResult
 from app.api.stream_transports import LineFeedSSETransport
 from app.db import DatabaseUnavailable
 
@@ -65,7 +68,7 @@ Owner = tuple[str, str]
 class Reservation:
     token: str
     owner: Owner
-    events: asyncio.Queue[str | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    events: asyncio.Queue[bytes | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     operations: dict[str, asyncio.Task[None]] = field(default_factory=dict)
     connected: bool = False
     expiry: asyncio.TimerHandle | None = None
@@ -127,7 +130,7 @@ class EventStreams:
         try:
             await response.prepare(request)
             async for event in self._events(request, reservation):
-                await response.write(event.encode())
+                await response.write(event)
             if request.transport is not None:
                 await response.write_eof()
         except (ConnectionResetError, ClientConnectionResetError):
@@ -136,10 +139,10 @@ class EventStreams:
             self._drop(reservation)
         return response
 
-    async def _events(self, request: web.Request, reservation: Reservation) -> AsyncIterator[str]:
+    async def _events(self, request: web.Request, reservation: Reservation) -> AsyncIterator[bytes]:
         """The reservation's events as they come, a heartbeat comment when none came for a while,
         until the stream is closed or the client has gone (noticed within DISCONNECT_CHECK)."""
-        heartbeat = self.transport.heartbeat_message(self.view.encode_json_string)
+        heartbeat = self.transport.heartbeat_message(self.view.encode_json_string).encode()
         quiet = 0.0
         while True:
             try:
@@ -186,6 +189,10 @@ class EventStreams:
         try:
             async with aclosing(results):
                 async for result in results:
+                    if isinstance(result, PlannedResult):  # its payload serialized already
+                        message = b'{"id":%b,"payload":%b}' % (orjson.dumps(operation_id), result.payload)
+                        await reservation.events.put(self.transport.encode_planned_next(message))
+                        continue
                     payload = await self.view.process_result(request, result)
                     next_event = self._event("next", {"id": operation_id, "payload": payload})
                     await reservation.events.put(next_event)
@@ -213,8 +220,8 @@ class EventStreams:
                 self._drop(reservation)
         await asyncio.gather(*ends, return_exceptions=True)  # TimeoutError: that client is left behind
 
-    def _event(self, name: str, data: dict[str, Any]) -> str:
-        return self.transport.encode_event(name, self.view.encode_json_string(data))
+    def _event(self, name: str, data: dict[str, Any]) -> bytes:
+        return self.transport.encode_event(name, self.view.encode_json_string(data)).encode()
 
     async def _authenticated(self, request: web.Request) -> Context:
         context = await self.view.get_context(request, web.Response())

@@ -25,7 +25,6 @@ from typing import Any, TypeGuard, cast
 
 from aiohttp import web
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
-from strawberry.aiohttp.views import GraphQLView
 from strawberry.exceptions import MissingQueryError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData, GraphQLRequestProtocol
 from strawberry.http.streaming import HTTPStreamTransport
@@ -42,7 +41,7 @@ from app.api.event_streams import EventStreams
 from app.api.http_errors import error_response
 from app.api.media_types import Media, prefers_event_stream, response_type, subscription_stream
 from app.api.persisted_queries import PersistedQueries, PersistedQueryRefused
-from app.api.stream_transports import LineFeedSSETransport, MultipartSubscriptions
+from app.api.stream_transports import EventStreamResponses, LineFeedSSETransport, MultipartSubscriptions
 
 ALLOWED_METHODS = "GET, HEAD, POST, PUT, DELETE"  # PUT and DELETE: graphql-sse's single connection mode
 NO_STREAM_ACCEPTED = (
@@ -87,7 +86,7 @@ def not_executed_status(result: ExecutionResult) -> int | None:
     return max((_SERVER_FAULTS.get(str(code), 400) for code in codes), default=400)
 
 
-class GraphQLHTTPView(GraphQLView[Context, None]):
+class GraphQLHTTPView(EventStreamResponses):  # GraphQLView, SSE responses written as results come
     stream_transport_classes_by_protocol: Mapping[str, type[HTTPStreamTransport]] = {
         MULTIPART_SUBSCRIPTION_PROTOCOL: MultipartSubscriptions,
         GRAPHQL_SSE_PROTOCOL: LineFeedSSETransport,

@@ -41,6 +41,7 @@ from app.api.node import Node, resolve_node
 from app.api.observability import OperationObserver
 from app.api.orgs.mutations import TenancyMutations
 from app.api.orgs.queries import TenancyQueries
+from app.api.planned_streams import PlannedSubscriptions
 from app.api.prompts.mutations import PromptMutations
 from app.api.prompts.queries import PromptQueries
 from app.api.response_cache import CatalogResponseCache
@@ -140,7 +141,7 @@ class DocumentParserCache(ParserCache):
         yield
 
 
-class ModelgateSchema(strawberry.Schema):
+class ModelgateSchema(PlannedSubscriptions):  # subscription events by plan (planned_streams.py)
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Strawberry checks `one_of` inputs written inline only; marked on graphql-core's type they

@@ -13,7 +13,10 @@
   `PersistedQueryNotFound`, and the client sends the text;
 - while the server shuts down, a new operation is answered with an `error` message
   (SERVICE_UNAVAILABLE) instead of starting, and the socket is closed with 1001 once its running
-  operations have sent their last messages (`close_for_shutdown`, from `app.shutdown`).
+  operations have sent their last messages (`close_for_shutdown`, from `app.shutdown`);
+- a subscription event completed by its plan (`app.api.planned_streams`) is sent as the frame made
+  from its serialized payload, written as it is: no message dict to build and encode again; the
+  frames ready in one loop turn are written together (`app.api.socket_frames`).
 """
 
 from __future__ import annotations
@@ -23,10 +26,16 @@ import uuid
 from collections.abc import Collection
 from typing import Any, cast
 
+import orjson
+from aiohttp import ClientConnectionResetError, WSMsgType, web
 from graphql import GraphQLFormattedError
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.http.exceptions import WebSocketDisconnected
 from strawberry.schema.base import BaseSchema
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import BaseGraphQLTransportWSHandler
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+    Operation,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message, SubscribeMessage
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_ws.types import (
@@ -35,12 +44,16 @@ from strawberry.subscriptions.protocols.graphql_ws.types import (
     StartMessage,
 )
 from strawberry.subscriptions.protocols.graphql_ws.types import ErrorMessage as LegacyErrorMessage
+from strawberry.types import ExecutionResult
+from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.types.unset import UnsetType
 
 from app.api.context import Context
 from app.api.errors import ErrorCode
 from app.api.persisted_queries import PersistedQueries, PersistedQueryRefused
+from app.api.planned_streams import PlannedResult
+from app.api.socket_frames import coalesce_writes
 from app.api.transport_errors import malformed, with_codes
 from app.server_keys import WEBSOCKETS
 from app.services.drain_clock import SHUTTING_DOWN
@@ -84,6 +97,31 @@ def with_persisted_query(view: Any, payload: dict[str, Any]) -> dict[str, Any]:
     return {**payload, "query": persisted_queries.resolve(payload.get("query"), extensions)}
 
 
+def _aiohttp_socket(adapter: Any) -> web.WebSocketResponse:
+    """The aiohttp socket behind Strawberry's socket adapter."""
+    ws: web.WebSocketResponse = adapter.ws
+    return ws
+
+
+async def send_text(websocket: Any, frame: bytes) -> None:
+    """A text frame of JSON already encoded, on Strawberry's aiohttp socket adapter (which says a
+    socket that went away as its `send_json` does)."""
+    try:
+        await _aiohttp_socket(websocket).send_frame(frame, WSMsgType.TEXT)
+    except (RuntimeError, ClientConnectionResetError) as exc:
+        raise WebSocketDisconnected from exc
+
+
+def _next_frame(operation_id: str, payload: bytes) -> bytes:
+    """graphql-transport-ws's `next` message (as Strawberry's dict would be encoded)."""
+    return b'{"id":%b,"type":"next","payload":%b}' % (orjson.dumps(operation_id), payload)
+
+
+def _data_frame(operation_id: str, payload: bytes) -> bytes:
+    """Legacy graphql-ws's `data` message."""
+    return b'{"type":"data","id":%b,"payload":%b}' % (orjson.dumps(operation_id), payload)
+
+
 async def _close_when_done(
     handler: TransportWSHandler | LegacyWSHandler, running: Collection[asyncio.Task[Any]]
 ) -> None:
@@ -97,6 +135,7 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
         self.context.request.app[WEBSOCKETS].add(self)
+        coalesce_writes(_aiohttp_socket(self.websocket))
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         if self.connection_acknowledged and self.context.services.drain.draining:
@@ -109,6 +148,23 @@ class TransportWSHandler(BaseGraphQLTransportWSHandler[Context, None]):
             await self.send_message(cast(Message, error))
             return
         await super().handle_subscribe(cast(SubscribeMessage, {**message, "payload": payload}))
+
+    async def _send_result_stream(self, operation: Operation[Context, None], result_source: Any) -> None:
+        """Strawberry's, but a planned result goes out as its frame."""
+        first = True
+        async for result in result_source:
+            if isinstance(result, PlannedResult):
+                if not operation.completed:
+                    await send_text(self.websocket, _next_frame(operation.id, result.payload))
+            elif first and isinstance(result, PreExecutionError):
+                await self._handle_pre_execution_error(operation, result)
+                return
+            elif isinstance(result, ExecutionResult):
+                await operation.send_next(result)
+            else:  # incremental delivery, which graphql-transport-ws cannot carry
+                await self._reject_incremental_delivery(operation)
+                return
+            first = False
 
     async def close_for_shutdown(self) -> None:
         running = [op.task for op in self.operations.values() if op.task is not None and not op.task.done()]
@@ -130,6 +186,7 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
         super().__init__(*args, **kwargs)
         self.schema = cast(BaseSchema, OperationScopedSchema(self.schema))
         self.context.request.app[WEBSOCKETS].add(self)
+        coalesce_writes(_aiohttp_socket(self.websocket))
 
     async def handle_start(self, message: StartMessage) -> None:
         if self.connection_acknowledged and self.context.services.drain.draining:
@@ -159,6 +216,12 @@ class LegacyWSHandler(BaseGraphQLWSHandler[Context, None]):
             await self.send_message(cast(OperationMessage, error))
             return
         await super().handle_message(message)
+
+    async def send_data_message(self, execution_result: ExecutionResult, operation_id: str) -> None:
+        if isinstance(execution_result, PlannedResult):
+            await send_text(self.websocket, _data_frame(operation_id, execution_result.payload))
+        else:
+            await super().send_data_message(execution_result, operation_id)
 
     async def send_message(self, message: OperationMessage) -> None:
         coded = with_codes(message, self.context.request_id, self.max_subscriptions_per_connection)
