@@ -33,7 +33,7 @@ import resource
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import uvloop
 from aiohttp import web
@@ -78,9 +78,10 @@ class GuardedRequestHandler(RequestHandler):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._server.open_connections >= self._server.limits.max_connections:
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(_BUSY)
-            transport.close()
+            # A stream transport (uvloop's are not asyncio.Transport subclasses: no isinstance).
+            stream = cast(asyncio.Transport, transport)
+            stream.write(_BUSY)
+            stream.close()
             labelled(CLIENT_CONNECTIONS_CLOSED, "over_capacity").inc()
             return
         self._admitted = True
