@@ -24,14 +24,13 @@ import tempfile
 import time
 from pathlib import Path
 
-import uvloop
 from aiohttp import web
 
 from app.config import Settings
 from app.embedded_postgres import EmbeddedPostgres
 from app.server import create_app
 from bench.persisted import persisted_target, register
-from bench.processes import Processes, ensure_wrk, free_port, python, wait_for_port
+from bench.processes import Processes, ensure_wrk, free_port, python, run_on_uvloop, wait_for_port
 from bench.scenarios import HttpTarget, generate_targets, wrk_command
 from bench.setup import seed
 
@@ -146,8 +145,7 @@ def main() -> None:
     parser.add_argument("--sort", default="tottime")
     parser.add_argument("--output", help="also write the profile here (for snakeviz, pstats)")
     args = parser.parse_args()
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:  # the server's loop
-        profiler = runner.run(profile(args.target, args.seconds))
+    profiler = run_on_uvloop(profile(args.target, args.seconds))  # the server's loop
     stats = pstats.Stats(profiler)
     if args.output:
         profiler.dump_stats(args.output)

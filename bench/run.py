@@ -7,7 +7,6 @@ in one run. Prints one table and writes bench/results/latest.json.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import dataclasses
 import secrets
@@ -23,9 +22,19 @@ import orjson
 from app.config import Settings
 from app.embedded_postgres import EmbeddedPostgres
 from bench import persisted, query_analysis, stream_scale, workers
-from bench.processes import BENCH_DIR, Processes, ensure_litellm, ensure_wrk, free_port, python, wait_for_port
+from bench.processes import (
+    BENCH_DIR,
+    Processes,
+    ensure_litellm,
+    ensure_wrk,
+    free_port,
+    python,
+    run_on_uvloop,
+    wait_for_port,
+)
 from bench.report import print_table
 from bench.scenarios import (
+    CONCURRENT_CHUNKS,
     CONCURRENT_INTERVAL,
     HttpResult,
     catalog_targets,
@@ -112,6 +121,8 @@ async def run(plan: Plan) -> dict[str, Any]:
                 str(ports["slow"]),
                 "--frame-interval",
                 str(CONCURRENT_INTERVAL),
+                "--chunks",
+                str(CONCURRENT_CHUNKS),
             ],
         )
         processes.start(
@@ -246,7 +257,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a short run (under two minutes)")
     args = parser.parse_args()
     stream_scale.raise_file_limit()  # before any process starts: they inherit it
-    results = asyncio.run(run(Plan.of(args.quick)))
+    results = run_on_uvloop(run(Plan.of(args.quick)))
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     print_table(results)

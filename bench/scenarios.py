@@ -19,6 +19,7 @@ from bench.upstream import REPLY
 
 MESSAGE = "Say the forty words."
 CONCURRENT_INTERVAL = 0.1  # seconds between the chunks of scenario 4's upstream
+CONCURRENT_CHUNKS = 80  # per answer: 8 s, so that 1,000 streams started together overlap for seconds
 GENERATE = "mutation($i: GenerateInput!) { generate(input: $i) { text userErrors { code } } }"
 MODELS = """query { models(first: 50, filter: {includeSystem: true}) { nodes {
   id name provider providerModelId contextWindow maxOutputTokens
@@ -192,26 +193,43 @@ class ConcurrentResult:
     ttft_p50_ms: float  # under the burst of `streams` requests at once: mostly the setups' queue
     chunk_lateness_p50_ms: float  # see chunk_lateness
     chunk_lateness_p99_ms: float
+    steady_seconds: float  # how long every stream was running at once (the chunks measured)
+    steady_chunks: int
+
+
+def steady_window(timings: list[StreamTiming]) -> tuple[float, float]:
+    """When every stream was running: from the last stream's first chunk to the first stream's
+    last chunk (time.perf_counter())."""
+    ok = [t for t in timings if t.ok and t.arrivals]
+    return max(t.started + t.arrivals[0] for t in ok), min(t.started + t.arrivals[-1] for t in ok)
 
 
 def chunk_lateness(timings: list[StreamTiming], interval: float) -> list[float]:
-    """How late each chunk arrives on its stream's own schedule: the upstream writes chunk k at
-    start + k * interval, so arrival_k - k * interval is the same for every chunk of a stream that
-    nothing delays; each chunk's lateness is its excess over the stream's earliest. This is the
-    per-chunk cost of the path, apart from when the stream started (a burst of subscriptions
-    queues their setups, which the time to first token shows)."""
+    """How late each chunk arrives on its stream's own schedule, while every stream runs.
+
+    The upstream writes chunk k at start + k * interval, so arrival_k - k * interval is the same
+    for every chunk of a stream that nothing delays; a chunk's lateness is its excess over its
+    stream's earliest. Counted are the chunks that arrive while all streams run at once (the
+    steady window): what a chunk costs at that many streams. The burst of subscriptions started
+    together queues their setups first, which the time to first chunk shows."""
+    begin, end = steady_window(timings)
     late: list[float] = []
     for timing in timings:
         if not timing.ok:
             continue
         offsets = [arrival - k * interval for k, arrival in enumerate(timing.arrivals)]
         best = min(offsets)
-        late += [offset - best for offset in offsets]
-    return sorted(late) or [0.0]
+        late += [
+            offset - best
+            for offset, arrival in zip(offsets, timing.arrivals, strict=True)
+            if begin <= timing.started + arrival <= end
+        ]
+    return sorted(late)
 
 
 def _concurrent_result(timings: list[StreamTiming], interval: float, rss: float | None) -> ConcurrentResult:
-    late = chunk_lateness(timings, interval)
+    late = chunk_lateness(timings, interval) or [float("nan")]  # no steady window: no figure
+    begin, end = steady_window(timings)
     summary = summarise(timings)
     return ConcurrentResult(
         streams=len(timings),
@@ -221,13 +239,16 @@ def _concurrent_result(timings: list[StreamTiming], interval: float, rss: float 
         ttft_p50_ms=summary.ttft_p50_ms,
         chunk_lateness_p50_ms=statistics.median(late) * 1000,
         chunk_lateness_p99_ms=late[min(len(late) - 1, int(len(late) * 0.99))] * 1000,
+        steady_seconds=max(end - begin, 0.0),
+        steady_chunks=len(late) if end > begin else 0,
     )
 
 
 async def concurrent_streams(
     slow_upstream: str, modelgate_ws: str, key: str, model_id: str, count: int, per_socket: int, pid: int
 ) -> dict[str, ConcurrentResult]:
-    """Scenario 4: `count` streams at once against an upstream writing a chunk every 100 ms."""
+    """Scenario 4: `count` streams started at once against an upstream writing a chunk every 100 ms
+    (CONCURRENT_CHUNKS of them: long enough that all streams run together for seconds)."""
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         direct = await asyncio.gather(

@@ -25,6 +25,7 @@ import aiohttp
 import orjson
 import psutil
 
+from bench.processes import run_on_uvloop
 from bench.standalone import standalone
 from bench.streams import CHAT_STREAM, GraphQLSocket, StreamTiming, sse_chat
 from bench.upstream import REPLY
@@ -158,7 +159,7 @@ def main() -> None:
                 args.rounds,
             )
 
-    print_rows(asyncio.run(run()))
+    print_rows(run_on_uvloop(run()))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import statistics
 import aiohttp
 import orjson
 
+from bench.processes import run_on_uvloop
 from bench.streams import GraphQLSocket, StreamTiming
 from bench.upstream import REPLY
 
@@ -67,7 +68,7 @@ def main() -> None:
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    result = asyncio.run(run(args.url, args.key, args.model_id, args.streams, args.per_socket, args.ramp))
+    result = run_on_uvloop(run(args.url, args.key, args.model_id, args.streams, args.per_socket, args.ramp))
     print(orjson.dumps(result).decode(), flush=True)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from bench.processes import RssSampler, python
+from bench.processes import RssSampler, python, run_on_uvloop
 from bench.standalone import standalone
 
 PER_SOCKET = 100
@@ -100,7 +100,7 @@ def main() -> None:
                 bench.modelgate, bench.key, bench.slow_model, bench.modelgate_pid, args.streams, args.loaders
             )
 
-    print(orjson.dumps(asdict(asyncio.run(run())), option=orjson.OPT_INDENT_2).decode())
+    print(orjson.dumps(asdict(run_on_uvloop(run())), option=orjson.OPT_INDENT_2).decode())
 
 
 if __name__ == "__main__":

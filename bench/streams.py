@@ -23,6 +23,7 @@ class StreamTiming:
     text: str = ""
     ok: bool = False
     arrivals: list[float] = field(default_factory=list)  # seconds since the request, per chunk
+    started: float = 0.0  # time.perf_counter() when the request was sent
     error: str | None = None
 
 
@@ -59,7 +60,7 @@ class GraphQLSocket:
         self._queues[operation] = queue
         variables = {"input": {"model": model_id, "messages": [{"role": "USER", "content": message}]}}
         timing = StreamTiming()
-        started = time.perf_counter()
+        started = timing.started = time.perf_counter()
         await self.ws.send_json(
             {"id": operation, "type": "subscribe", "payload": {"query": CHAT_STREAM, "variables": variables}}
         )
@@ -103,7 +104,7 @@ async def sse_chat(
     """An OpenAI Chat Completions stream: the upstream directly, or LiteLLM."""
     body = {"model": model, "messages": [{"role": "user", "content": message}], "stream": True}
     timing = StreamTiming()
-    started = time.perf_counter()
+    started = timing.started = time.perf_counter()
     pieces: list[str] = []
     done = False
     async with session.post(url, json=body, headers=headers) as response:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 
+from bench.processes import run_on_uvloop
 from tests.fakes.openai_server import openai_fake_server
 
 REPLY = " ".join(f"w{i}" for i in range(1, 41))  # 40 words: 20 chunks of two words
@@ -27,7 +28,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument("--frame-interval", type=float, default=0.0)
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.chunks, args.frame_interval))
+    run_on_uvloop(serve(args.port, args.chunks, args.frame_interval))
 
 
 if __name__ == "__main__":
