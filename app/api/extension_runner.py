@@ -4,8 +4,10 @@ Strawberry builds a context manager per hook per operation, and per result of a 
 asking every extension whether it has the hook and wrapping the hook anew each time; it also
 collects `get_results` from every extension for every result. With six extensions and a stream
 sending a result per chunk, that cost more than what the hooks do. Which extensions implement what
-is known from their classes; a subscription's stream-result hooks are wrapped once and used for
-each of its results.
+is known from their classes, and so is how each hook is wrapped (Strawberry decorates the hook
+function anew for every operation: `contextmanager` and `update_wrapper` for each hook of each
+extension); an operation only binds its extensions to them. A subscription's stream-result hooks
+are wrapped once and used for each of its results.
 
 A subscription's results completed by plan (`app.api.planned_streams`) have no errors: the
 stream-result hooks of extensions that only look at errors (`ERRORS_ONLY_STREAM_HOOK`) are left out
@@ -13,11 +15,17 @@ for them, and the extensions' results are only collected when some extension has
 
 from __future__ import annotations
 
-from typing import Any
+import contextlib
+import functools
+import inspect
+from asyncio import iscoroutinefunction
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any, TypeVar
 
 from strawberry.extensions import SchemaExtension
 from strawberry.extensions.context import (
     ExecutingContextManager,
+    ExtensionContextManagerBase,
     OperationContextManager,
     ParsingContextManager,
     StreamResultContextManager,
@@ -28,18 +36,69 @@ from strawberry.extensions.runner import SchemaExtensionsRunner
 from strawberry.types import ExecutionContext
 from strawberry.utils.await_maybe import await_maybe
 
-_IMPLEMENTS: dict[tuple[type, str], bool] = {}
+Manager = TypeVar("Manager", bound=ExtensionContextManagerBase)
+Wrap = Callable[[SchemaExtension], WrappedHook]
+# For each extension class and hook: None when the class does not implement it, else how to wrap
+# one instance's hook (what Strawberry's `get_hook` builds, with the decorating done once).
+_WRAPS: dict[tuple[type, str], Wrap | None] = {}
+# The indices of the extensions implementing a hook, for a schema's list of extension classes.
+_IMPLEMENTING: dict[tuple[tuple[type, ...], str], tuple[int, ...]] = {}
 # An extension class with this attribute true: its on_stream_result does nothing to a result without errors.
 ERRORS_ONLY_STREAM_HOOK = "stream_hook_reads_errors_only"
 
 
-def _implements(extension_class: type[SchemaExtension], hook: str) -> bool:
-    known = _IMPLEMENTS.get((extension_class, hook))
-    if known is None:
-        known = _IMPLEMENTS[(extension_class, hook)] = getattr(extension_class, hook) is not getattr(
-            SchemaExtension, hook
-        )
-    return known
+def _wrap(
+    extension_class: type[SchemaExtension], hook: str
+) -> Callable[[SchemaExtension], WrappedHook] | None:
+    key = (extension_class, hook)
+    if key not in _WRAPS:
+        _WRAPS[key] = _make_wrap(extension_class, hook)
+    return _WRAPS[key]
+
+
+def _make_wrap(
+    extension_class: type[SchemaExtension], hook: str
+) -> Callable[[SchemaExtension], WrappedHook] | None:
+    """As `ExtensionContextManagerBase.get_hook` wraps a hook, for every instance of the class."""
+    function = getattr(extension_class, hook)
+    if function is getattr(SchemaExtension, hook):
+        return None
+    if inspect.isgeneratorfunction(function):
+        manager: Callable[..., Any] = contextlib.contextmanager(function)
+        is_async = False
+    elif inspect.isasyncgenfunction(function):
+        manager, is_async = contextlib.asynccontextmanager(function), True
+    elif not callable(function):
+        raise ValueError(f"Hook {hook} on {extension_class} must be callable, received {function!r}")
+    elif iscoroutinefunction(function):
+
+        @contextlib.asynccontextmanager
+        async def awaited(extension: SchemaExtension) -> AsyncIterator[None]:
+            await function(extension)
+            yield
+
+        manager, is_async = awaited, True
+    else:
+
+        @contextlib.contextmanager
+        def called(extension: SchemaExtension) -> Iterator[None]:
+            function(extension)
+            yield
+
+        manager, is_async = called, False
+
+    def wrap(extension: SchemaExtension) -> WrappedHook:
+        return WrappedHook(extension=extension, hook=functools.partial(manager, extension), is_async=is_async)
+
+    return wrap
+
+
+def _with_hooks(manager_class: type[Manager], hooks: list[WrappedHook]) -> Manager:
+    """Strawberry's context manager for a hook, given the hooks wrapped already."""
+    manager = manager_class.__new__(manager_class)
+    manager.hooks = hooks
+    manager.default_hook = getattr(SchemaExtension, manager_class.HOOK_NAME)
+    return manager
 
 
 class _StreamResultHooks(StreamResultContextManager):
@@ -55,27 +114,38 @@ class LeanExtensionsRunner(SchemaExtensionsRunner):
         self, execution_context: ExecutionContext, extensions: list[SchemaExtension] | None = None
     ) -> None:
         super().__init__(execution_context, extensions)
-        self._implementing: dict[str, list[SchemaExtension]] = {}
+        self._classes = tuple(type(extension) for extension in self.extensions)
         self._stream_result_hooks: list[WrappedHook] | None = None
         self._planned_result_hooks: list[WrappedHook] | None = None
 
     def _with(self, hook: str) -> list[SchemaExtension]:
-        found = self._implementing.get(hook)
-        if found is None:
-            found = self._implementing[hook] = [e for e in self.extensions if _implements(type(e), hook)]
-        return found
+        key = (self._classes, hook)
+        indices = _IMPLEMENTING.get(key)
+        if indices is None:
+            indices = _IMPLEMENTING[key] = tuple(
+                index for index, cls in enumerate(self._classes) if _wrap(cls, hook) is not None
+            )
+        return [self.extensions[index] for index in indices]
+
+    def _hooks(self, hook: str) -> list[WrappedHook]:
+        hooks = []
+        for extension in self._with(hook):
+            wrap = _wrap(type(extension), hook)
+            assert wrap is not None
+            hooks.append(wrap(extension))
+        return hooks
 
     def operation(self) -> OperationContextManager:
-        return OperationContextManager(self._with("on_operation"))
+        return _with_hooks(OperationContextManager, self._hooks("on_operation"))
 
     def validation(self) -> ValidationContextManager:
-        return ValidationContextManager(self._with("on_validate"))
+        return _with_hooks(ValidationContextManager, self._hooks("on_validate"))
 
     def parsing(self) -> ParsingContextManager:
-        return ParsingContextManager(self._with("on_parse"))
+        return _with_hooks(ParsingContextManager, self._hooks("on_parse"))
 
     def executing(self) -> ExecutingContextManager:
-        return ExecutingContextManager(self._with("on_execute"))
+        return _with_hooks(ExecutingContextManager, self._hooks("on_execute"))
 
     def on_stream_result(self, result: Any) -> StreamResultContextManager:
         if self._stream_result_hooks is None:

@@ -11,29 +11,36 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 from strawberry.schema.name_converter import NameConverter
-from strawberry.types.base import StrawberryObjectDefinition, get_object_definition
+from strawberry.types.base import get_object_definition
 
 from app.domain.errors import CommonErrorCode, FieldError, UserInputError
 from app.domain.storable import json_problems
 
 # The schema's own converter (StrawberryConfig's default): python_name -> camelCase.
 _NAMES = NameConverter()
+# (python name, GraphQL name) of the fields of each input class; None for every other class. Known
+# from the class: asked for every value of every mutation, not worth deriving each time.
+_FIELDS: dict[type, tuple[tuple[str, str], ...] | None] = {}
 
 
-def _input_definition(value: object) -> StrawberryObjectDefinition | None:
-    definition = get_object_definition(type(value))
-    return definition if definition is not None and definition.is_input else None
-
-
-def _is_input(value: object) -> bool:
-    return _input_definition(value) is not None
+def _input_fields(value: object) -> tuple[tuple[str, str], ...] | None:
+    cls = type(value)
+    try:
+        return _FIELDS[cls]
+    except KeyError:
+        definition = get_object_definition(cls)
+        fields = None
+        if definition is not None and definition.is_input:
+            fields = tuple((f.python_name, _NAMES.get_graphql_name(f)) for f in definition.fields)
+        _FIELDS[cls] = fields
+        return fields
 
 
 def _problems(value: object, path: tuple[str, ...]) -> Iterator[FieldError]:
-    if definition := _input_definition(value):
-        for field in definition.fields:
-            yield from _problems(getattr(value, field.python_name), (*path, _NAMES.get_graphql_name(field)))
-    elif isinstance(value, list) and any(_is_input(item) for item in value):
+    if (fields := _input_fields(value)) is not None:
+        for python_name, name in fields:
+            yield from _problems(getattr(value, python_name), (*path, name))
+    elif isinstance(value, list) and any(_input_fields(item) is not None for item in value):
         for index, item in enumerate(value):
             yield from _problems(item, (*path, str(index)))
     else:

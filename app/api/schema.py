@@ -24,6 +24,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import validate_document
 from strawberry.tools import merge_types
 
+from app.api import input_conversion
 from app.api.alerts.mutations import AlertMutations
 from app.api.connections.mutations import ConnectionMutations
 from app.api.connections.queries import ConnectionQueries
@@ -150,6 +151,7 @@ class ModelgateSchema(PlannedSubscriptions):  # subscription events by plan (pla
             definition = (getattr(graphql_type, "extensions", None) or {}).get("strawberry-definition")
             if isinstance(graphql_type, GraphQLInputObjectType) and getattr(definition, "is_one_of", False):
                 graphql_type.is_one_of = True
+        input_conversion.install(self._schema, self.config, self.schema_converter.scalar_registry)
 
     def process_errors(self, errors: Any, execution_context: Any = None) -> None:
         """ErrorFormatter logs what is unexpected; expected errors are not worth a log line."""
