@@ -33,6 +33,7 @@ from bench.persisted import persisted_target, register
 from bench.processes import Processes, ensure_wrk, free_port, python, run_on_uvloop, wait_for_port
 from bench.scenarios import HttpTarget, generate_targets, wrk_command
 from bench.setup import seed
+from bench.upstream import command as upstream_command
 
 
 async def profile(target_name: str, seconds: float) -> cProfile.Profile:
@@ -52,21 +53,8 @@ async def profile(target_name: str, seconds: float) -> cProfile.Profile:
     )
     runner: web.AppRunner | None = None
     try:
-        processes.start("upstream", [python(), "-m", "bench.upstream", "--port", str(upstream_port)])
-        processes.start(
-            "slow",
-            [
-                python(),
-                "-m",
-                "bench.upstream",
-                "--port",
-                str(slow_port),
-                "--frame-interval",
-                "0.01",
-                "--chunks",
-                "100",
-            ],
-        )
+        processes.start("upstream", upstream_command(upstream_port))
+        processes.start("slow", upstream_command(slow_port, frame_interval=0.01, chunks=100))
         await wait_for_port(upstream_port)
         await wait_for_port(slow_port)
         seeded = await seed(settings, upstream, slow)

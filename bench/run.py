@@ -44,6 +44,7 @@ from bench.scenarios import (
     wrk,
 )
 from bench.setup import seed
+from bench.upstream import command as upstream_command
 
 RESULTS = BENCH_DIR / "results"
 LITELLM_KEY = f"sk-bench-{secrets.token_hex(8)}"
@@ -110,33 +111,12 @@ async def run(plan: Plan) -> dict[str, Any]:
         **stream_scale.SERVER_ENV,
     }
     try:
-        processes.start("upstream", [python(), "-m", "bench.upstream", "--port", str(ports["upstream"])])
+        processes.start("upstream", upstream_command(ports["upstream"]))
         processes.start(
             "slow",
-            [
-                python(),
-                "-m",
-                "bench.upstream",
-                "--port",
-                str(ports["slow"]),
-                "--frame-interval",
-                str(CONCURRENT_INTERVAL),
-                "--chunks",
-                str(CONCURRENT_CHUNKS),
-            ],
+            upstream_command(ports["slow"], frame_interval=CONCURRENT_INTERVAL, chunks=CONCURRENT_CHUNKS),
         )
-        processes.start(
-            "scale",
-            [
-                python(),
-                "-m",
-                "bench.upstream",
-                "--port",
-                str(ports["scale"]),
-                "--frame-interval",
-                str(SCALE_INTERVAL),
-            ],
-        )
+        processes.start("scale", upstream_command(ports["scale"], frame_interval=SCALE_INTERVAL))
         settings = Settings(
             database_url=embedded.dsn, secret_keys=secret_keys, allow_private_upstreams=True, data_dir=work
         )

@@ -16,6 +16,7 @@ from app.config import Settings
 from app.embedded_postgres import EmbeddedPostgres
 from bench.processes import BENCH_DIR, Processes, free_port, python, wait_for_port
 from bench.setup import seed
+from bench.upstream import command as upstream_command
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +45,9 @@ async def standalone(
     ports = {name: free_port() for name in ("upstream", "slow", "modelgate")}
     secret_keys = f"bench:{base64.b64encode(secrets.token_bytes(32)).decode()}"
     try:
-        upstream = processes.start(
-            "upstream", [python(), "-m", "bench.upstream", "--port", str(ports["upstream"])]
-        )
+        fast = processes.start("upstream", upstream_command(ports["upstream"]))
         slow = processes.start(
-            "slow",
-            [
-                python(),
-                "-m",
-                "bench.upstream",
-                "--port",
-                str(ports["slow"]),
-                "--frame-interval",
-                str(slow_interval),
-                "--chunks",
-                str(slow_chunks),
-            ],
+            "slow", upstream_command(ports["slow"], frame_interval=slow_interval, chunks=slow_chunks)
         )
         settings = Settings(
             database_url=embedded.dsn, secret_keys=secret_keys, allow_private_upstreams=True, data_dir=work
@@ -86,7 +74,7 @@ async def standalone(
             modelgate=f"http://127.0.0.1:{ports['modelgate']}",
             modelgate_pid=modelgate.pid,
             upstream=f"http://127.0.0.1:{ports['upstream']}",
-            upstream_pid=upstream.pid,
+            upstream_pid=fast.pid,
             slow_upstream=f"http://127.0.0.1:{ports['slow']}",
             slow_upstream_pid=slow.pid,
             key=seeded.key,

@@ -8,10 +8,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from bench.processes import run_on_uvloop
+from bench.processes import python, run_on_uvloop
 from tests.fakes.openai_server import openai_fake_server
 
 REPLY = " ".join(f"w{i}" for i in range(1, 41))  # 40 words: 20 chunks of two words
+
+
+def command(port: int, *, frame_interval: float = 0.0, chunks: int = 20) -> list[str]:
+    """The command that starts this fake as a process of its own."""
+    return [
+        *(python(), "-m", "bench.upstream", "--port", str(port)),
+        *("--frame-interval", str(frame_interval), "--chunks", str(chunks)),
+    ]
 
 
 async def serve(port: int, chunks: int, frame_interval: float) -> None:

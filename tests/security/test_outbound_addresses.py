@@ -25,6 +25,7 @@ from tests.fakes.openai_server import CHAT, make_target
 from tests.support.catalog import USER_CREATE, codes, stored_catalog
 from tests.support.factories import make_tenant
 from tests.support.graphql import GraphQLClient
+from tests.support.loopback import loopback_app
 
 FULLWIDTH_LOOPBACK = "\uff11\uff12\uff17.\uff10.\uff10.\uff11"  # IDNA would make it 127.0.0.1
 
@@ -262,35 +263,28 @@ async def test_an_upstream_redirect_is_not_followed() -> None:
     credential to wherever it points, past the outbound checks."""
     seen: list[str | None] = []
 
-    async def redirect(request: web.Request) -> web.Response:
-        raise web.HTTPTemporaryRedirect(f"http://127.0.0.1:{elsewhere_port}/v1/chat/completions")
-
     async def elsewhere(request: web.Request) -> web.Response:
         seen.append(request.headers.get("authorization"))
         return web.json_response({})
 
-    runners = []
-    ports = []
-    for handler in (redirect, elsewhere):
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
-        runners.append(runner)
-        ports.append(runner.addresses[0][1])
-    elsewhere_port = ports[1]
-    http = UpstreamHttp.create(Timeouts(connect=2, first_byte=2, idle=2), allow_private=True)
-    runtime = ProviderRuntime(http, ProviderConfig(timeouts=http.timeouts, allow_private_upstreams=True))
-    try:
-        adapter = openai_family_adapter(
-            make_target(Provider.OPENAI, f"http://127.0.0.1:{ports[0]}/v1"), runtime
-        )
-        with pytest.raises(ProviderError) as caught:
-            await adapter.complete(CHAT)
-        assert "HTTP 307" in caught.value.message
-    finally:
-        await runtime.close()
-        for runner in runners:
-            await runner.cleanup()
+    elsewhere_app = web.Application()
+    elsewhere_app.router.add_post("/v1/chat/completions", elsewhere)
+    async with loopback_app(elsewhere_app) as elsewhere_url:
+
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPTemporaryRedirect(f"{elsewhere_url}/v1/chat/completions")
+
+        redirecting = web.Application()
+        redirecting.router.add_post("/v1/chat/completions", redirect)
+        async with loopback_app(redirecting) as url:
+            http = UpstreamHttp.create(Timeouts(connect=2, first_byte=2, idle=2), allow_private=True)
+            config = ProviderConfig(timeouts=http.timeouts, allow_private_upstreams=True)
+            runtime = ProviderRuntime(http, config)
+            try:
+                adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{url}/v1"), runtime)
+                with pytest.raises(ProviderError) as caught:
+                    await adapter.complete(CHAT)
+                assert "HTTP 307" in caught.value.message
+            finally:
+                await runtime.close()
     assert seen == []

@@ -4,6 +4,7 @@ messages in order; a close frame is never overtaken or lost; frames of a later t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -11,6 +12,7 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from app.api.socket_frames import CoalescedWrites, coalesce_writes
+from tests.support.loopback import loopback_app
 
 Serve = Callable[[web.WebSocketResponse], Awaitable[None]]
 
@@ -18,7 +20,7 @@ Serve = Callable[[web.WebSocketResponse], Awaitable[None]]
 @pytest.fixture
 async def socket_server() -> AsyncIterator[Callable[[Serve], Awaitable[str]]]:
     """Serves one WebSocket handler (its writes coalesced) on loopback; gives its URL."""
-    runners: list[web.AppRunner] = []
+    servers = contextlib.AsyncExitStack()
 
     async def start(serve: Serve) -> str:
         async def handler(request: web.Request) -> web.WebSocketResponse:
@@ -30,17 +32,10 @@ async def socket_server() -> AsyncIterator[Callable[[Serve], Awaitable[str]]]:
 
         app = web.Application()
         app.router.add_get("/", handler)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{port}/"
+        return await servers.enter_async_context(loopback_app(app)) + "/"
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    async with servers:
+        yield start
 
 
 def writes_of(ws: web.WebSocketResponse, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:

@@ -11,6 +11,7 @@ from app.providers.http import Timeouts, UpstreamHttp
 from app.providers.openai_wire import OpenAIWireAdapter
 from app.providers.registry import adapter_for
 from app.providers.runtime import ProviderConfig, ProviderRuntime
+from tests.support.loopback import loopback_app
 
 
 @pytest.mark.parametrize("provider", list(Provider))
@@ -49,18 +50,13 @@ async def test_the_shared_client_keeps_no_cookies() -> None:
 
     app = web.Application()
     app.router.add_post("/v1/x", answer)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
     http = UpstreamHttp.create(Timeouts(), allow_private=True)
-    try:
-        for _ in range(2):
-            await http.post_json(f"http://127.0.0.1:{port}/v1/x", {}, headers={}, read_error=_never)
-    finally:
-        await http.close()
-        await runner.cleanup()
+    async with loopback_app(app) as url:
+        try:
+            for _ in range(2):
+                await http.post_json(f"{url}/v1/x", {}, headers={}, read_error=_never)
+        finally:
+            await http.close()
     assert seen == [None, None]
 
 
