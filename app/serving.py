@@ -43,6 +43,7 @@ from aiohttp.web_protocol import RequestHandler
 from app.metrics import CLIENT_CONNECTIONS_CLOSED, OPEN_CLIENT_CONNECTIONS, labelled
 
 log = logging.getLogger("modelgate.serving")
+_BACKLOG = 2048
 
 # Seconds handlers still running once the drain is over get before aiohttp cancels them.
 SHUTDOWN_TIMEOUT = 0.25
@@ -186,7 +187,9 @@ async def _serve(
     runner = GuardedAppRunner(app, limits, shutdown_timeout=shutdown_timeout, handler_cancellation=True)
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port, reuse_port=reuse_port).start()
+        # A burst of clients connecting at once queues here instead of having its SYNs dropped
+        # (aiohttp's default is 128; gunicorn's and uvicorn's 2048; Linux caps it at somaxconn).
+        await web.TCPSite(runner, host, port, reuse_port=reuse_port, backlog=_BACKLOG).start()
         on_listening()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

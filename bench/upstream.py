@@ -24,7 +24,12 @@ def command(port: int, *, frame_interval: float = 0.0, chunks: int = 20) -> list
 
 async def serve(port: int, chunks: int, frame_interval: float) -> None:
     async with openai_fake_server(
-        port=port, reply=REPLY, chunks=chunks, frame_interval=frame_interval, keep_requests=False
+        port=port,
+        reply=REPLY,
+        chunks=chunks,
+        frame_interval=frame_interval,
+        keep_requests=False,
+        backlog=4096,  # scenario 7 opens 10,000 upstream connections at once (Linux caps it at somaxconn)
     ) as fake:
         print(f"ready {fake.url}", flush=True)
         await asyncio.Event().wait()

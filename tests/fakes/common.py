@@ -76,6 +76,7 @@ class FakeServer:
 
     url: str = ""
     port: int = 0  # 0: any free port
+    backlog: int = 128  # aiohttp's; a load run opening thousands of connections at once needs more
     requests: list[RecordedRequest] = field(default_factory=list)
     # Timing switches.
     delay: float = 0.0  # before the response headers
@@ -105,7 +106,7 @@ class FakeServer:
         # a short shutdown_timeout: a test that leaves a stalled handler behind still ends quickly.
         runner = web.AppRunner(app, handler_cancellation=True, access_log=None, shutdown_timeout=0.5)
         await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(runner, "127.0.0.1", self.port, backlog=self.backlog).start()
         host, port = runner.addresses[0][:2]
         self.url, self._runner = f"http://{host}:{port}", runner
         try:
