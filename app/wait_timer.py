@@ -26,14 +26,14 @@ _TOLERANCE = 0.001  # the loop may run a timer a little before its time
 
 
 class WaitTimer:
-    __slots__ = ("_cancelling", "_cut", "_due", "_handle", "_loop", "_seconds", "_task", "_waiting")
+    __slots__ = ("_cancelling", "_cut", "_due", "_handle", "_loop", "_task", "_waiting", "seconds")
 
     def __init__(self, seconds: float | None, when: float | None) -> None:
         task = asyncio.current_task()
         assert task is not None, "a WaitTimer belongs to a task"
         self._loop = asyncio.get_running_loop()
         self._task = task
-        self._seconds = seconds  # each wait's own limit; None: every wait ends by `_due`
+        self.seconds = seconds  # each wait's own limit (may change between waits); None: `_due`
         self._due = when if when is not None else 0.0
         self._waiting = False
         self._cut = False  # the timer cancelled the task during the current wait
@@ -50,17 +50,9 @@ class WaitTimer:
         """Every wait ends by `when` (the event loop's clock)."""
         return cls(None, when)
 
-    @property
-    def seconds(self) -> float | None:
-        return self._seconds
-
-    @seconds.setter
-    def seconds(self, value: float) -> None:
-        self._seconds = value
-
     def __enter__(self) -> None:
-        if self._seconds is not None:
-            self._due = self._loop.time() + self._seconds
+        if self.seconds is not None:
+            self._due = self._loop.time() + self.seconds
         self._waiting = True
         self._cancelling = self._task.cancelling()
         if self._handle is None:

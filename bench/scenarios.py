@@ -204,7 +204,7 @@ def steady_window(timings: list[StreamTiming]) -> tuple[float, float]:
     return max(t.started + t.arrivals[0] for t in ok), min(t.started + t.arrivals[-1] for t in ok)
 
 
-def chunk_lateness(timings: list[StreamTiming], interval: float) -> list[float]:
+def chunk_lateness(timings: list[StreamTiming], interval: float, window: tuple[float, float]) -> list[float]:
     """How late each chunk arrives on its stream's own schedule, while every stream runs.
 
     The upstream writes chunk k at start + k * interval, so arrival_k - k * interval is the same
@@ -212,7 +212,7 @@ def chunk_lateness(timings: list[StreamTiming], interval: float) -> list[float]:
     stream's earliest. Counted are the chunks that arrive while all streams run at once (the
     steady window): what a chunk costs at that many streams. The burst of subscriptions started
     together queues their setups first, which the time to first chunk shows."""
-    begin, end = steady_window(timings)
+    begin, end = window
     late: list[float] = []
     for timing in timings:
         if not timing.ok:
@@ -228,8 +228,8 @@ def chunk_lateness(timings: list[StreamTiming], interval: float) -> list[float]:
 
 
 def _concurrent_result(timings: list[StreamTiming], interval: float, rss: float | None) -> ConcurrentResult:
-    late = chunk_lateness(timings, interval) or [float("nan")]  # no steady window: no figure
     begin, end = steady_window(timings)
+    late = chunk_lateness(timings, interval, (begin, end)) or [float("nan")]  # no window: no figure
     summary = summarise(timings)
     return ConcurrentResult(
         streams=len(timings),
