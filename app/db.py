@@ -130,7 +130,17 @@ class Database:
         except asyncpg.exceptions.TransactionRollbackError as exc:  # a deadlock or serialization failure
             raise DatabaseUnavailable("the database asked to try again") from exc
         finally:
+            await self._release(conn)
+
+    async def _release(self, conn: asyncpg.Connection) -> None:
+        """Returns `conn` to the pool. The pool resets a connection before reuse; when the server
+        stops answering between the caller's last statement and that reset, the reset times out and
+        asyncpg closes the connection. What the caller did stands (and whatever it raised goes on),
+        so that is logged, not raised in its place."""
+        try:
             await self.pool.release(conn)
+        except _CONNECTIVITY_ERRORS:
+            log.warning("the database did not answer a connection's reset; the connection was closed")
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:

@@ -5,6 +5,8 @@ is not left to run after its caller gave up, and the pool goes on working."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -95,6 +97,26 @@ async def test_a_transaction_that_times_out_leaves_nothing_behind(
         assert await db.fetchval("SELECT name FROM organizations WHERE id = $1", organization_id) == "Acme"
     finally:
         await holder.close()
+
+
+async def test_a_connection_that_stops_answering_before_its_reset_is_closed_and_the_work_stands(
+    db: Database, organization_id: uuid.UUID, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only this connection's server process is stopped (SIGSTOP): its statement has been answered,
+    # then the database stops answering before the pool resets the connection for reuse.
+    async with db.connection() as conn:
+        await conn.execute("UPDATE organizations SET name = 'Kept' WHERE id = $1", organization_id)
+        backend = await conn.fetchval("SELECT pg_backend_pid()")
+        try:
+            os.kill(backend, signal.SIGSTOP)
+        except (ProcessLookupError, PermissionError):
+            pytest.skip("the database's server processes are not this machine's (DATABASE_URL)")
+    try:
+        # Leaving the block waited for the reset (at most the query timeout), then went on.
+        assert "the connection was closed" in caplog.text
+        assert await db.fetchval("SELECT name FROM organizations WHERE id = $1", organization_id) == "Kept"
+    finally:
+        os.kill(backend, signal.SIGCONT)
 
 
 async def test_readyz_answers_within_two_seconds_whatever_the_query_timeout(database_url: str) -> None:
