@@ -104,19 +104,22 @@ async def test_a_connection_that_stops_answering_before_its_reset_is_closed_and_
 ) -> None:
     # Only this connection's server process is stopped (SIGSTOP): its statement has been answered,
     # then the database stops answering before the pool resets the connection for reuse.
-    async with db.connection() as conn:
-        await conn.execute("UPDATE organizations SET name = 'Kept' WHERE id = $1", organization_id)
-        backend = await conn.fetchval("SELECT pg_backend_pid()")
-        try:
-            os.kill(backend, signal.SIGSTOP)
-        except (ProcessLookupError, PermissionError):
-            pytest.skip("the database's server processes are not this machine's (DATABASE_URL)")
+    stopped: list[int] = []
     try:
+        async with db.connection() as conn:
+            await conn.execute("UPDATE organizations SET name = 'Kept' WHERE id = $1", organization_id)
+            backend = await conn.fetchval("SELECT pg_backend_pid()")
+            try:
+                os.kill(backend, signal.SIGSTOP)
+            except (ProcessLookupError, PermissionError):
+                pytest.skip("the database's server processes are not this machine's (DATABASE_URL)")
+            stopped.append(backend)
         # Leaving the block waited for the reset (at most the query timeout), then went on.
         assert "the connection was closed" in caplog.text
         assert await db.fetchval("SELECT name FROM organizations WHERE id = $1", organization_id) == "Kept"
     finally:
-        os.kill(backend, signal.SIGCONT)
+        for pid in stopped:  # whatever happened: a stopped backend would hold its database forever
+            os.kill(pid, signal.SIGCONT)
 
 
 async def test_readyz_answers_within_two_seconds_whatever_the_query_timeout(database_url: str) -> None:
