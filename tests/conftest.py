@@ -5,11 +5,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import tempfile
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -25,7 +23,7 @@ from app.server_keys import SERVICES
 from app.services.container import Services
 from tests.support.factories import Tenant, make_platform_admin_key, make_tenant
 from tests.support.graphql import GraphQLClient
-from tests.support.postgres import create_database, drop_database, with_database
+from tests.support.postgres import create_database, drop_database, scratch_data_dir, with_database
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +32,7 @@ def postgres_admin_dsn() -> Iterator[str]:
     if url:
         yield url
         return
-    # Not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user,
-    # which cannot enter pytest's private (0700) temporary directories.
-    data_dir = Path(tempfile.mkdtemp(prefix="modelgate-test-pg-"))
+    data_dir = scratch_data_dir("modelgate-test-pg-")
     embedded = EmbeddedPostgres(data_dir)
     try:
         yield embedded.dsn

@@ -7,9 +7,10 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+
+from tests.support.postgres import scratch_data_dir
 
 
 def postmasters(data_dir: Path) -> list[int]:
@@ -27,10 +28,9 @@ def postmasters(data_dir: Path) -> list[int]:
 
 @contextlib.contextmanager
 def embedded_data_dir() -> Iterator[Path]:
-    """Not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user,
-    which cannot enter pytest's private (0700) temporary directories. Whatever PostgreSQL is left
-    running for it is killed at the end."""
-    path = Path(tempfile.mkdtemp(prefix="modelgate-embedded-")).resolve()
+    """A data directory for an embedded PostgreSQL (see `scratch_data_dir`). Whatever PostgreSQL is
+    left running for it is killed at the end."""
+    path = scratch_data_dir("modelgate-embedded-")
     try:
         yield path
     finally:

@@ -11,11 +11,11 @@ import contextlib
 import os
 import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from app.embedded_postgres import EmbeddedPostgres
+from tests.support.postgres import scratch_data_dir
 
 
 def _read(path: str) -> bytes:
@@ -82,9 +82,7 @@ class FreezablePostgres:
 
 @contextlib.contextmanager
 def freezable_postgres() -> Iterator[FreezablePostgres]:
-    # Not under pytest's tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user,
-    # which cannot enter pytest's private (0700) temporary directories.
-    data_dir = Path(tempfile.mkdtemp(prefix="modelgate-frozen-pg-"))
+    data_dir = scratch_data_dir("modelgate-frozen-pg-")
     postgres = FreezablePostgres(data_dir)
     try:
         yield postgres

@@ -4,7 +4,10 @@ that was migrated once per session."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 import uuid
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -32,3 +35,14 @@ async def drop_database(admin_dsn: str, name: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+def scratch_data_dir(prefix: str) -> Path:
+    """A new directory for a test PostgreSQL's data: in memory (/dev/shm) where the machine has it.
+    PostgreSQL makes and removes hundreds of small files per CREATE and DROP DATABASE, which on a
+    disk mounted with `discard` took ~0.3 s a database (~10 ms in memory). Not under pytest's
+    tmp_path: run as root, pgserver runs PostgreSQL as an unprivileged user, which cannot enter
+    pytest's private (0700) temporary directories."""
+    memory = Path("/dev/shm")
+    parent = memory if memory.is_dir() and os.access(memory, os.W_OK) else None
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=parent)).resolve()
