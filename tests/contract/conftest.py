@@ -7,9 +7,12 @@ Where Node is missing the Node tests skip, saying so; under MODELGATE_REQUIRE_NO
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import NoReturn
 
@@ -40,16 +43,26 @@ def node_project() -> Path:
         _missing(f"Node {version.strip()} is older than {MINIMUM_NODE}")
     installed = NODE_PROJECT / "node_modules" / ".package-lock.json"
     lock = NODE_PROJECT / "package-lock.json"
-    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
-        npm = shutil.which("npm")
-        if npm is None:
-            _missing("npm is not installed")
-        command = [npm, "ci", "--prefix", str(NODE_PROJECT), "--no-audit", "--no-fund"]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
-        assert done.returncode == 0, (
-            f"{' '.join(command)} failed (is the npm registry reachable?)\n{done.stderr}"
-        )
+    with _one_installer():
+        if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+            npm = shutil.which("npm")
+            if npm is None:
+                _missing("npm is not installed")
+            command = [npm, "ci", "--prefix", str(NODE_PROJECT), "--no-audit", "--no-fund"]
+            done = subprocess.run(command, capture_output=True, text=True, timeout=300, check=False)  # noqa: S603
+            assert done.returncode == 0, (
+                f"{' '.join(command)} failed (is the npm registry reachable?)\n{done.stderr}"
+            )
     return NODE_PROJECT
+
+
+@contextlib.contextmanager
+def _one_installer() -> Iterator[None]:
+    """The test processes (pytest-xdist's workers) share node_modules: one installs, the others
+    wait for it and find it installed."""
+    with open(NODE_PROJECT / ".npm-ci.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
 
 
 async def run_node(script: str, *args: str, within: float = 60) -> tuple[int, str, str]:
