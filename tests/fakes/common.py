@@ -123,6 +123,10 @@ class FakeServer:
             await response.prepare(request)
             if self.first_byte_delay:
                 await asyncio.sleep(self.first_byte_delay)
+            loop = asyncio.get_running_loop()
+            # Frames on a fixed schedule, `frame_interval` apart from the first: a late wake-up
+            # delays one frame, not every frame after it (a model writing at a steady pace).
+            due = loop.time()
             for index, frame in enumerate(frames):
                 if index == self.disconnect_after:
                     assert request.transport is not None
@@ -130,8 +134,10 @@ class FakeServer:
                     return response
                 if index == self.stall_after:
                     await asyncio.sleep(self.stall_seconds)
+                    due = loop.time()
                 elif index and self.frame_interval:
-                    await asyncio.sleep(self.frame_interval)
+                    due += self.frame_interval
+                    await asyncio.sleep(max(0.0, due - loop.time()))
                 await self._write(response, frame)
             with suppress(ConnectionError):
                 await response.write_eof()
