@@ -55,6 +55,25 @@ def writes_of(ws: web.WebSocketResponse, monkeypatch: pytest.MonkeyPatch) -> lis
     return writes
 
 
+def frames_then_close(
+    monkeypatch: pytest.MonkeyPatch, seen: list[bytes], done: asyncio.Event, *, pause: float = 0.0
+) -> Serve:
+    """A handler that sends three frames and closes with 4001 (after `pause`), then puts into
+    `seen` what reached the real transport and sets `done`."""
+
+    async def serve(ws: web.WebSocketResponse) -> None:
+        writes = writes_of(ws, monkeypatch)
+        if pause:
+            await asyncio.sleep(pause)
+        for i in range(3):
+            await ws.send_frame(b'{"n":%d}' % i, WSMsgType.TEXT)
+        await ws.close(code=4001)
+        seen.extend(writes)
+        done.set()
+
+    return serve
+
+
 async def test_frames_of_one_turn_arrive_as_separate_messages_in_order(
     socket_server: Callable[[Serve], Awaitable[str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -90,16 +109,7 @@ async def test_a_close_right_after_frames_goes_out_last_and_at_once(
     or on a timeout): the close frame and the frames before it are written at once, in order."""
     seen: list[bytes] = []
     done = asyncio.Event()
-
-    async def serve(ws: web.WebSocketResponse) -> None:
-        writes = writes_of(ws, monkeypatch)
-        for i in range(3):
-            await ws.send_frame(b'{"n":%d}' % i, WSMsgType.TEXT)
-        await ws.close(code=4001)
-        seen.extend(writes)
-        done.set()
-
-    url = await socket_server(serve)
+    url = await socket_server(frames_then_close(monkeypatch, seen, done))
     async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
         received = [message async for message in ws]
         close_code = ws.close_code
@@ -117,17 +127,8 @@ async def test_a_close_answering_the_clients_is_not_lost(
     in the same turn. The frames pending before it and the close frame still reach the socket."""
     seen: list[bytes] = []
     done = asyncio.Event()
-
-    async def serve(ws: web.WebSocketResponse) -> None:
-        writes = writes_of(ws, monkeypatch)
-        await asyncio.sleep(0.2)  # the client's close is waiting in the reader by now
-        for i in range(3):
-            await ws.send_frame(b'{"n":%d}' % i, WSMsgType.TEXT)
-        await ws.close(code=4001)
-        seen.extend(writes)
-        done.set()
-
-    url = await socket_server(serve)
+    # By the time it writes, the client's close is waiting in the reader.
+    url = await socket_server(frames_then_close(monkeypatch, seen, done, pause=0.2))
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(url)
         await ws.close()
