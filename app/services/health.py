@@ -134,6 +134,7 @@ class ModelHealthTracker:
         """Counts a failure of `model_id`; trips it after `policy.failed_requests` in a row, writing
         the trip's event (for `audience`) with it. True if this call tripped it."""
         now = self.clock()
+        began = time.monotonic()
         try:
             async with self.db.transaction():
                 row = await self.health_rows.add_failure(model_id, error_code, now)
@@ -157,7 +158,7 @@ class ModelHealthTracker:
         # successes must now reset the count), and so does a trip.
         if tripped or row.consecutive_failures == 1:
             await self._publish(model_id)
-        self._remember(model_id, row)
+        self._remember_failure(model_id, row, began)
         return tripped
 
     # ---- display ----------------------------------------------------------------------------
@@ -262,6 +263,19 @@ class ModelHealthTracker:
 
     def _remember(self, model_id: UUID, row: HealthRow) -> None:
         self._known[model_id] = _Known(row, time.monotonic())
+
+    def _remember_failure(self, model_id: UUID, row: HealthRow, began: float) -> None:
+        """Concurrent failures of one model get here in any order (each waits for its connection
+        to be reset, and some for an announcement). A streak's count only grows: a row remembered
+        since this failure began with a higher count is the later one, and stays."""
+        known = self._known.get(model_id)
+        if (
+            known is not None
+            and known.fetched_at >= began
+            and known.row.consecutive_failures > row.consecutive_failures
+        ):
+            return
+        self._remember(model_id, row)
 
     async def _publish(self, model_id: UUID) -> None:
         try:
