@@ -40,6 +40,7 @@ from app.api.errors import ErrorCode
 from app.api.event_streams import EventStreams
 from app.api.http_errors import error_response
 from app.api.media_types import Media, prefers_event_stream, response_type, subscription_stream
+from app.api.operation_plans import OperationPlans
 from app.api.persisted_queries import PersistedQueries, PersistedQueryRefused
 from app.api.stream_transports import EventStreamResponses, LineFeedSSETransport, MultipartSubscriptions
 
@@ -96,6 +97,7 @@ class GraphQLHTTPView(EventStreamResponses):  # GraphQLView, SSE responses writt
         super().__init__(*args, **kwargs)
         self.event_streams = EventStreams(self)  # graphql-sse's single connection mode
         self.persisted_queries = PersistedQueries()
+        self.operation_plans: OperationPlans | None = None  # mutations by plan (operation_plans.py)
 
     async def __call__(self, request: web.Request) -> web.StreamResponse:
         if request.method == "HEAD":
@@ -103,6 +105,8 @@ class GraphQLHTTPView(EventStreamResponses):  # GraphQLView, SSE responses writt
         try:
             if self.event_streams.handles(request):
                 return await self.event_streams.handle(request)
+            if request.method == "POST" and (planned := await self.run_planned(request)) is not None:
+                return planned
             return await self.run(request=request)
         except PersistedQueryRefused as refused:
             headers = _NOT_CACHED if refused.code is ErrorCode.PERSISTED_QUERY_NOT_FOUND else None
@@ -110,6 +114,38 @@ class GraphQLHTTPView(EventStreamResponses):  # GraphQLView, SSE responses writt
         except HTTPException as exc:
             headers = {"Allow": ALLOWED_METHODS} if exc.status_code == 405 else None
             return error_response(request, exc.status_code, ErrorCode.BAD_USER_INPUT, exc.reason, headers)
+
+    async def run_planned(self, request: web.Request) -> web.Response | None:
+        """A JSON POST of a mutation that has a plan, answered as `run` would answer it; None
+        (before anything ran) for every other request, which `run` then answers."""
+        accept = request.headers.get("Accept")
+        if self.operation_plans is None or request.content_type != "application/json":
+            return None
+        if prefers_event_stream(accept):
+            return None
+        try:
+            data = self.decode_json(await request.read())
+        except ValueError:
+            return None
+        if not isinstance(data, dict):
+            return None
+        query, extensions = data.get("query"), data.get("extensions")
+        if extensions is not None:
+            if not isinstance(extensions, dict):
+                return None
+            query = self.persisted_queries.resolve(query, extensions)
+        if not isinstance(query, str):
+            return None
+        planned = self.operation_plans.executor(
+            query, data.get("variables"), data.get("operationName"), extensions
+        )
+        if planned is None:
+            return None
+        sub_response = await self.get_sub_response(request)
+        context = await self.get_context(request, sub_response)
+        result = await self.operation_plans.execute(*planned, context)
+        sub_response[JSON_ANSWER] = JsonAnswer(response_type(accept))  # executed: 200 whatever its errors
+        return self.create_response(await self.process_result(request, result), sub_response)
 
     def is_websocket_request(self, request: web.Request) -> TypeGuard[web.Request]:
         # Strawberry builds a WebSocketResponse to ask, twice per request: without `Upgrade:

@@ -19,6 +19,7 @@ from strawberry.subscriptions import (
 from app.api.context import Context
 from app.api.http_view import GraphQLHTTPView
 from app.api.loaders import Loaders
+from app.api.operation_plans import OperationPlans
 from app.api.revocation import authenticate_connection, authenticate_request
 from app.api.transport_errors import json_object
 from app.api.websocket_handlers import LegacyWSHandler, TransportWSHandler
@@ -45,6 +46,7 @@ class ModelgateView(GraphQLHTTPView):
             connection_init_wait_timeout=timedelta(seconds=30),
             max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
         )
+        self.operation_plans = OperationPlans(schema, settings)
 
     async def render_graphql_ide(self, request: web.Request) -> web.Response:
         # Our own GraphiQL page and bundles, not Strawberry's page that loads them from a CDN.
