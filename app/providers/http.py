@@ -19,7 +19,8 @@ import aiohttp
 import orjson
 
 from app.domain.calls import ProviderError, ProviderErrorCode
-from app.providers.outbound import UnsafeUpstreamError, check_url, resolver_kwargs
+from app.providers.exchanges import Exchanges
+from app.providers.outbound import GuardedResolver, UnsafeUpstreamError, check_url, resolver_kwargs
 from app.providers.redact import safe_detail
 from app.providers.sse import SseEvent, SseParser
 from app.wait_timer import WaitTimer
@@ -28,6 +29,11 @@ from app.wait_timer import WaitTimer
 ErrorReader = Callable[[int, Mapping[str, str], bytes], ProviderError]
 Response = aiohttp.ClientResponse
 
+_JSON_HEADERS = {
+    "content-type": "application/json",
+    "accept-encoding": "gzip, deflate",
+    "user-agent": "modelgate",
+}
 _MAX_RETRY_AFTER_SECONDS = 3600.0
 _SAFE_URLS_KEPT = 4096
 
@@ -53,6 +59,7 @@ class UpstreamHttp:
         self._safe_urls: set[str] = set()
         # Responses being read: closing the session alone would leave their readers waiting.
         self._open: set[Response] = set()
+        self._exchanges = Exchanges(None if allow_private else GuardedResolver())
 
     @classmethod
     def create(cls, timeouts: Timeouts, *, allow_private: bool, max_connections: int = 1000) -> UpstreamHttp:
@@ -79,6 +86,7 @@ class UpstreamHttp:
         """Ends every request still running (their readers see a closed connection), then the pool."""
         for response in list(self._open):
             response.close()
+        await self._exchanges.close()
         if self._session is not None:
             await self._session.close()
             self._session = None
@@ -99,12 +107,19 @@ class UpstreamHttp:
     async def post_json(
         self, url: str, body: Any, *, headers: Mapping[str, str], read_error: ErrorReader
     ) -> Any:
-        """POST a JSON body, return the parsed JSON answer."""
-        async with self.open(
-            "POST", url, body=body, headers=headers, read_error=read_error, streaming=False
-        ) as response:
-            content = await self.read(response)
-        return orjson.loads(content)
+        """POST a JSON body, return the parsed JSON answer (over `exchanges`, not aiohttp's client)."""
+        self._check(url)
+        request_headers = {**_JSON_HEADERS, **headers}
+        answer = await self._exchanges.post(
+            url,
+            orjson.dumps(body),
+            request_headers,
+            head_timeout=self.timeouts.connect + self.timeouts.first_byte,
+            body_timeout=self.timeouts.first_byte,
+        )
+        if answer.status >= 300:  # redirects are not followed: the answer is an error
+            raise read_error(answer.status, answer.headers, answer.body)
+        return orjson.loads(answer.body)
 
     async def read(self, response: Response) -> bytes:
         """The whole (decoded) body, within the first-byte timeout."""

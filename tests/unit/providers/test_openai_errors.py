@@ -242,7 +242,10 @@ async def test_finished_streams_leave_their_connection_for_reuse(
     adapter = openai_family_adapter(make_target(Provider.OPENAI, f"{openai_fake.url}/v1"), runtime)
     for _ in range(3):
         assert (await collect_result(adapter.stream(CHAT))).error is None
-    await adapter.complete(CHAT)
+    assert len({request.client_port for request in openai_fake.requests}) == 1
+    openai_fake.requests.clear()
+    for _ in range(3):  # one-shot calls keep their own connections (app/providers/exchanges.py)
+        await adapter.complete(CHAT)
     assert len({request.client_port for request in openai_fake.requests}) == 1
 
 
