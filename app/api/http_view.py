@@ -243,8 +243,10 @@ class GraphQLHTTPView(EventStreamResponses):  # GraphQLView, SSE responses writt
         body = response_data if isinstance(response_data, list) else answer.body(response_data)
         sub_response.set_status(answer.status)
         encoded = self.encode_json(body)
-        sub_response.text = encoded.decode() if isinstance(encoded, bytes) else encoded
-        sub_response.content_type = answer.media.value
+        # The body and header set as they are: aiohttp's `text` and `content_type` setters parse
+        # the Content-Type header back three times, on every response.
+        sub_response.body = encoded.encode() if isinstance(encoded, str) else encoded
+        sub_response.headers["Content-Type"] = f"{answer.media.value}; charset=utf-8"
         return sub_response
 
 

@@ -8,13 +8,13 @@ become values: their column's rule (app/domain/storable.py) and the DateTime sca
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from strawberry.schema.name_converter import NameConverter
 from strawberry.types.base import get_object_definition
 
 from app.domain.errors import CommonErrorCode, FieldError, UserInputError
-from app.domain.storable import json_problems
+from app.domain.storable import json_problems, text_problem
 
 # The schema's own converter (StrawberryConfig's default): python_name -> camelCase.
 _NAMES = NameConverter()
@@ -36,28 +36,34 @@ def _input_fields(value: object) -> tuple[tuple[str, str], ...] | None:
         return fields
 
 
-def _problems(value: object, path: tuple[str, ...]) -> Iterator[FieldError]:
-    if (fields := _input_fields(value)) is not None:
+def _problems(value: object, path: tuple[str, ...], found: list[FieldError]) -> list[FieldError]:
+    """Adds the problems of `value` (at `path`) to `found` (a list, not generators: this runs for
+    every field of every mutation)."""
+    if isinstance(value, str):  # most values: the check `json_problems` makes of a string
+        if (problem := text_problem(value)) is not None:
+            found.append(FieldError(CommonErrorCode.INVALID, problem, path))
+    elif (fields := _input_fields(value)) is not None:
         for python_name, name in fields:
-            yield from _problems(getattr(value, python_name), (*path, name))
+            _problems(getattr(value, python_name), (*path, name), found)
     elif isinstance(value, list) and any(_input_fields(item) is not None for item in value):
         for index, item in enumerate(value):
-            yield from _problems(item, (*path, str(index)))
+            _problems(item, (*path, str(index)), found)
     else:
-        # Strings, lists of scalars and JSON values; enums, decimals, datetimes and UNSET pass.
+        # Lists of scalars and JSON values; enums, decimals, datetimes and UNSET pass.
         for below, message in json_problems(value):
-            yield FieldError(CommonErrorCode.INVALID, message, (*path, *below))
+            found.append(FieldError(CommonErrorCode.INVALID, message, (*path, *below)))
+    return found
 
 
 def refuse_unstorable(input: object, path: Sequence[str] = ("input",)) -> None:
     """A mutation's input: every problem at once, as user errors on their fields."""
-    if errors := list(_problems(input, tuple(path))):
+    if errors := _problems(input, tuple(path), []):
         raise UserInputError(errors)
 
 
 def refuse_unstorable_named(value: object, name: str) -> None:
     """For errors that carry no field path (a query's top-level BAD_USER_INPUT, a stream's error
     event): each message names its field, e.g. "filter.search must not contain …"."""
-    if errors := list(_problems(value, (name,))):
+    if errors := _problems(value, (name,), []):
         named = [FieldError(e.code, f"{'.'.join(e.field or ())} {e.message}", e.field) for e in errors]
         raise UserInputError(named)
