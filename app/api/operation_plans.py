@@ -5,12 +5,12 @@ Strawberry's pipeline cost more than graphql-core's execution: an execution cont
 extensions bound and their hooks entered and left four times, the parse and validation caches
 looked up, the operation found again. Here a document is parsed, checked against the query limits
 and validated once (the same parser options and rules as Strawberry's path), and each request only
-coerces its variables and runs graphql-core's executor (`PlannedExecutor`, the resolvers and
-completion unchanged). What the schema's extensions do for an HTTP mutation is done directly: the
-operation is named for the access log and the metrics (`OperationObserver`), and errors get their
-code and request id (`ErrorFormatter`). The others have nothing to do here: the caller is checked
-again only on sockets (`CallerCheck`), the response cache keeps queries only, introspection can
-only be asked for in a query.
+coerces its variables and runs graphql-core's executor (the schema's own executor class, the
+resolvers and completion unchanged). What the schema's extensions do for an HTTP mutation is done
+directly: the operation is named for the access log and the metrics (`OperationObserver`), and
+errors get their code and request id (`ErrorFormatter`). The others have nothing to do here: the
+caller is checked again only on sockets (`CallerCheck`), the response cache keeps queries only,
+introspection can only be asked for in a query.
 
 A document qualifies when its operation is a mutation without directives. Anything else (a query,
 a subscription, a document that does not parse, validate or stay within the limits, variables

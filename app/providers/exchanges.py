@@ -4,8 +4,8 @@ connections: the non-streamed provider calls.
 aiohttp's client builds a request, URL, header and response model per call. A one-shot call needs
 none of that: its request is one write, its response one httptools parse into status, headers and
 body, which took a tenth off the server's CPU per gateway call (0.92 to 0.82 ms for the REST
-`chat/completions` at one client, `make bench`'s request). Streams,
-whose body is read as it comes, keep aiohttp's client (`app.providers.http`).
+`chat/completions` at one client, `make bench`'s request). Streams, whose body is read as it
+comes, keep aiohttp's client (`app.providers.http`).
 
 Connections are kept per origin while they are idle (at most `KEEPALIVE_SECONDS`); a connection the
 server closed, or whose exchange did not end cleanly (a timeout, a cancelled call, a body cut

@@ -1,6 +1,7 @@
-"""The one HTTP client every HTTP adapter shares: a pooled aiohttp session, the outbound-safety
-checks, the three timeouts (connect, first byte, idle between chunks), and mapping of non-2xx answers
-to ProviderError through a per-wire-format error reader.
+"""The one HTTP client every HTTP adapter shares: pooled connections (one-shot JSON calls over
+`exchanges`, streams and everything else over an aiohttp session), the outbound-safety checks, the
+three timeouts (connect, first byte, idle between chunks), and mapping of non-2xx answers to
+ProviderError through a per-wire-format error reader.
 
 aiohttp directly, not a generic client on top of it: a call crosses this layer once per request and
 once per streamed chunk, and a second client's request, URL and header models doubled its cost."""
@@ -109,7 +110,8 @@ class UpstreamHttp:
     ) -> Any:
         """POST a JSON body, return the parsed JSON answer (over `exchanges`, not aiohttp's client)."""
         self._check(url)
-        request_headers = {**_JSON_HEADERS, **headers}
+        # Names lower-cased: an adapter's "Content-Type" replaces ours instead of going out twice.
+        request_headers = _JSON_HEADERS | {name.lower(): value for name, value in headers.items()}
         answer = await self._exchanges.post(
             url,
             orjson.dumps(body),
