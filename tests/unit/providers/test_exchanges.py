@@ -54,7 +54,7 @@ class RawServer:
                     return
                 writer.write(answer)
                 await writer.drain()
-                if self.close_after_answer:
+                if self.close_after_answer or not answer:  # b"": closed without a word
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
@@ -172,13 +172,21 @@ async def test_a_server_that_does_not_answer_times_out_and_its_connection_is_dro
 
 
 async def test_a_kept_connection_closed_by_the_server_is_replaced_once(exchanges: Exchanges) -> None:
-    # The server answers, then drops the connection while it is kept: the next call finds it dead
-    # (nothing answered) and goes out once more on a new connection.
-    async with raw_server(lambda n, _: OK, close_after_answer=True) as server:
+    # The second request reaches a kept connection whose server closes it without answering (its
+    # keep-alive ran out as the request went): the call goes out once more on a new connection.
+    answers = [OK, b"", OK]
+    async with raw_server(lambda n, _: answers[n - 1]) as server:
         await post(exchanges, server)
-        await asyncio.sleep(0)  # the close may or may not have been seen: both must work
         assert (await post(exchanges, server)).body == b"{}"
-    assert len(server.requests) == 2
+    assert (len(server.requests), server.connections) == (3, 2)
+
+
+async def test_a_new_connection_closed_without_an_answer_is_not_sent_again(exchanges: Exchanges) -> None:
+    async with raw_server(lambda n, _: b"") as server:
+        with pytest.raises(ProviderError) as caught:
+            await post(exchanges, server)
+    assert caught.value.code is ProviderErrorCode.CONNECT_FAILED
+    assert len(server.requests) == 1
 
 
 async def test_nothing_is_sent_for_a_header_with_a_line_break(exchanges: Exchanges) -> None:
