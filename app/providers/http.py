@@ -141,7 +141,6 @@ class UpstreamHttp:
         read_error: ErrorReader,
         body: Any = None,
         raw_body: bytes | None = None,
-        streaming: bool = True,
     ) -> AsyncIterator[Response]:
         """Send a request and yield the response once its status is known to be 2xx. Leaving the
         block closes the response (and, if it was not fully read, its connection)."""
@@ -150,9 +149,8 @@ class UpstreamHttp:
         request_headers = dict(headers)
         if body is not None:
             request_headers.setdefault("content-type", "application/json")
-        if streaming:
-            # A compressing proxy or server buffers an event stream, delaying every token.
-            request_headers.setdefault("accept-encoding", "identity")
+        # A compressing proxy or server buffers an event stream, delaying every token.
+        request_headers.setdefault("accept-encoding", "identity")
         if self._session is None:
             self._session = self._new_session()
         session = self._session

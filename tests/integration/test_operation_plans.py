@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from app.api.operation_plans import OperationPlans
+from app.config import Settings
 from app.logs import JsonFormatter
 from app.metrics import GRAPHQL_OPERATIONS
 from app.services.demo import DemoKeys, seed_demo
@@ -190,7 +191,7 @@ async def test_a_planned_operation_is_counted_and_named_in_the_access_log(
     assert spy.executed == 2
 
 
-def test_an_extension_the_plans_do_not_know_turns_them_off(server: LiveServer) -> None:
+def test_an_extension_the_plans_do_not_know_turns_them_off(settings: Settings) -> None:
     class Unknown:
         pass
 
@@ -200,4 +201,4 @@ def test_an_extension_the_plans_do_not_know_turns_them_off(server: LiveServer) -
         def get_extensions(self) -> list[object]:
             return [Unknown()]
 
-    assert not OperationPlans(Schema(), server.services.settings).enabled
+    assert not OperationPlans(Schema(), settings).enabled
